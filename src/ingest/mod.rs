@@ -1,0 +1,1427 @@
+//! Ingest: detect each export's format by its header, decode it, map every record to the canonical
+//! schema, and say exactly what was read, rejected and decided (`LoadReport`).
+//!
+//! Owns: everything that knows about file formats. Must not: compute statistics. Personal fields are
+//! replaced by keyed hashes here, before any other module sees a record.
+
+pub mod decode;
+pub mod formats;
+pub mod mapping;
+pub mod schema;
+pub mod timestamp;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::privacy::Hasher;
+use decode::{Decoded, Encoding};
+use formats::{Container, FormatSpec, Kind};
+use mapping::Mapping;
+use schema::{OrderLine, Review};
+use timestamp::{format_utc, Instant, TimeResolution};
+
+/// A file-level problem: the file cannot be used at all.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Missing, unreadable, empty, not data, unrecognised, missing columns.
+    #[error("{}: {msg}", .path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// Too many bad rows for the chosen policy.
+    #[error("{}: {rejected} of {rows} rows rejected, more than --on-bad-rows allows ({policy}); first problems:\n{list}",
+        .path.display())]
+    TooManyBadRows {
+        /// The file.
+        path: PathBuf,
+        /// Rejected rows.
+        rejected: u64,
+        /// Data rows.
+        rows: u64,
+        /// Policy description.
+        policy: String,
+        /// First problems, one per line.
+        list: String,
+    },
+}
+
+/// One rejected row: where, which column, which value, what is wrong.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RowError {
+    /// 1-based line in the file (the header is line 1 of delimited files).
+    pub line: u64,
+    /// Source column name (or `-` for whole-row problems).
+    pub column: String,
+    /// The offending value, shortened and with control characters escaped.
+    pub value: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.column == "-" {
+            write!(f, "line {}: {}", self.line, self.problem)
+        } else {
+            write!(
+                f,
+                "line {}, column '{}': {} (value '{}')",
+                self.line, self.column, self.problem, self.value
+            )
+        }
+    }
+}
+
+fn short_value(v: &str) -> String {
+    let mut out: String = v.chars().take(60).flat_map(|c| c.escape_debug()).collect();
+    if v.chars().count() > 60 {
+        out.push('…');
+    }
+    out
+}
+
+/// What to do with rows that cannot be parsed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BadRowPolicy {
+    /// Any bad row fails the load.
+    Fail,
+    /// Skip every bad row (listed in the report).
+    Skip,
+    /// Skip up to the given share of a file's rows, fail above it.
+    SkipUpTo(f64),
+}
+
+impl BadRowPolicy {
+    fn describe(self) -> String {
+        match self {
+            BadRowPolicy::Fail => "fail: no bad rows allowed".into(),
+            BadRowPolicy::Skip => "skip".into(),
+            BadRowPolicy::SkipUpTo(s) => format!("skip up to {:.1}% of rows", s * 100.0),
+        }
+    }
+}
+
+/// Settings for a load.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Force the orders format (a name from `formats::format_names`).
+    pub orders_format: Option<String>,
+    /// Force the reviews format.
+    pub reviews_format: Option<String>,
+    /// Generic mapping files.
+    pub mappings: Vec<Mapping>,
+    /// Bad-row policy.
+    pub on_bad_rows: BadRowPolicy,
+    /// Keyed hasher for personal fields.
+    pub hasher: Hasher,
+    /// "Now", seconds since the epoch: later timestamps are rejected as future dates.
+    pub now: i64,
+}
+
+/// How many rejected rows a file report lists.
+pub const REJECTED_LISTED: usize = 20;
+
+/// Everything decided about one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    /// Path as given.
+    pub path: String,
+    /// Detected (or forced) format.
+    pub format: String,
+    /// Orders or reviews.
+    pub kind: Kind,
+    /// Encoding decision.
+    pub encoding: String,
+    /// Whether the file was gzip-compressed.
+    pub gzip: bool,
+    /// Field delimiter for delimited files.
+    pub delimiter: Option<String>,
+    /// Data records (header and blank lines excluded).
+    pub rows: u64,
+    /// Records accepted.
+    pub accepted: u64,
+    /// Records rejected.
+    pub rejected: u64,
+    /// The first rejected records with reasons.
+    pub rejected_rows: Vec<RowError>,
+    /// Earliest accepted instant (RFC 3339 UTC).
+    pub first: Option<String>,
+    /// Latest accepted instant.
+    pub last: Option<String>,
+    /// `second` if every accepted timestamp has a time of day, else `day`.
+    pub time_resolution: Option<TimeResolution>,
+    /// Canonical field → source column.
+    pub column_mapping: BTreeMap<String, String>,
+    /// Source columns not used.
+    pub unused_columns: Vec<String>,
+    /// Ids or postal codes that look mangled by Excel (first few, with line).
+    pub mangled_ids: Vec<String>,
+    /// How many values looked mangled.
+    pub mangled_count: u64,
+    /// How reviews from this file can be linked to orders.
+    pub link_by: String,
+    /// Other things worth knowing.
+    pub warnings: Vec<String>,
+}
+
+/// One loaded file.
+#[derive(Debug)]
+pub struct FileLoad {
+    /// What was decided.
+    pub report: FileReport,
+    /// Order lines (orders files).
+    pub orders: Vec<OrderLine>,
+    /// Reviews (reviews files).
+    pub reviews: Vec<Review>,
+}
+
+/// The whole load: every file, de-duplication and linking.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct LoadReport {
+    /// Per-file reports, orders files first.
+    pub files: Vec<FileReport>,
+    /// Order lines kept after de-duplication.
+    pub order_lines: u64,
+    /// Reviews kept after de-duplication.
+    pub reviews: u64,
+    /// Duplicate order lines dropped (same order id and item).
+    pub duplicate_order_lines: u64,
+    /// Duplicate reviews dropped (same review id).
+    pub duplicate_reviews: u64,
+    /// Duplicates whose content differed (first copy kept).
+    pub conflicting_duplicates: u64,
+    /// Reviews linked to an order.
+    pub linked_reviews: u64,
+    /// linked_reviews / reviews.
+    pub link_rate: f64,
+    /// How the links were made.
+    pub link_methods: BTreeMap<String, u64>,
+    /// `second` when every review has time of day.
+    pub review_time_resolution: Option<TimeResolution>,
+}
+
+/// Canonical data ready for analysis.
+#[derive(Debug, Default)]
+pub struct Dataset {
+    /// Order lines.
+    pub orders: Vec<OrderLine>,
+    /// Reviews.
+    pub reviews: Vec<Review>,
+    /// What happened while loading.
+    pub report: LoadReport,
+}
+
+/// Access to one record's cells by canonical field.
+trait Record {
+    fn get(&self, field: &str) -> Option<&str>;
+}
+
+struct DelimRecord<'a> {
+    cells: Vec<&'a str>,
+    index: &'a HashMap<String, usize>,
+    filled: &'a HashMap<String, String>,
+}
+
+impl Record for DelimRecord<'_> {
+    fn get(&self, field: &str) -> Option<&str> {
+        let v = self
+            .index
+            .get(field)
+            .and_then(|&i| self.cells.get(i))
+            .map(|s| s.trim());
+        match v {
+            Some(s) if !s.is_empty() => Some(s),
+            _ => self.filled.get(field).map(|s| s.as_str()),
+        }
+    }
+}
+
+struct JsonRecord {
+    values: HashMap<String, String>,
+}
+
+impl Record for JsonRecord {
+    fn get(&self, field: &str) -> Option<&str> {
+        self.values
+            .get(field)
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// File stem used for generated review ids: `reviews.jsonl.gz` → `reviews`.
+pub fn file_stem(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = name
+        .strip_suffix(".gz")
+        .or_else(|| name.strip_suffix(".GZ"))
+        .unwrap_or(&name);
+    match name.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem.to_string(),
+        _ => name.to_string(),
+    }
+}
+
+fn sniff_delimiter(first_line: &str) -> u8 {
+    let count = |c: char| first_line.matches(c).count();
+    let (tabs, commas, semis) = (count('\t'), count(','), count(';'));
+    if tabs > 0 && tabs >= commas && tabs >= semis {
+        b'\t'
+    } else if semis > commas {
+        b';'
+    } else {
+        b','
+    }
+}
+
+fn is_excel_mangled(v: &str) -> bool {
+    // 5.80293E+13, 1.23e+15: a long numeric id Excel turned into scientific notation.
+    let v = v.trim();
+    let Some((mant, exp)) = v.split_once(['E', 'e']) else {
+        return false;
+    };
+    let exp = exp.strip_prefix('+').unwrap_or(exp);
+    !mant.is_empty()
+        && mant.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && mant.chars().next().is_some_and(|c| c.is_ascii_digit())
+        && !exp.is_empty()
+        && exp.chars().all(|c| c.is_ascii_digit())
+}
+
+const ID_FIELDS: &[&str] = &[
+    "order_id",
+    "order_item_id",
+    "product_id",
+    "review_id",
+    "reviewer_id",
+    "sku",
+];
+
+/// Values parsed from one record before building the canonical type.
+struct Ctx<'a> {
+    spec: &'a FormatSpec,
+    col_name: &'a HashMap<String, String>,
+    opts: &'a LoadOptions,
+    line: u64,
+}
+
+impl Ctx<'_> {
+    fn err(&self, field: &str, value: &str, problem: impl Into<String>) -> RowError {
+        RowError {
+            line: self.line,
+            column: self
+                .col_name
+                .get(field)
+                .cloned()
+                .unwrap_or_else(|| field.to_string()),
+            value: short_value(value),
+            problem: problem.into(),
+        }
+    }
+
+    fn required<'r>(&self, rec: &'r dyn Record, field: &str) -> Result<&'r str, RowError> {
+        match rec.get(field) {
+            Some(v) => {
+                if ID_FIELDS.contains(&field) && is_excel_mangled(v) {
+                    return Err(self.err(
+                        field,
+                        v,
+                        "id looks mangled by Excel (scientific notation); export again without opening it in Excel",
+                    ));
+                }
+                Ok(v)
+            }
+            None => Err(self.err(field, "", format!("required value is empty ({field})"))),
+        }
+    }
+
+    fn optional_id(&self, rec: &dyn Record, field: &str) -> Result<Option<String>, RowError> {
+        match rec.get(field) {
+            Some(v) if ID_FIELDS.contains(&field) && is_excel_mangled(v) => Err(self.err(
+                field,
+                v,
+                "id looks mangled by Excel (scientific notation); export again without opening it in Excel",
+            )),
+            v => Ok(v.map(str::to_string)),
+        }
+    }
+
+    fn instant(&self, field: &str, v: &str) -> Result<Instant, RowError> {
+        let parsed = match &self.spec.timestamp_format {
+            Some(fmt) => {
+                timestamp::parse_with_format(v, fmt, self.spec.naive_offset_secs, self.opts.now)
+            }
+            None => timestamp::parse_timestamp(
+                v,
+                self.spec.epoch_unit,
+                self.spec.naive_offset_secs,
+                self.opts.now,
+            ),
+        };
+        let mut inst = parsed.map_err(|e| self.err(field, v, format!("unparseable date: {e}")))?;
+        if self.spec.day_resolution {
+            inst = Instant {
+                secs: inst.secs.div_euclid(86_400) * 86_400,
+                resolution: TimeResolution::Day,
+            };
+        }
+        Ok(inst)
+    }
+
+    fn number(&self, field: &str, v: &str) -> Result<f64, RowError> {
+        let cleaned: String = v
+            .chars()
+            .filter(|c| !matches!(c, '$' | '€' | '£' | '¥' | ' '))
+            .collect();
+        let cleaned = if cleaned.contains(',') && !cleaned.contains('.') {
+            cleaned.replace(',', ".")
+        } else {
+            cleaned.replace(',', "")
+        };
+        cleaned
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| self.err(field, v, "not a number"))
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "t" | "y" | "yes" | "1" | "verified purchase" | "verified" => Some(true),
+        "false" | "f" | "n" | "no" | "0" | "unverified" | "not verified" => Some(false),
+        _ => None,
+    }
+}
+
+fn build_review(
+    rec: &dyn Record,
+    c: &Ctx,
+    record_index: u64,
+    stem: &str,
+    source: u32,
+) -> Result<Review, RowError> {
+    let h = &c.opts.hasher;
+    let product_id = c.required(rec, "product_id")?.to_string();
+    let email_key = rec.get("reviewer_email").and_then(|v| h.hash("email", v));
+    let name_key = rec.get("reviewer_name").and_then(|v| h.hash("name", v));
+    let reviewer_id = match c.optional_id(rec, "reviewer_id")? {
+        Some(id) => id,
+        None => match (&email_key, &name_key) {
+            (Some(k), _) | (None, Some(k)) => k.clone(),
+            (None, None) => return Err(c.err("reviewer_id", "", "no reviewer id, email or name")),
+        },
+    };
+    let rating_raw = c.required(rec, "rating")?;
+    let rating_f = c.number("rating", rating_raw)?;
+    if !(1.0..=5.0).contains(&rating_f) || rating_f.fract() != 0.0 {
+        return Err(c.err(
+            "rating",
+            rating_raw,
+            "rating must be a whole number from 1 to 5",
+        ));
+    }
+    let created_raw = c.required(rec, "created_at")?;
+    let created = c.instant("created_at", created_raw)?;
+    let helpful_votes = match rec.get("helpful_votes") {
+        Some(v) => Some(
+            v.replace(',', "")
+                .parse::<f64>()
+                .ok()
+                .filter(|x| *x >= 0.0 && x.is_finite())
+                .map(|x| x as u32)
+                .ok_or_else(|| c.err("helpful_votes", v, "not a non-negative number"))?,
+        ),
+        None => None,
+    };
+    let review_id = match c.optional_id(rec, "review_id")? {
+        Some(id) => id,
+        None => format!("{stem}#{record_index}"),
+    };
+    Ok(Review {
+        review_id,
+        product_id,
+        reviewer_id,
+        rating: rating_f as u8,
+        created_at: created.secs,
+        resolution: created.resolution,
+        title: rec.get("title").map(str::to_string),
+        text: rec.get("text").map(str::to_string),
+        verified: rec.get("verified").and_then(parse_bool),
+        order_id: c.optional_id(rec, "order_id")?,
+        reviewer_key: email_key,
+        ip_key: rec.get("reviewer_ip").and_then(|v| h.hash("ip", v)),
+        helpful_votes,
+        source,
+        line: c.line,
+        linked_order: None,
+    })
+}
+
+/// Postal code repair: `400081.0` → `400081` (flagged as mangled).
+fn clean_postal(v: &str) -> (String, bool) {
+    let t = v.trim();
+    if let Some(body) = t.strip_suffix(".0") {
+        if !body.is_empty() && body.chars().all(|c| c.is_ascii_digit()) {
+            return (body.to_string(), true);
+        }
+    }
+    (t.to_string(), false)
+}
+
+fn build_order(
+    rec: &dyn Record,
+    c: &Ctx,
+    source: u32,
+    mangled: &mut Vec<String>,
+) -> Result<OrderLine, RowError> {
+    let h = &c.opts.hasher;
+    let order_id = c.required(rec, "order_id")?.to_string();
+    let purchased_raw = c.required(rec, "purchased_at")?;
+    let purchased = c.instant("purchased_at", purchased_raw)?;
+    let product_id = c.required(rec, "product_id")?.to_string();
+    let shipped_at = match rec.get("shipped_at") {
+        Some(v) => Some(c.instant("shipped_at", v)?.secs),
+        None => None,
+    };
+    let quantity = match rec.get("quantity") {
+        Some(v) => {
+            let q = c
+                .number("quantity", v)
+                .map_err(|_| c.err("quantity", v, "quantity is not a number"))?;
+            if q < 0.0 || q.fract() != 0.0 || q > 1e6 {
+                return Err(c.err("quantity", v, "quantity must be a whole number ≥ 0"));
+            }
+            q as u32
+        }
+        None => 1,
+    };
+    let item_price = match rec.get("item_price") {
+        Some(v) => Some(c.number("item_price", v)?),
+        None => None,
+    };
+    let discount = match rec.get("discount") {
+        Some(v) => Some(c.number("discount", v)?.abs()),
+        None => None,
+    };
+    let postal_key = rec.get("ship_postal_code").and_then(|v| {
+        let (p, was_mangled) = clean_postal(v);
+        if was_mangled {
+            mangled.push(format!("line {}: postal code '{}'", c.line, short_value(v)));
+        }
+        // ZIP+4 → ZIP5 so one area is one key.
+        let p = match p.split_once('-') {
+            Some((zip, plus4)) if zip.len() == 5 && plus4.len() == 4 => zip.to_string(),
+            _ => p,
+        };
+        h.hash("postal", &p)
+    });
+    let address_key = rec.get("ship_address").and_then(|a| {
+        h.hash(
+            "address",
+            &format!("{a}|{}", rec.get("ship_postal_code").unwrap_or("")),
+        )
+    });
+    Ok(OrderLine {
+        order_id,
+        order_item_id: c.optional_id(rec, "order_item_id")?,
+        purchased_at: purchased.secs,
+        resolution: purchased.resolution,
+        shipped_at,
+        product_id,
+        sku: c.optional_id(rec, "sku")?,
+        quantity,
+        item_price,
+        discount,
+        currency: rec.get("currency").map(str::to_string),
+        status: rec.get("status").map(str::to_string),
+        buyer_key: rec
+            .get("buyer_key")
+            .map(str::to_string)
+            .or_else(|| rec.get("buyer_email").and_then(|v| h.hash("email", v))),
+        address_key,
+        postal_key,
+        ship_city: rec.get("ship_city").map(str::to_string),
+        ship_state: rec.get("ship_state").map(str::to_string),
+        ship_country: rec.get("ship_country").map(str::to_string),
+        promotion_ids: rec.get("promotion_ids").map(str::to_string),
+        fulfillment_channel: rec.get("fulfillment_channel").map(str::to_string),
+        source,
+        line: c.line,
+    })
+}
+
+/// Accumulates accepted records and rejections for one file.
+struct Sink {
+    kind: Kind,
+    orders: Vec<OrderLine>,
+    reviews: Vec<Review>,
+    rows: u64,
+    rejected: u64,
+    rejected_rows: Vec<RowError>,
+    min: i64,
+    max: i64,
+    any_day: bool,
+    any_second: bool,
+    mangled: Vec<String>,
+    mangled_count: u64,
+}
+
+impl Sink {
+    fn new(kind: Kind) -> Self {
+        Sink {
+            kind,
+            orders: Vec::new(),
+            reviews: Vec::new(),
+            rows: 0,
+            rejected: 0,
+            rejected_rows: Vec::new(),
+            min: i64::MAX,
+            max: i64::MIN,
+            any_day: false,
+            any_second: false,
+            mangled: Vec::new(),
+            mangled_count: 0,
+        }
+    }
+
+    fn reject(&mut self, e: RowError) {
+        self.rejected += 1;
+        if e.problem.contains("mangled") {
+            self.mangled_count += 1;
+            if self.mangled.len() < REJECTED_LISTED {
+                self.mangled
+                    .push(format!("line {}: {} '{}'", e.line, e.column, e.value));
+            }
+        }
+        if self.rejected_rows.len() < REJECTED_LISTED {
+            self.rejected_rows.push(e);
+        }
+    }
+
+    fn accept_time(&mut self, secs: i64, res: TimeResolution) {
+        self.min = self.min.min(secs);
+        self.max = self.max.max(secs);
+        match res {
+            TimeResolution::Day => self.any_day = true,
+            TimeResolution::Second => self.any_second = true,
+        }
+    }
+
+    fn record(&mut self, rec: &dyn Record, c: &Ctx, record_index: u64, stem: &str, source: u32) {
+        self.rows += 1;
+        match self.kind {
+            Kind::Reviews => match build_review(rec, c, record_index, stem, source) {
+                Ok(r) => {
+                    self.accept_time(r.created_at, r.resolution);
+                    self.reviews.push(r);
+                }
+                Err(e) => self.reject(e),
+            },
+            Kind::Orders => {
+                let mut m = Vec::new();
+                let res = build_order(rec, c, source, &mut m);
+                self.mangled_count += m.len() as u64;
+                for x in m {
+                    if self.mangled.len() < REJECTED_LISTED {
+                        self.mangled.push(x);
+                    }
+                }
+                match res {
+                    Ok(o) => {
+                        self.accept_time(o.purchased_at, o.resolution);
+                        self.orders.push(o);
+                    }
+                    Err(e) => self.reject(e),
+                }
+            }
+        }
+    }
+}
+
+/// Pick the format for a header: forced name, else a mapping file that fits, else detection.
+fn choose_spec(
+    path: &Path,
+    header_norm: &[String],
+    container: Container,
+    want: Option<Kind>,
+    opts: &LoadOptions,
+) -> Result<FormatSpec, IngestError> {
+    let file_err = |msg: String| IngestError::File {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let forced = match want {
+        Some(Kind::Orders) => opts.orders_format.as_deref(),
+        Some(Kind::Reviews) => opts.reviews_format.as_deref(),
+        None => None,
+    };
+    let fitting_mapping = || {
+        opts.mappings
+            .iter()
+            .filter(|m| want.is_none_or(|k| k == m.kind))
+            .map(|m| m.spec())
+            .find(|s| formats::matches(s, header_norm))
+    };
+    if let Some(name) = forced {
+        if name == "generic" {
+            if let Some(s) = fitting_mapping() {
+                return Ok(s);
+            }
+            let kind = want.unwrap_or(Kind::Reviews);
+            let s = formats::generic_spec(kind, None, None, 0);
+            check_signature(&s, header_norm).map_err(file_err)?;
+            return Ok(s);
+        }
+        let s = formats::by_name(name)
+            .ok_or_else(|| file_err(format!("unknown format '{name}'")))?
+            .clone();
+        check_signature(&s, header_norm).map_err(file_err)?;
+        return Ok(s);
+    }
+    if let Some(s) = formats::detect(header_norm, container, want) {
+        return Ok(s);
+    }
+    if let Some(s) = fitting_mapping() {
+        return Ok(s);
+    }
+    // Explain the nearest miss: which built-in format has most of its columns, and what lacks.
+    let nearest = formats::FORMATS
+        .iter()
+        .filter(|f| want.is_none_or(|k| k == f.kind))
+        .map(|f| {
+            let missing: Vec<&str> = f
+                .signature
+                .iter()
+                .filter(|g| !g.iter().any(|a| header_norm.contains(a)))
+                .map(|g| g[0].as_str())
+                .collect();
+            (f.signature.len() - missing.len(), f, missing)
+        })
+        .filter(|(hit, _, _)| *hit >= 2)
+        .max_by_key(|(hit, _, _)| *hit);
+    let shown: Vec<&str> = header_norm.iter().take(8).map(|s| s.as_str()).collect();
+    let mut msg = format!(
+        "unrecognised {} layout (first columns: {})",
+        want.map(Kind::as_str).unwrap_or("export"),
+        shown.join(", ")
+    );
+    if let Some((_, f, missing)) = nearest {
+        msg.push_str(&format!(
+            "; closest format is {} but required column(s) are missing: {}",
+            f.name,
+            missing.join(", ")
+        ));
+    }
+    msg.push_str("; name the format with --orders-format/--reviews-format or describe the layout with --mapping FILE");
+    Err(file_err(msg))
+}
+
+fn check_signature(s: &FormatSpec, header_norm: &[String]) -> Result<(), String> {
+    let missing: Vec<&str> = s
+        .signature
+        .iter()
+        .filter(|g| !g.iter().any(|a| header_norm.contains(a)))
+        .map(|g| g[0].as_str())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "missing required column(s) for format {}: {}",
+            s.name,
+            missing.join(", ")
+        ))
+    }
+}
+
+/// Resolve canonical field → (column index, original column name) for a header.
+fn resolve_columns(
+    spec: &FormatSpec,
+    header: &[String],
+    header_norm: &[String],
+) -> (HashMap<String, usize>, HashMap<String, String>) {
+    let mut index = HashMap::new();
+    let mut names = HashMap::new();
+    for (field, aliases) in &spec.fields {
+        for a in aliases {
+            if let Some(i) = header_norm.iter().position(|h| h == a) {
+                index.insert(field.clone(), i);
+                names.insert(field.clone(), header[i].trim().to_string());
+                break;
+            }
+        }
+    }
+    (index, names)
+}
+
+fn required_fields(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Reviews => &["product_id", "rating", "created_at"],
+        Kind::Orders => formats::ORDER_REQUIRED,
+    }
+}
+
+/// Load one file. `want` is the side it was given for (`--orders` / `--reviews`), or `None` for
+/// `inspect`, which takes either.
+pub fn load_file(
+    path: &Path,
+    source: u32,
+    want: Option<Kind>,
+    opts: &LoadOptions,
+) -> Result<FileLoad, IngestError> {
+    let file_err = |msg: String| IngestError::File {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let decoded = decode::read_file(path)?;
+    let stem = file_stem(path);
+    let (text, encoding, gzip, replaced) = match decoded {
+        Decoded::Text {
+            text,
+            encoding,
+            gzip,
+            replaced_chars,
+        } => (text, encoding, gzip, replaced_chars),
+        Decoded::Parquet { bytes, gzip } => {
+            let (header, rows) = mapping::parquet_rows(bytes)
+                .map_err(|e| file_err(format!("cannot read Parquet: {e}")))?;
+            return load_rows(
+                path,
+                source,
+                want,
+                opts,
+                header,
+                rows,
+                Encoding::Parquet,
+                gzip,
+                &stem,
+            );
+        }
+    };
+    let mut warnings = Vec::new();
+    if replaced > 0 {
+        warnings.push(format!(
+            "{replaced} characters could not be decoded and were replaced"
+        ));
+    }
+    let first_char = text.trim_start().chars().next().unwrap_or(' ');
+    if first_char == '[' {
+        return Err(file_err(
+            "is a JSON array; revaudit reads JSON Lines (one object per line)".into(),
+        ));
+    }
+    if first_char == '{' {
+        return load_jsonl(
+            path, source, want, opts, &text, encoding, gzip, &stem, warnings,
+        );
+    }
+    // Delimited.
+    let first_line = text.lines().next().unwrap_or("");
+    let delim = sniff_delimiter(first_line);
+    let mut header_reader = csv::ReaderBuilder::new()
+        .delimiter(delim)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(first_line.as_bytes());
+    let header: Vec<String> = match header_reader.records().next() {
+        Some(Ok(r)) => r.iter().map(|s| s.to_string()).collect(),
+        _ => return Err(file_err("has no readable header line".into())),
+    };
+    let header_norm: Vec<String> = header.iter().map(|h| formats::norm_header(h)).collect();
+    if header_norm.iter().any(|h| h.is_empty())
+        && header_norm.iter().filter(|h| !h.is_empty()).count() < 2
+    {
+        return Err(file_err("has no header line (first line is empty)".into()));
+    }
+    if header.iter().any(|h| h != h.trim()) {
+        warnings
+            .push("header cells have surrounding spaces (file re-saved in Excel?); trimmed".into());
+    }
+    let spec = choose_spec(path, &header_norm, Container::Delimited, want, opts)?;
+    let (index, names) = resolve_columns(&spec, &header, &header_norm);
+    if let Some(miss) = required_fields(spec.kind)
+        .iter()
+        .find(|f| !index.contains_key(**f))
+    {
+        return Err(file_err(format!(
+            "missing required column for {miss} (format {})",
+            spec.name
+        )));
+    }
+    let quoting = spec.quoting || delim != b'\t';
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(delim)
+        .has_headers(false)
+        .flexible(true)
+        .quoting(quoting)
+        .from_reader(text.as_bytes());
+    let mut sink = Sink::new(spec.kind);
+    let n_cols = header.len();
+    let mut record = csv::StringRecord::new();
+    let mut first = true;
+    let mut record_index: u64 = 0;
+    let mut filled: HashMap<String, String> = HashMap::new();
+    let mut last_order: Option<String> = None;
+    const FILL: &[&str] = &[
+        "purchased_at",
+        "buyer_email",
+        "buyer_name",
+        "ship_postal_code",
+        "ship_city",
+        "ship_state",
+        "ship_country",
+        "currency",
+        "status",
+        "shipped_at",
+        "promotion_ids",
+        "ship_address",
+    ];
+    loop {
+        match rdr.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                sink.rows += 1;
+                sink.reject(RowError {
+                    line,
+                    column: "-".into(),
+                    value: String::new(),
+                    problem: format!("unreadable row: {e}"),
+                });
+                record_index += 1;
+                continue;
+            }
+        }
+        if first {
+            first = false;
+            continue;
+        }
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if record.len() == 1 && record.get(0).is_some_and(|s| s.trim().is_empty()) {
+            continue; // blank line
+        }
+        if record.len() != n_cols {
+            sink.rows += 1;
+            sink.reject(RowError {
+                line,
+                column: "-".into(),
+                value: String::new(),
+                problem: format!(
+                    "wrong number of fields: expected {n_cols}, found {}{}",
+                    record.len(),
+                    if record.len() > n_cols && delim == b'\t' {
+                        " (a tab inside a text field?)"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+            record_index += 1;
+            continue;
+        }
+        let cells: Vec<&str> = record.iter().collect();
+        if spec.fill_forward_by_order {
+            let oid = index
+                .get("order_id")
+                .and_then(|&i| cells.get(i))
+                .map(|s| s.trim().to_string());
+            if oid.is_none() || oid != last_order {
+                filled.clear();
+                for f in FILL {
+                    if let Some(v) = index
+                        .get(*f)
+                        .and_then(|&i| cells.get(i))
+                        .map(|s| s.trim())
+                        .filter(|s| !s.is_empty())
+                    {
+                        filled.insert(f.to_string(), v.to_string());
+                    }
+                }
+                last_order = oid;
+            }
+        }
+        let empty = HashMap::new();
+        let rec = DelimRecord {
+            cells,
+            index: &index,
+            filled: if spec.fill_forward_by_order {
+                &filled
+            } else {
+                &empty
+            },
+        };
+        let ctx = Ctx {
+            spec: &spec,
+            col_name: &names,
+            opts,
+            line,
+        };
+        sink.record(&rec, &ctx, record_index, &stem, source);
+        record_index += 1;
+    }
+    let delimiter = Some(match delim {
+        b'\t' => "tab".to_string(),
+        b';' => "semicolon".to_string(),
+        _ => "comma".to_string(),
+    });
+    Ok(finish(
+        path, spec, encoding, gzip, delimiter, sink, &header, &names, warnings,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn load_jsonl(
+    path: &Path,
+    source: u32,
+    want: Option<Kind>,
+    opts: &LoadOptions,
+    text: &str,
+    encoding: Encoding,
+    gzip: bool,
+    stem: &str,
+    warnings: Vec<String>,
+) -> Result<FileLoad, IngestError> {
+    // The key set: union of the first 50 parseable lines (optional keys are often absent).
+    let mut keys: Vec<String> = Vec::new();
+    let mut seen = HashSet::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()).take(50) {
+        if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(line) {
+            for k in m.keys() {
+                if seen.insert(k.to_lowercase()) {
+                    keys.push(k.clone());
+                }
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Err(IngestError::File {
+            path: path.to_path_buf(),
+            msg: "starts like JSON but its first lines are not valid JSON objects".into(),
+        });
+    }
+    let keys_norm: Vec<String> = keys.iter().map(|k| k.to_lowercase()).collect();
+    let spec = choose_spec(path, &keys_norm, Container::JsonLines, want, opts)?;
+    let (index, names) = resolve_columns(&spec, &keys, &keys_norm);
+    if let Some(miss) = required_fields(spec.kind)
+        .iter()
+        .find(|f| !index.contains_key(**f))
+    {
+        return Err(IngestError::File {
+            path: path.to_path_buf(),
+            msg: format!("missing required key for {miss} (format {})", spec.name),
+        });
+    }
+    // canonical field → (lower-case key, optional array index)
+    let mut field_keys: Vec<(String, String, Option<usize>)> = Vec::new();
+    for (field, aliases) in &spec.fields {
+        for a in aliases {
+            let (base, idx) = match a.split_once('[') {
+                Some((b, rest)) => (
+                    b.to_string(),
+                    rest.trim_end_matches(']').parse::<usize>().ok(),
+                ),
+                None => (a.clone(), None),
+            };
+            if keys_norm.contains(&base) {
+                field_keys.push((field.clone(), base, idx));
+                break;
+            }
+        }
+    }
+    let mut sink = Sink::new(spec.kind);
+    let mut record_index: u64 = 0;
+    for (i, line) in text.lines().enumerate() {
+        let lineno = i as u64 + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let obj = match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(serde_json::Value::Object(m)) => m,
+            Ok(_) => {
+                sink.rows += 1;
+                sink.reject(RowError {
+                    line: lineno,
+                    column: "-".into(),
+                    value: String::new(),
+                    problem: "line is JSON but not an object".into(),
+                });
+                record_index += 1;
+                continue;
+            }
+            Err(e) => {
+                sink.rows += 1;
+                sink.reject(RowError {
+                    line: lineno,
+                    column: "-".into(),
+                    value: String::new(),
+                    problem: format!("malformed JSON: {e}"),
+                });
+                record_index += 1;
+                continue;
+            }
+        };
+        let lower: HashMap<String, &serde_json::Value> =
+            obj.iter().map(|(k, v)| (k.to_lowercase(), v)).collect();
+        let mut values = HashMap::new();
+        for (field, key, idx) in &field_keys {
+            let v = match (lower.get(key), idx) {
+                (Some(serde_json::Value::Array(a)), Some(i)) => a.get(*i),
+                (Some(v), None) => Some(*v),
+                _ => None,
+            };
+            let s = match v {
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                Some(serde_json::Value::Bool(b)) => Some(b.to_string()),
+                _ => None,
+            };
+            if let Some(s) = s {
+                values.insert(field.clone(), s);
+            }
+        }
+        let rec = JsonRecord { values };
+        let ctx = Ctx {
+            spec: &spec,
+            col_name: &names,
+            opts,
+            line: lineno,
+        };
+        sink.record(&rec, &ctx, record_index, stem, source);
+        record_index += 1;
+    }
+    let _ = index;
+    Ok(finish(
+        path, spec, encoding, gzip, None, sink, &keys, &names, warnings,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn load_rows(
+    path: &Path,
+    source: u32,
+    want: Option<Kind>,
+    opts: &LoadOptions,
+    header: Vec<String>,
+    rows: Vec<Vec<Option<String>>>,
+    encoding: Encoding,
+    gzip: bool,
+    stem: &str,
+) -> Result<FileLoad, IngestError> {
+    let header_norm: Vec<String> = header.iter().map(|h| formats::norm_header(h)).collect();
+    let spec = choose_spec(path, &header_norm, Container::Any, want, opts)?;
+    let (index, names) = resolve_columns(&spec, &header, &header_norm);
+    if let Some(miss) = required_fields(spec.kind)
+        .iter()
+        .find(|f| !index.contains_key(**f))
+    {
+        return Err(IngestError::File {
+            path: path.to_path_buf(),
+            msg: format!("missing required column for {miss} (format {})", spec.name),
+        });
+    }
+    let mut sink = Sink::new(spec.kind);
+    let empty = HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        let cells: Vec<&str> = row.iter().map(|c| c.as_deref().unwrap_or("")).collect();
+        let rec = DelimRecord {
+            cells,
+            index: &index,
+            filled: &empty,
+        };
+        // Parquet has no lines: "line" is the 1-based row number.
+        let ctx = Ctx {
+            spec: &spec,
+            col_name: &names,
+            opts,
+            line: i as u64 + 1,
+        };
+        sink.record(&rec, &ctx, i as u64, stem, source);
+    }
+    Ok(finish(
+        path,
+        spec,
+        encoding,
+        gzip,
+        None,
+        sink,
+        &header,
+        &names,
+        Vec::new(),
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    path: &Path,
+    spec: FormatSpec,
+    encoding: Encoding,
+    gzip: bool,
+    delimiter: Option<String>,
+    sink: Sink,
+    header: &[String],
+    names: &HashMap<String, String>,
+    mut warnings: Vec<String>,
+) -> FileLoad {
+    let used: HashSet<&str> = names.values().map(|s| s.as_str()).collect();
+    let unused_columns: Vec<String> = header
+        .iter()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !used.contains(h.as_str()))
+        .collect();
+    if sink.rows == 0 {
+        warnings.push("no data rows (header only)".into());
+    }
+    let accepted = sink.rows - sink.rejected;
+    let time_resolution = match (sink.any_second, sink.any_day) {
+        (false, false) => None,
+        (true, false) => Some(TimeResolution::Second),
+        _ => Some(TimeResolution::Day),
+    };
+    if sink.any_second && sink.any_day {
+        warnings.push(
+            "mixed time resolution: some values have only a date; treated as day resolution".into(),
+        );
+    }
+    let report = FileReport {
+        path: path.display().to_string(),
+        format: spec.name.clone(),
+        kind: spec.kind,
+        encoding: encoding.label().to_string(),
+        gzip,
+        delimiter,
+        rows: sink.rows,
+        accepted,
+        rejected: sink.rejected,
+        rejected_rows: sink.rejected_rows,
+        first: (accepted > 0).then(|| format_utc(sink.min)),
+        last: (accepted > 0).then(|| format_utc(sink.max)),
+        time_resolution,
+        column_mapping: names.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        unused_columns,
+        mangled_ids: sink.mangled,
+        mangled_count: sink.mangled_count,
+        link_by: spec.link_by.to_string(),
+        warnings,
+    };
+    FileLoad {
+        report,
+        orders: sink.orders,
+        reviews: sink.reviews,
+    }
+}
+
+/// Apply the bad-row policy to a loaded file.
+pub fn check_bad_rows(load: &FileLoad, policy: BadRowPolicy) -> Result<(), IngestError> {
+    let r = &load.report;
+    let too_many = match policy {
+        BadRowPolicy::Fail => r.rejected > 0,
+        BadRowPolicy::Skip => false,
+        BadRowPolicy::SkipUpTo(share) => r.rejected as f64 > share * r.rows as f64,
+    };
+    if !too_many {
+        return Ok(());
+    }
+    let list = r
+        .rejected_rows
+        .iter()
+        .take(10)
+        .map(|e| format!("  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Err(IngestError::TooManyBadRows {
+        path: PathBuf::from(&r.path),
+        rejected: r.rejected,
+        rows: r.rows,
+        policy: policy.describe(),
+        list,
+    })
+}
+
+/// Load every orders and reviews file, apply the bad-row policy, concatenate, de-duplicate by id and
+/// link reviews to orders.
+pub fn load_dataset(
+    orders: &[PathBuf],
+    reviews: &[PathBuf],
+    opts: &LoadOptions,
+) -> Result<Dataset, IngestError> {
+    let mut ds = Dataset::default();
+    let mut source = 0u32;
+    let mut seen_orders: HashMap<(String, String), usize> = HashMap::new();
+    let mut seen_reviews: HashMap<String, usize> = HashMap::new();
+    let mut seen_content: HashSet<(String, String, i64)> = HashSet::new();
+    for (paths, kind) in [(orders, Kind::Orders), (reviews, Kind::Reviews)] {
+        for p in paths {
+            let load = load_file(p, source, Some(kind), opts)?;
+            check_bad_rows(&load, opts.on_bad_rows)?;
+            source += 1;
+            for o in load.orders {
+                let item = o.order_item_id.clone().unwrap_or_else(|| {
+                    format!("{}|{}", o.product_id, o.sku.as_deref().unwrap_or(""))
+                });
+                match seen_orders.get(&(o.order_id.clone(), item.clone())) {
+                    Some(&i) => {
+                        ds.report.duplicate_order_lines += 1;
+                        let prev = &ds.orders[i];
+                        if prev.quantity != o.quantity
+                            || prev.purchased_at != o.purchased_at
+                            || prev.item_price != o.item_price
+                        {
+                            ds.report.conflicting_duplicates += 1;
+                        }
+                    }
+                    None => {
+                        seen_orders.insert((o.order_id.clone(), item), ds.orders.len());
+                        ds.orders.push(o);
+                    }
+                }
+            }
+            for r in load.reviews {
+                let content = (r.product_id.clone(), r.reviewer_id.clone(), r.created_at);
+                if let Some(&i) = seen_reviews.get(&r.review_id) {
+                    ds.report.duplicate_reviews += 1;
+                    let prev = &ds.reviews[i];
+                    if prev.rating != r.rating
+                        || prev.created_at != r.created_at
+                        || prev.product_id != r.product_id
+                        || prev.text != r.text
+                    {
+                        ds.report.conflicting_duplicates += 1;
+                    }
+                    continue;
+                }
+                // Sources without ids: the same review in two overlapping downloads.
+                if r.review_id.contains('#') && seen_content.contains(&content) {
+                    ds.report.duplicate_reviews += 1;
+                    continue;
+                }
+                seen_content.insert(content);
+                seen_reviews.insert(r.review_id.clone(), ds.reviews.len());
+                ds.reviews.push(r);
+            }
+            ds.report.files.push(load.report);
+        }
+    }
+    // Deterministic order regardless of file order quirks: by time, then id.
+    ds.orders.sort_by(|a, b| {
+        (a.purchased_at, &a.order_id, &a.product_id).cmp(&(
+            b.purchased_at,
+            &b.order_id,
+            &b.product_id,
+        ))
+    });
+    ds.reviews
+        .sort_by(|a, b| (a.created_at, &a.review_id).cmp(&(b.created_at, &b.review_id)));
+    link_reviews(&mut ds);
+    ds.report.order_lines = ds.orders.len() as u64;
+    ds.report.reviews = ds.reviews.len() as u64;
+    let any_day = ds
+        .reviews
+        .iter()
+        .any(|r| r.resolution == TimeResolution::Day);
+    ds.report.review_time_resolution = (!ds.reviews.is_empty()).then_some(if any_day {
+        TimeResolution::Day
+    } else {
+        TimeResolution::Second
+    });
+    Ok(ds)
+}
+
+/// Link each review to an order: by order id where the review carries one, else by buyer key +
+/// product to the nearest earlier order.
+pub fn link_reviews(ds: &mut Dataset) {
+    let mut by_id: HashMap<&str, Vec<u32>> = HashMap::new();
+    let mut by_buyer: HashMap<(&str, &str), Vec<(i64, u32)>> = HashMap::new();
+    for (i, o) in ds.orders.iter().enumerate() {
+        by_id.entry(o.order_id.as_str()).or_default().push(i as u32);
+        if let Some(k) = &o.buyer_key {
+            by_buyer
+                .entry((k.as_str(), o.product_id.as_str()))
+                .or_default()
+                .push((o.purchased_at, i as u32));
+        }
+    }
+    let mut links = Vec::with_capacity(ds.reviews.len());
+    let mut methods: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &ds.reviews {
+        let mut link = None;
+        if let Some(oid) = &r.order_id {
+            if let Some(cands) = by_id.get(oid.as_str()) {
+                let same_product = cands
+                    .iter()
+                    .find(|&&i| ds.orders[i as usize].product_id == r.product_id);
+                link = Some(*same_product.unwrap_or(&cands[0]));
+                *methods.entry("order id".into()).or_default() += 1;
+            }
+        }
+        if link.is_none() {
+            if let Some(k) = &r.reviewer_key {
+                if let Some(cands) = by_buyer.get(&(k.as_str(), r.product_id.as_str())) {
+                    // A day-resolution review may come later the same day as the purchase.
+                    let limit = if r.resolution == TimeResolution::Day {
+                        r.created_at + 86_399
+                    } else {
+                        r.created_at
+                    };
+                    if let Some(&(_, i)) = cands
+                        .iter()
+                        .filter(|(t, _)| *t <= limit)
+                        .max_by_key(|(t, _)| *t)
+                    {
+                        link = Some(i);
+                        *methods.entry("buyer key + product".into()).or_default() += 1;
+                    }
+                }
+            }
+        }
+        links.push(link);
+    }
+    let linked = links.iter().filter(|l| l.is_some()).count() as u64;
+    for (r, l) in ds.reviews.iter_mut().zip(links) {
+        r.linked_order = l;
+    }
+    ds.report.linked_reviews = linked;
+    ds.report.link_rate = if ds.reviews.is_empty() {
+        0.0
+    } else {
+        linked as f64 / ds.reviews.len() as f64
+    };
+    ds.report.link_methods = methods;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excel_mangled_ids() {
+        assert!(is_excel_mangled("5.80293E+13"));
+        assert!(is_excel_mangled("1e+15"));
+        assert!(!is_excel_mangled("B00YQ6X8EO"));
+        assert!(!is_excel_mangled("114-1234567-1234567"));
+        assert!(!is_excel_mangled("E+13"));
+    }
+
+    #[test]
+    fn stems() {
+        assert_eq!(file_stem(Path::new("/x/reviews.jsonl.gz")), "reviews");
+        assert_eq!(file_stem(Path::new("orders.tsv")), "orders");
+        assert_eq!(file_stem(Path::new("noext")), "noext");
+    }
+
+    #[test]
+    fn delimiter_sniffing() {
+        assert_eq!(sniff_delimiter("a\tb\tc"), b'\t');
+        assert_eq!(sniff_delimiter("a;b;c"), b';');
+        assert_eq!(sniff_delimiter("a,b,\"c;d\""), b',');
+    }
+}

@@ -1,0 +1,223 @@
+//! The canonical schema: one order line and one review, whatever export they came from, and the
+//! Polars frames built from them for the analysis.
+//!
+//! Owns: the contract between ingest and analyze. Personal fields never reach these types raw: the
+//! loader stores keyed hashes (`privacy::Hasher`).
+
+use polars::prelude::*;
+
+use super::timestamp::TimeResolution;
+
+/// One order item (Amazon reports carry one row per order item).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderLine {
+    /// Order id as a string (`114-1234567-1234567`, `#1001`).
+    pub order_id: String,
+    /// Order item id where the report has one.
+    pub order_item_id: Option<String>,
+    /// Purchase instant, seconds since the epoch, UTC.
+    pub purchased_at: i64,
+    /// Resolution of `purchased_at`.
+    pub resolution: TimeResolution,
+    /// Shipment instant where known.
+    pub shipped_at: Option<i64>,
+    /// Product key shared with reviews (ASIN; SKU where the report has no ASIN).
+    pub product_id: String,
+    /// Seller SKU.
+    pub sku: Option<String>,
+    /// Units; 1 when the report has no quantity column.
+    pub quantity: u32,
+    /// Line total price.
+    pub item_price: Option<f64>,
+    /// Promotion discount on the line (positive number).
+    pub discount: Option<f64>,
+    /// Currency code.
+    pub currency: Option<String>,
+    /// Order status as exported (Shipped, Cancelled, paid, …).
+    pub status: Option<String>,
+    /// Keyed hash of the buyer's email (FBA relay address, Shopify email).
+    pub buyer_key: Option<String>,
+    /// Keyed hash of the street address / recipient name / phone, for identity overlap.
+    pub address_key: Option<String>,
+    /// Keyed hash of the normalised postal code.
+    pub postal_key: Option<String>,
+    /// Ship city, state and country (kept: coarse geography, not personal).
+    pub ship_city: Option<String>,
+    /// State / province.
+    pub ship_state: Option<String>,
+    /// Country code.
+    pub ship_country: Option<String>,
+    /// Promotion ids / discount codes.
+    pub promotion_ids: Option<String>,
+    /// AFN / MFN / …
+    pub fulfillment_channel: Option<String>,
+    /// Index of the source file in the load report.
+    pub source: u32,
+    /// 1-based line in the source file.
+    pub line: u64,
+}
+
+impl OrderLine {
+    /// Cancelled or not-yet-paid lines do not count as shipped orders.
+    pub fn is_shipped(&self) -> bool {
+        match &self.status {
+            None => true,
+            Some(s) => {
+                let s = s.to_ascii_lowercase();
+                !(s.contains("cancel")
+                    || s.contains("pending")
+                    || s.contains("refunded")
+                    || s == "voided")
+            }
+        }
+    }
+}
+
+/// One review.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review {
+    /// The source's id, or `<file stem>#<0-based record index>` where the source has none.
+    pub review_id: String,
+    /// Product key (ASIN, Shopify product id, business id).
+    pub product_id: String,
+    /// Reviewer account id (a keyed hash where the source only has an email or name).
+    pub reviewer_id: String,
+    /// Stars, 1–5.
+    pub rating: u8,
+    /// Posting instant, seconds since the epoch, UTC.
+    pub created_at: i64,
+    /// Resolution of `created_at`.
+    pub resolution: TimeResolution,
+    /// Review title (attacker-controlled text).
+    pub title: Option<String>,
+    /// Review body (attacker-controlled text).
+    pub text: Option<String>,
+    /// Verified-purchase flag where the source has one.
+    pub verified: Option<bool>,
+    /// Order reference where the source has one.
+    pub order_id: Option<String>,
+    /// Keyed hash of the reviewer's email (links to orders' `buyer_key`).
+    pub reviewer_key: Option<String>,
+    /// Keyed hash of the reviewer's IP address.
+    pub ip_key: Option<String>,
+    /// Helpful votes.
+    pub helpful_votes: Option<u32>,
+    /// Index of the source file in the load report.
+    pub source: u32,
+    /// 1-based line in the source file.
+    pub line: u64,
+    /// Index into the dataset's orders of the order this review was linked to.
+    pub linked_order: Option<u32>,
+}
+
+/// Time zone every instant column carries.
+fn utc() -> Option<TimeZone> {
+    Some(TimeZone::UTC)
+}
+
+fn instant_column(name: &str, secs: Vec<Option<i64>>) -> PolarsResult<Column> {
+    let ms: Vec<Option<i64>> = secs.into_iter().map(|s| s.map(|v| v * 1000)).collect();
+    Column::new(name.into(), ms).cast(&DataType::Datetime(TimeUnit::Milliseconds, utc()))
+}
+
+/// Reviews as a Polars frame (one row per review; instants as UTC datetimes).
+pub fn reviews_frame(reviews: &[Review]) -> PolarsResult<DataFrame> {
+    let n = reviews.len();
+    let col_str = |f: &dyn Fn(&Review) -> Option<&str>| -> Vec<Option<&str>> {
+        reviews.iter().map(f).collect()
+    };
+    let columns = vec![
+        Column::new("review_id".into(), col_str(&|r| Some(r.review_id.as_str()))),
+        Column::new(
+            "product_id".into(),
+            col_str(&|r| Some(r.product_id.as_str())),
+        ),
+        Column::new(
+            "reviewer_id".into(),
+            col_str(&|r| Some(r.reviewer_id.as_str())),
+        ),
+        Column::new(
+            "rating".into(),
+            reviews.iter().map(|r| r.rating as u32).collect::<Vec<_>>(),
+        ),
+        instant_column(
+            "created_at",
+            reviews.iter().map(|r| Some(r.created_at)).collect(),
+        )?,
+        Column::new(
+            "day_resolution".into(),
+            reviews
+                .iter()
+                .map(|r| r.resolution == TimeResolution::Day)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "verified".into(),
+            reviews.iter().map(|r| r.verified).collect::<Vec<_>>(),
+        ),
+        Column::new("order_id".into(), col_str(&|r| r.order_id.as_deref())),
+        Column::new(
+            "linked_order".into(),
+            reviews.iter().map(|r| r.linked_order).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "has_text".into(),
+            reviews.iter().map(|r| r.text.is_some()).collect::<Vec<_>>(),
+        ),
+    ];
+    debug_assert!(columns.iter().all(|c| c.len() == n));
+    DataFrame::new(n, columns)
+}
+
+/// Order lines as a Polars frame.
+pub fn orders_frame(orders: &[OrderLine]) -> PolarsResult<DataFrame> {
+    let n = orders.len();
+    let columns = vec![
+        Column::new(
+            "order_id".into(),
+            orders
+                .iter()
+                .map(|o| o.order_id.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "product_id".into(),
+            orders
+                .iter()
+                .map(|o| o.product_id.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        instant_column(
+            "purchased_at",
+            orders.iter().map(|o| Some(o.purchased_at)).collect(),
+        )?,
+        instant_column("shipped_at", orders.iter().map(|o| o.shipped_at).collect())?,
+        Column::new(
+            "quantity".into(),
+            orders.iter().map(|o| o.quantity).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "item_price".into(),
+            orders.iter().map(|o| o.item_price).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "shipped".into(),
+            orders.iter().map(|o| o.is_shipped()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "buyer_key".into(),
+            orders
+                .iter()
+                .map(|o| o.buyer_key.as_deref())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "postal_key".into(),
+            orders
+                .iter()
+                .map(|o| o.postal_key.as_deref())
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    DataFrame::new(n, columns)
+}
