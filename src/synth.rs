@@ -641,7 +641,7 @@ pub fn generate(p: SynthParams, dir: &Path) -> Result<Labels> {
 
     // Which products get what (distinct, mid-popularity; the promotion on a popular one).
     let n = products.len();
-    let mut pool: Vec<usize> = (4..n.min(60).max(4)).collect();
+    let mut pool: Vec<usize> = (4..n.clamp(4, 60)).collect();
     let mut take = |g: &mut Gen, k: usize| -> Vec<usize> {
         let mut v = Vec::new();
         for _ in 0..k {

@@ -1,2 +1,897 @@
+//! The one integration-test binary: runs the real `revaudit` executable on fixtures in the exact
+//! real export layouts (tests/fixtures), broken files, generated data and the bundled sample.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join(name)
+}
+
+/// A scratch folder with its own hashing key, so tests never touch the user's config.
+struct Work {
+    dir: tempfile::TempDir,
+}
+
+impl Work {
+    fn new() -> Work {
+        Work {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, bytes).expect("write fixture");
+        p
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_revaudit"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("REVAUDIT_KEY_FILE", self.path("hash.key"))
+            .env_remove("XDG_CONFIG_HOME")
+            .output()
+            .expect("run revaudit")
+    }
+
+    fn inspect_json(&self, files: &[&Path], extra: &[&str]) -> (Value, Output) {
+        let mut args = vec!["inspect", "--json"];
+        args.extend_from_slice(extra);
+        let owned: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        args.extend(owned.iter().map(|s| s.as_str()));
+        let out = self.run(&args);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "inspect --json output is not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        (v, out)
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn file0(v: &Value) -> &Value {
+    &v["files"][0]
+}
+
+// ---------------------------------------------------------------- CLI
+
 #[test]
-fn placeholder_builds() {}
+fn cli_definition_is_consistent() {
+    use clap::CommandFactory;
+    revaudit::cli::Cli::command().debug_assert();
+}
+
+#[test]
+fn help_version_and_usage_errors() {
+    let w = Work::new();
+    let help = w.run(&["--help"]);
+    assert!(help.status.success());
+    for sub in ["audit", "inspect", "generate", "eval"] {
+        assert!(stdout(&help).contains(sub), "help lists {sub}");
+    }
+    let v = w.run(&["--version"]);
+    assert!(v.status.success());
+    assert!(stdout(&v).starts_with("revaudit "));
+    let bad = w.run(&["frobnicate"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let bad_fmt = w.run(&[
+        "inspect",
+        "--reviews-format",
+        "nope",
+        fixture("yelp.jsonl").to_str().unwrap(),
+    ]);
+    assert_eq!(bad_fmt.status.code(), Some(2));
+    assert!(
+        stderr(&bad_fmt).contains("unknown format 'nope'"),
+        "{}",
+        stderr(&bad_fmt)
+    );
+}
+
+// ---------------------------------------------------------------- formats
+
+#[test]
+fn every_format_is_detected_by_header() {
+    let w = Work::new();
+    let cases = [
+        ("amazon-all-orders.tsv", "amazon-all-orders", "orders", 4),
+        (
+            "amazon-all-orders-legacy.tsv",
+            "amazon-all-orders",
+            "orders",
+            2,
+        ),
+        (
+            "amazon-fba-shipments.tsv",
+            "amazon-fba-shipments",
+            "orders",
+            2,
+        ),
+        (
+            "amazon-fba-shipments-titlecase.tsv",
+            "amazon-fba-shipments",
+            "orders",
+            1,
+        ),
+        ("shopify-orders.csv", "shopify-orders", "orders", 3),
+        (
+            "amazon-reviews-2023.jsonl",
+            "amazon-reviews-2023",
+            "reviews",
+            3,
+        ),
+        (
+            "amazon-reviews-2018.jsonl",
+            "amazon-reviews-2018",
+            "reviews",
+            2,
+        ),
+        (
+            "amazon-reviews-2014.jsonl",
+            "amazon-reviews-2014",
+            "reviews",
+            2,
+        ),
+        (
+            "amazon-customer-reviews.tsv",
+            "amazon-customer-reviews",
+            "reviews",
+            2,
+        ),
+        ("trustpilot.csv", "trustpilot", "reviews", 2),
+        ("judgeme.csv", "judgeme", "reviews", 2),
+        ("yelp.jsonl", "yelp", "reviews", 2),
+        ("generic-reviews.csv", "generic", "reviews", 3),
+    ];
+    for (file, format, kind, rows) in cases {
+        let (v, out) = w.inspect_json(&[&fixture(file)], &[]);
+        assert!(out.status.success(), "{file}: {}", stderr(&out));
+        let f = file0(&v);
+        assert_eq!(f["format"], format, "{file}");
+        assert_eq!(f["kind"], kind, "{file}");
+        assert_eq!(f["rows"], rows, "{file}");
+        assert_eq!(f["rejected"], 0, "{file}: {}", f["rejected_rows"]);
+    }
+}
+
+#[test]
+fn offsets_become_utc_instants() {
+    let w = Work::new();
+    let (v, _) = w.inspect_json(&[&fixture("amazon-all-orders.tsv")], &[]);
+    // 2024-03-01T23:30:00-05:00 is 2024-03-02T04:30:00Z.
+    assert_eq!(file0(&v)["first"], "2024-03-02T04:30:00Z");
+    assert_eq!(file0(&v)["time_resolution"], "second");
+    let (v, _) = w.inspect_json(&[&fixture("shopify-orders.csv")], &[]);
+    assert_eq!(file0(&v)["first"], "2024-01-05T15:22:13Z");
+    let (v, _) = w.inspect_json(&[&fixture("amazon-reviews-2018.jsonl")], &[]);
+    assert_eq!(file0(&v)["first"], "2004-08-09T00:00:00Z");
+    assert_eq!(file0(&v)["time_resolution"], "day");
+}
+
+#[test]
+fn forced_format_and_missing_columns() {
+    let w = Work::new();
+    let (v, out) = w.inspect_json(
+        &[&fixture("generic-reviews.csv")],
+        &["--reviews-format", "generic"],
+    );
+    assert!(out.status.success());
+    assert_eq!(file0(&v)["format"], "generic");
+    // Forcing a format the header does not fit names the missing columns.
+    let out = w.run(&[
+        "audit",
+        "--reviews",
+        fixture("yelp.jsonl").to_str().unwrap(),
+        "--reviews-format",
+        "trustpilot",
+        "--out",
+        w.path("r").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("missing required column(s) for format trustpilot"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn generic_mapping_file() {
+    let w = Work::new();
+    let (v, out) = w.inspect_json(
+        &[&fixture("custom-reviews.csv")],
+        &[
+            "--mapping",
+            fixture("custom-mapping.toml").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let f = file0(&v);
+    assert_eq!(f["format"], "generic");
+    assert_eq!(f["delimiter"], "semicolon");
+    assert_eq!(f["rows"], 2);
+    // 02/03/2024 14:05 at +01:00 is 13:05Z.
+    assert_eq!(f["first"], "2024-03-02T13:05:00Z");
+    assert_eq!(f["column_mapping"]["product_id"], "Item");
+    // The example shipped in notebooks-data works too.
+    let (v, out) = w.inspect_json(
+        &[Path::new("notebooks-data/mapping-example-reviews.csv")],
+        &["--mapping", "notebooks-data/mapping-example.toml"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(file0(&v)["rows"], 2);
+    // A mapping naming a field that does not exist is a usage error.
+    let bad = w.write(
+        "bad.toml",
+        b"kind = \"reviews\"\n[columns]\nproduct = \"Item\"\n",
+    );
+    let out = w.run(&[
+        "inspect",
+        "--mapping",
+        bad.to_str().unwrap(),
+        fixture("custom-reviews.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("'product' is not a canonical reviews field"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn gzip_inputs_and_truncated_gzip() {
+    let w = Work::new();
+    let raw = std::fs::read(fixture("amazon-reviews-2023.jsonl")).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(&raw).unwrap();
+    let gz = enc.finish().unwrap();
+    let p = w.write("reviews.jsonl.gz", &gz);
+    let (v, out) = w.inspect_json(&[&p], &[]);
+    assert!(out.status.success());
+    assert_eq!(file0(&v)["gzip"], true);
+    assert_eq!(file0(&v)["rows"], 3);
+    let t = w.write("truncated.jsonl.gz", &gz[..gz.len() / 2]);
+    let out = w.run(&["inspect", t.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout(&out).contains("corrupt or truncated"),
+        "{}",
+        stdout(&out)
+    );
+    let fake = w.write("fake.tsv.gz", b"amazon-order-id\tpurchase-date\n");
+    let out = w.run(&["inspect", fake.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).contains("not gzip data"));
+}
+
+#[test]
+fn encodings_are_decoded_and_reported() {
+    let w = Work::new();
+    let text = "review_id,product_id,reviewer_id,rating,created_at,text\nr1,P1,U1,5,2024-01-02,Caf\u{e9} cr\u{e8}me\n";
+    // Windows-1252.
+    let (cp, _, _) = encoding_rs::WINDOWS_1252.encode(text);
+    let p = w.write("cp1252.csv", &cp);
+    let (v, _) = w.inspect_json(&[&p], &[]);
+    assert!(file0(&v)["encoding"]
+        .as_str()
+        .unwrap()
+        .starts_with("windows-1252"));
+    assert_eq!(file0(&v)["rows"], 1);
+    // UTF-16 LE with BOM (Excel "Unicode text", tab-separated).
+    let mut u16 = vec![0xFF, 0xFE];
+    for u in text.replace(',', "\t").encode_utf16() {
+        u16.extend_from_slice(&u.to_le_bytes());
+    }
+    let p = w.write("unicode.txt", &u16);
+    let (v, _) = w.inspect_json(&[&p], &[]);
+    assert_eq!(file0(&v)["encoding"], "utf-16le");
+    assert_eq!(file0(&v)["rows"], 1);
+    // UTF-8 with BOM.
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend_from_slice(text.as_bytes());
+    let p = w.write("bom.csv", &bom);
+    let (v, _) = w.inspect_json(&[&p], &[]);
+    assert_eq!(file0(&v)["encoding"], "utf-8 (BOM stripped)");
+    assert_eq!(file0(&v)["format"], "generic");
+}
+
+#[test]
+fn parquet_is_read_as_generic() {
+    use polars::prelude::*;
+    let w = Work::new();
+    let mut df = df!(
+        "review_id" => ["a", "b"],
+        "product_id" => ["P1", "P1"],
+        "reviewer_id" => ["U1", "U2"],
+        "rating" => [5i64, 3],
+        "created_at" => ["2024-02-01T10:00:00Z", "2024-02-02T11:00:00+01:00"],
+    )
+    .unwrap();
+    let p = w.path("reviews.parquet");
+    let f = std::fs::File::create(&p).unwrap();
+    ParquetWriter::new(f).finish(&mut df).unwrap();
+    let (v, out) = w.inspect_json(&[&p], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(file0(&v)["format"], "generic");
+    assert_eq!(file0(&v)["encoding"], "parquet");
+    assert_eq!(file0(&v)["rows"], 2);
+    assert_eq!(file0(&v)["last"], "2024-02-02T10:00:00Z");
+}
+
+// ---------------------------------------------------------------- bad input
+
+fn rejected_row(w: &Work, name: &str) -> Value {
+    let (v, out) = w.inspect_json(&[&fixture(name)], &[]);
+    assert!(
+        out.status.success(),
+        "{name}: inspect reports bad rows without failing"
+    );
+    assert_eq!(file0(&v)["rejected"], 1, "{name}: {v}");
+    file0(&v)["rejected_rows"][0].clone()
+}
+
+#[test]
+fn bad_rows_name_line_column_and_value() {
+    let w = Work::new();
+    let r = rejected_row(&w, "bad/bad-date.tsv");
+    assert_eq!(
+        (
+            r["line"].as_u64(),
+            r["column"].as_str(),
+            r["value"].as_str()
+        ),
+        (Some(3), Some("purchase-date"), Some("yesterday-ish"))
+    );
+    assert!(r["problem"].as_str().unwrap().contains("unparseable date"));
+    let r = rejected_row(&w, "bad/nonnumeric-quantity.tsv");
+    assert_eq!(
+        (
+            r["line"].as_u64(),
+            r["column"].as_str(),
+            r["value"].as_str()
+        ),
+        (Some(3), Some("quantity"), Some("two"))
+    );
+    let r = rejected_row(&w, "bad/wrong-field-count.tsv");
+    assert_eq!(r["line"], 3);
+    assert!(r["problem"]
+        .as_str()
+        .unwrap()
+        .contains("expected 32, found 33"));
+    let r = rejected_row(&w, "bad/rating-out-of-range.jsonl");
+    assert_eq!(
+        (
+            r["line"].as_u64(),
+            r["column"].as_str(),
+            r["value"].as_str()
+        ),
+        (Some(1), Some("rating"), Some("6.0"))
+    );
+    let r = rejected_row(&w, "bad/excel-mangled.csv");
+    assert_eq!(
+        (
+            r["line"].as_u64(),
+            r["column"].as_str(),
+            r["value"].as_str()
+        ),
+        (Some(2), Some("review_id"), Some("5.80293E+13"))
+    );
+    assert!(r["problem"].as_str().unwrap().contains("Excel"));
+    let r = rejected_row(&w, "bad/malformed-line.jsonl");
+    assert_eq!(r["line"], 2);
+    assert!(r["problem"].as_str().unwrap().contains("malformed JSON"));
+    let (v, _) = w.inspect_json(&[&fixture("bad/excel-mangled.csv")], &[]);
+    assert_eq!(file0(&v)["mangled_count"], 1);
+}
+
+#[test]
+fn unusable_files_get_one_clear_line_and_exit_2() {
+    let w = Work::new();
+    let garbage: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+        .collect();
+    let g = w.write("garbage.csv", &garbage);
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (fixture("bad/empty.tsv"), "is empty"),
+        (fixture("bad/html-error-page.tsv"), "HTML"),
+        (fixture("bad/zip-named.csv"), "zip archive"),
+        (
+            fixture("bad/missing-column.tsv"),
+            "required column(s) are missing: asin",
+        ),
+        (fixture("bad/unknown-layout.csv"), "unrecognised"),
+        (w.path("does-not-exist.tsv"), "cannot read"),
+        (fixture("bad"), "is a directory"),
+        (g, "binary"),
+    ];
+    let wrong_side = w.run(&[
+        "audit",
+        "-q",
+        "--reviews",
+        fixture("amazon-all-orders.tsv").to_str().unwrap(),
+    ]);
+    assert_eq!(wrong_side.status.code(), Some(2));
+    assert!(stderr(&wrong_side).contains("is an orders export (amazon-all-orders), but was given as reviews; pass it with --orders"), "{}", stderr(&wrong_side));
+    for (p, want) in cases {
+        let out = w.run(&[
+            "audit",
+            "-q",
+            "--reviews",
+            p.to_str().unwrap(),
+            "--out",
+            w.path("rep").to_str().unwrap(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}: {}",
+            p.display(),
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        assert!(
+            err.contains(want),
+            "{}: wanted '{want}' in: {err}",
+            p.display()
+        );
+        assert!(
+            err.contains(p.file_name().unwrap().to_str().unwrap()),
+            "error names the file: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(!w.path("rep").exists(), "nothing written on error");
+    }
+}
+
+#[test]
+fn bad_row_policy() {
+    let w = Work::new();
+    let f = fixture("bad/rating-out-of-range.jsonl");
+    let out_dir = w.path("rep");
+    // Default: 1 bad row of 2 is above 1% → fail, listing the row.
+    let out = w.run(&[
+        "audit",
+        "--reviews",
+        f.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("line 1, column 'rating'"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!out_dir.exists());
+    let out = w.run(&[
+        "audit",
+        "--reviews",
+        f.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "-q",
+        "--on-bad-rows",
+        "skip",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("load_report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["reviews"], 1);
+    assert_eq!(report["files"][0]["rejected"], 1);
+    // An existing report is not overwritten without --force.
+    let again = w.run(&[
+        "audit",
+        "--reviews",
+        f.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "-q",
+        "--on-bad-rows",
+        "skip",
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("--force"));
+    let out = w.run(&[
+        "audit",
+        "--reviews",
+        f.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "-q",
+        "--on-bad-rows",
+        "skip",
+        "--max-bad-share",
+        "0.6",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "still refuses to overwrite");
+}
+
+// ---------------------------------------------------------------- load, link, privacy
+
+fn audit_load_report(w: &Work, args: &[&str]) -> Value {
+    let out_dir = w.path(&format!("rep{}", args.len()));
+    let mut a = vec!["audit", "-q", "--out", out_dir.to_str().unwrap()];
+    a.extend_from_slice(args);
+    let out = w.run(&a);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&std::fs::read_to_string(out_dir.join("load_report.json")).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn several_files_are_concatenated_and_deduplicated() {
+    let w = Work::new();
+    let o = fixture("amazon-all-orders.tsv");
+    let legacy = fixture("amazon-all-orders-legacy.tsv");
+    let r = fixture("trustpilot.csv");
+    let rep = audit_load_report(
+        &w,
+        &[
+            "--orders",
+            o.to_str().unwrap(),
+            legacy.to_str().unwrap(),
+            "--reviews",
+            r.to_str().unwrap(),
+            r.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(rep["order_lines"], 4, "{rep}");
+    assert_eq!(rep["duplicate_order_lines"], 2);
+    assert_eq!(rep["reviews"], 2);
+    assert_eq!(rep["duplicate_reviews"], 2);
+    // Trustpilot's Reference Id is the Amazon order id of the first review.
+    assert_eq!(rep["linked_reviews"], 1);
+    assert_eq!(rep["link_rate"], 0.5);
+    assert_eq!(rep["link_methods"]["order id"], 1);
+}
+
+#[test]
+fn reviews_link_by_buyer_key_and_product() {
+    let w = Work::new();
+    let reviews = w.write(
+        "app.csv",
+        b"review_id,product_id,reviewer_email,rating,created_at\nq1,TEA-1,X7KQ2LMNB9@marketplace.amazon.com,5,2024-03-10T12:00:00Z\nq2,TEA-2,someone@else.example,4,2024-03-10T12:00:00Z\nq3,TEA-1,x7kq2lmnb9@marketplace.amazon.com,5,2024-02-01T12:00:00Z\n",
+    );
+    let rep = audit_load_report(
+        &w,
+        &[
+            "--orders",
+            fixture("amazon-fba-shipments.tsv").to_str().unwrap(),
+            "--reviews",
+            reviews.to_str().unwrap(),
+        ],
+    );
+    // q1 links (same buyer, product, after purchase); q2 other buyer; q3 is before the purchase.
+    assert_eq!(rep["linked_reviews"], 1, "{rep}");
+    assert_eq!(rep["link_methods"]["buyer key + product"], 1);
+}
+
+#[test]
+fn personal_data_is_hashed_at_load() {
+    let w = Work::new();
+    let out_dir = w.path("rep");
+    let out = w.run(&[
+        "audit",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--orders",
+        fixture("amazon-fba-shipments.tsv").to_str().unwrap(),
+        fixture("shopify-orders.csv").to_str().unwrap(),
+        "--reviews",
+        fixture("judgeme.csv").to_str().unwrap(),
+        fixture("trustpilot.csv").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let inspect = w.run(&[
+        "inspect",
+        "--json",
+        fixture("judgeme.csv").to_str().unwrap(),
+        fixture("amazon-fba-shipments.tsv").to_str().unwrap(),
+    ]);
+    let mut everything = std::fs::read_to_string(out_dir.join("load_report.json")).unwrap();
+    everything.push_str(&stdout(&out));
+    everything.push_str(&stderr(&out));
+    everything.push_str(&stdout(&inspect));
+    for raw in [
+        "buyer.one@example.com",
+        "second@example.org",
+        "203.0.113.7",
+        "198.51.100.23",
+        "x7kq2lmnb9@marketplace",
+        "Jane Buyer",
+        "12 Pine Street",
+        "555 0100",
+    ] {
+        assert!(!everything.contains(raw), "raw personal value {raw} leaked");
+    }
+    // The key file was created on first run and is reused.
+    let key = std::fs::read_to_string(w.path("hash.key")).unwrap();
+    assert_eq!(key.trim().len(), 64);
+}
+
+// ---------------------------------------------------------------- generator and sample
+
+fn gen(w: &Work, name: &str, seed: &str) -> PathBuf {
+    let dir = w.path(name);
+    let out = w.run(&[
+        "generate",
+        "--out",
+        dir.to_str().unwrap(),
+        "--seed",
+        seed,
+        "--products",
+        "40",
+        "--days",
+        "120",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    dir
+}
+
+#[test]
+fn generate_is_deterministic_per_seed() {
+    let w = Work::new();
+    let a = gen(&w, "a", "3");
+    let b = gen(&w, "b", "3");
+    let c = gen(&w, "c", "4");
+    for f in [
+        "orders.tsv",
+        "reviews.jsonl",
+        "reviews_linked.csv",
+        "labels.json",
+    ] {
+        let fa = std::fs::read(a.join(f)).unwrap();
+        assert_eq!(
+            fa,
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs for the same seed"
+        );
+        assert_ne!(
+            fa,
+            std::fs::read(c.join(f)).unwrap(),
+            "{f} identical for different seeds"
+        );
+    }
+    let again = w.run(&["generate", "--out", a.to_str().unwrap(), "--seed", "3"]);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "refuses to overwrite without --force"
+    );
+}
+
+#[derive(Debug)]
+struct Rev {
+    id: String,
+    product: String,
+    reviewer: String,
+    rating: u8,
+    at: i64,
+    order: Option<String>,
+}
+
+fn read_linked(dir: &Path) -> Vec<Rev> {
+    let mut rdr = csv::Reader::from_path(dir.join("reviews_linked.csv")).unwrap();
+    rdr.records()
+        .map(|r| {
+            let r = r.unwrap();
+            Rev {
+                id: r[0].to_string(),
+                product: r[1].to_string(),
+                reviewer: r[2].to_string(),
+                rating: r[3].parse().unwrap(),
+                at: chrono::DateTime::parse_from_rfc3339(&r[4])
+                    .unwrap()
+                    .timestamp(),
+                order: Some(r[8].to_string()).filter(|s| !s.is_empty()),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn generated_data_is_realistic_and_labelled() {
+    let w = Work::new();
+    let dir = gen(&w, "g", "11");
+    let labels: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("labels.json")).unwrap()).unwrap();
+    let kinds: Vec<&str> = labels["attacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "review_ring",
+            "burst",
+            "fast_after_purchase",
+            "night_posting",
+            "near_duplicate_text",
+            "camouflaged_ring",
+            "slow_drip",
+            "one_star_bombing"
+        ]
+    );
+    let fake: std::collections::HashSet<String> = labels["attacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| {
+            a["review_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+        })
+        .collect();
+    let reviews = read_linked(&dir);
+    assert!(
+        fake.iter().all(|id| reviews.iter().any(|r| &r.id == id)),
+        "labelled ids exist"
+    );
+    // Orders: the exact All Orders header, a row per item.
+    let orders_text = std::fs::read_to_string(dir.join("orders.tsv")).unwrap();
+    let mut lines = orders_text.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("amazon-order-id\tmerchant-order-id\tpurchase-date"));
+    let order_times: std::collections::HashMap<String, i64> = lines
+        .map(|l| {
+            let c: Vec<&str> = l.split('\t').collect();
+            (
+                c[0].to_string(),
+                chrono::DateTime::parse_from_rfc3339(c[2])
+                    .unwrap()
+                    .timestamp(),
+            )
+        })
+        .collect();
+    let organic: Vec<&Rev> = reviews.iter().filter(|r| !fake.contains(&r.id)).collect();
+    // Review probability of a few percent.
+    let rate =
+        organic.iter().filter(|r| r.order.is_some()).count() as f64 / order_times.len() as f64;
+    assert!((0.015..0.08).contains(&rate), "organic review rate {rate}");
+    // Days-to-weeks lag: median between 5 and 30 days, none under a day.
+    let mut lags: Vec<f64> = organic
+        .iter()
+        .filter_map(|r| {
+            r.order
+                .as_ref()
+                .map(|o| (r.at - order_times[o]) as f64 / 86_400.0)
+        })
+        .collect();
+    lags.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let median = lags[lags.len() / 2];
+    assert!((5.0..30.0).contains(&median), "median lag {median} days");
+    assert!(lags[0] >= 1.0, "organic reviews come after delivery");
+    // J-shaped ratings: 5 most common, 1 more common than 2.
+    let count = |k: u8| organic.iter().filter(|r| r.rating == k).count();
+    assert!(
+        count(5) > count(4) && count(4) > count(2) && count(1) > count(2),
+        "J shape: {:?}",
+        (1..=5).map(count).collect::<Vec<_>>()
+    );
+    // Popularity skew: the top product has many times the median product's reviews.
+    let mut per: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for r in &organic {
+        *per.entry(r.product.as_str()).or_default() += 1;
+    }
+    let mut counts: Vec<usize> = per.values().copied().collect();
+    counts.sort();
+    assert!(
+        counts[counts.len() - 1] >= 5 * counts[counts.len() / 2].max(1),
+        "skew {counts:?}"
+    );
+    // Some organic repeat reviewers.
+    let mut by_reviewer: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for r in &organic {
+        *by_reviewer.entry(r.reviewer.as_str()).or_default() += 1;
+    }
+    assert!(
+        by_reviewer.values().filter(|&&n| n >= 2).count() >= 3,
+        "repeat reviewers"
+    );
+    // Daily cycle in local time (UTC-4/-5): fewer orders between 2 and 5 am local than 6 and 9 pm.
+    let hour = |t: i64| ((t - 4 * 3600).rem_euclid(86_400) / 3600) as u32;
+    let night = order_times
+        .values()
+        .filter(|&&t| (2..5).contains(&hour(t)))
+        .count();
+    let evening = order_times
+        .values()
+        .filter(|&&t| (18..21).contains(&hour(t)))
+        .count();
+    assert!(
+        evening > 5 * night,
+        "daily cycle: night {night}, evening {evening}"
+    );
+    // The promotion product's orders jump in its window.
+    assert!(labels["promotion"]["product"].is_string());
+    // Reviews hours after purchase really are hours after purchase.
+    let fast = labels["attacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "fast_after_purchase")
+        .unwrap();
+    for id in fast["review_ids"].as_array().unwrap() {
+        let r = reviews
+            .iter()
+            .find(|r| r.id == id.as_str().unwrap())
+            .unwrap();
+        let lag = r.at - order_times[r.order.as_ref().unwrap()];
+        assert!((3600..9 * 3600).contains(&lag), "fast review lag {lag}s");
+    }
+    // Everything generated loads without a rejected row.
+    let (v, out) = w.inspect_json(
+        &[
+            &dir.join("orders.tsv"),
+            &dir.join("reviews.jsonl"),
+            &dir.join("reviews_linked.csv"),
+        ],
+        &[],
+    );
+    assert!(out.status.success());
+    for f in v["files"].as_array().unwrap() {
+        assert_eq!(f["rejected"], 0, "{f}");
+    }
+    assert_eq!(v["files"][1]["format"], "amazon-reviews-2023");
+}
+
+#[test]
+fn bundled_sample_inspects_and_loads() {
+    let w = Work::new();
+    let files: Vec<PathBuf> = std::fs::read_dir("notebooks-data/sample")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let refs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    let (v, out) = w.inspect_json(&refs, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let formats: Vec<&str> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["format"].as_str())
+        .collect();
+    for want in ["amazon-all-orders", "amazon-reviews-2023", "generic"] {
+        assert!(formats.contains(&want), "{formats:?}");
+    }
+    // `revaudit audit` with no input flags reads the sample.
+    let out_dir = w.path("sample-report");
+    let out = w.run(&["audit", "-q", "--out", out_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rep: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("load_report.json")).unwrap())
+            .unwrap();
+    assert!(rep["reviews"].as_u64().unwrap() > 1000);
+    assert!(rep["order_lines"].as_u64().unwrap() > 10_000);
+}

@@ -24,7 +24,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     if a.days < 60 {
         return Err(UsageError("--days must be at least 60".into()).into());
     }
-    if !(a.scale > 0.0 && a.scale.is_finite()) || !(a.review_rate > 0.0 && a.review_rate <= 30.0) {
+    if !(a.scale > 0.0 && a.scale.is_finite() && a.review_rate > 0.0 && a.review_rate <= 30.0) {
         return Err(UsageError("--scale must be > 0 and --review-rate in (0, 30]".into()).into());
     }
     if a.out.exists()

@@ -12,28 +12,44 @@ use crate::commands::load_options;
 use crate::ingest::{self, FileReport};
 use crate::UsageError;
 
+enum Entry {
+    Loaded(Box<FileReport>),
+    Skipped { path: String, note: String },
+    Failed { path: String, error: String },
+}
+
 /// Run `inspect`.
 pub fn run(a: InspectArgs) -> Result<()> {
     let opts = load_options(&a.input)?;
     let mut entries = Vec::new();
-    let mut failed = 0usize;
     for (i, p) in a.files.iter().enumerate() {
-        match ingest::load_file(p, i as u32, None, &opts) {
-            Ok(load) => entries.push(Ok(load.report)),
-            Err(e) => {
-                failed += 1;
-                entries.push(Err((p.display().to_string(), e.to_string())));
-            }
+        let path = p.display().to_string();
+        if let Some(n) = labels_file_attacks(p) {
+            let note = format!("revaudit generator labels ({n} attacks), not an export; use it with `revaudit eval --labels`");
+            entries.push(Entry::Skipped { path, note });
+            continue;
         }
+        entries.push(match ingest::load_file(p, i as u32, None, &opts) {
+            Ok(load) => Entry::Loaded(Box::new(load.report)),
+            Err(e) => Entry::Failed {
+                path,
+                error: e.to_string(),
+            },
+        });
     }
+    let failed = entries
+        .iter()
+        .filter(|e| matches!(e, Entry::Failed { .. }))
+        .count();
     if a.json {
         let files: Vec<serde_json::Value> = entries
             .iter()
             .map(|e| match e {
-                Ok(r) => {
+                Entry::Loaded(r) => {
                     serde_json::to_value(r).unwrap_or_else(|e| json!({ "error": e.to_string() }))
                 }
-                Err((path, msg)) => json!({ "path": path, "error": msg }),
+                Entry::Skipped { path, note } => json!({ "path": path, "skipped": note }),
+                Entry::Failed { path, error } => json!({ "path": path, "error": error }),
             })
             .collect();
         println!(
@@ -44,9 +60,12 @@ pub fn run(a: InspectArgs) -> Result<()> {
         let mut out = String::new();
         for e in &entries {
             match e {
-                Ok(r) => render(&mut out, r),
-                Err((path, msg)) => {
-                    let _ = writeln!(out, "{path}\n  error: {msg}\n");
+                Entry::Loaded(r) => render(&mut out, r),
+                Entry::Skipped { path, note } => {
+                    let _ = writeln!(out, "{path}\n  skipped: {note}\n");
+                }
+                Entry::Failed { path, error } => {
+                    let _ = writeln!(out, "{path}\n  error: {error}\n");
                 }
             }
         }
@@ -119,4 +138,16 @@ fn render(out: &mut String, r: &FileReport) {
         let _ = writeln!(out, "  warning:     {w}");
     }
     out.push('\n');
+}
+
+/// A `labels.json` written by `generate` sits beside the exports it describes: recognise it, so
+/// `inspect folder/*` explains it instead of failing on it.
+fn labels_file_attacks(p: &std::path::Path) -> Option<usize> {
+    if p.extension()?.to_str()? != "json" {
+        return None;
+    }
+    let text = std::fs::read_to_string(p).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("review_id_scheme")?;
+    Some(v.get("attacks")?.as_array()?.len())
 }

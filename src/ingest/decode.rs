@@ -51,6 +51,7 @@ impl Encoding {
 }
 
 /// A file read into memory.
+#[derive(Debug)]
 pub enum Decoded {
     /// Text content (BOM removed) and how it was decoded.
     Text {

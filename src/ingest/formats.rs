@@ -524,7 +524,12 @@ fn header_has(header: &[String], alias: &str) -> bool {
 /// The generic spec for a header that already uses canonical names, if it does.
 pub fn generic_canonical(header: &[String], want: Option<Kind>) -> Option<FormatSpec> {
     let has = |f: &str| header.iter().any(|h| h == f);
-    let reviews = REVIEW_REQUIRED.iter().all(|f| has(f));
+    let reviews = ["product_id", "rating", "created_at"]
+        .iter()
+        .all(|f| has(f))
+        && ["reviewer_id", "reviewer_email", "reviewer_name"]
+            .iter()
+            .any(|f| has(f));
     let orders = ORDER_REQUIRED.iter().all(|f| has(f));
     let kind = match (reviews, orders, want) {
         (true, _, Some(Kind::Reviews)) | (true, false, None) => Kind::Reviews,
@@ -557,10 +562,26 @@ pub fn generic_spec(
             .map(|f| (f.to_string(), vec![f.to_string()]))
             .collect(),
     };
-    let signature = req
-        .iter()
-        .filter_map(|r| fields.iter().find(|(c, _)| c == r).map(|(_, a)| a.clone()))
-        .collect();
+    let alias = |f: &str| fields.iter().find(|(c, _)| c == f).map(|(_, a)| a.clone());
+    let signature: Vec<Vec<String>> = match kind {
+        // A reviewer can be identified by id, else email, else name.
+        Kind::Reviews => {
+            let mut sig: Vec<Vec<String>> = ["product_id", "rating", "created_at"]
+                .iter()
+                .filter_map(|f| alias(f))
+                .collect();
+            let who: Vec<String> = ["reviewer_id", "reviewer_email", "reviewer_name"]
+                .iter()
+                .filter_map(|f| alias(f))
+                .flatten()
+                .collect();
+            if !who.is_empty() {
+                sig.push(who);
+            }
+            sig
+        }
+        Kind::Orders => req.iter().filter_map(|r| alias(r)).collect(),
+    };
     FormatSpec {
         name: "generic".into(),
         kind,

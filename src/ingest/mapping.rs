@@ -123,9 +123,12 @@ fn parse_offset(s: &str) -> Option<i64> {
     (h <= 14 && m < 60).then_some(sign * (h * 3600 + m * 60))
 }
 
+/// One row of string cells (`None` for nulls).
+pub type Row = Vec<Option<String>>;
+
 /// Read a Parquet file into a header and string cells (every column cast to text, so the same
 /// value parsers serve CSV and Parquet).
-pub fn parquet_rows(bytes: Vec<u8>) -> PolarsResult<(Vec<String>, Vec<Vec<Option<String>>>)> {
+pub fn parquet_rows(bytes: Vec<u8>) -> PolarsResult<(Vec<String>, Vec<Row>)> {
     let df = ParquetReader::new(std::io::Cursor::new(bytes)).finish()?;
     let header: Vec<String> = df
         .get_column_names()

@@ -223,20 +223,22 @@ trait Record {
 
 struct DelimRecord<'a> {
     cells: Vec<&'a str>,
-    index: &'a HashMap<String, usize>,
+    index: &'a HashMap<String, Vec<usize>>,
     filled: &'a HashMap<String, String>,
 }
 
 impl Record for DelimRecord<'_> {
     fn get(&self, field: &str) -> Option<&str> {
-        let v = self
-            .index
-            .get(field)
-            .and_then(|&i| self.cells.get(i))
-            .map(|s| s.trim());
+        // First non-empty value among the field's aliases present in the header.
+        let v = self.index.get(field).and_then(|cols| {
+            cols.iter()
+                .filter_map(|&i| self.cells.get(i))
+                .map(|s| s.trim())
+                .find(|s| !s.is_empty())
+        });
         match v {
-            Some(s) if !s.is_empty() => Some(s),
-            _ => self.filled.get(field).map(|s| s.as_str()),
+            Some(s) => Some(s),
+            None => self.filled.get(field).map(|s| s.as_str()),
         }
     }
 }
@@ -693,10 +695,25 @@ fn choose_spec(
     if let Some(s) = fitting_mapping() {
         return Ok(s);
     }
+    if let Some(k) = want {
+        if let Some(other) = formats::detect(header_norm, container, None).filter(|s| s.kind != k) {
+            return Err(file_err(format!(
+                "is {} {} export ({}), but was given as {}; pass it with --{}",
+                if other.kind == Kind::Orders {
+                    "an"
+                } else {
+                    "a"
+                },
+                other.kind.as_str(),
+                other.name,
+                k.as_str(),
+                other.kind.as_str()
+            )));
+        }
+    }
     // Explain the nearest miss: which built-in format has most of its columns, and what lacks.
     let nearest = formats::FORMATS
         .iter()
-        .filter(|f| want.is_none_or(|k| k == f.kind))
         .map(|f| {
             let missing: Vec<&str> = f
                 .signature
@@ -748,15 +765,16 @@ fn resolve_columns(
     spec: &FormatSpec,
     header: &[String],
     header_norm: &[String],
-) -> (HashMap<String, usize>, HashMap<String, String>) {
-    let mut index = HashMap::new();
+) -> (HashMap<String, Vec<usize>>, HashMap<String, String>) {
+    let mut index: HashMap<String, Vec<usize>> = HashMap::new();
     let mut names = HashMap::new();
     for (field, aliases) in &spec.fields {
         for a in aliases {
             if let Some(i) = header_norm.iter().position(|h| h == a) {
-                index.insert(field.clone(), i);
-                names.insert(field.clone(), header[i].trim().to_string());
-                break;
+                index.entry(field.clone()).or_default().push(i);
+                names
+                    .entry(field.clone())
+                    .or_insert_with(|| header[i].trim().to_string());
             }
         }
     }
@@ -933,14 +951,14 @@ pub fn load_file(
         if spec.fill_forward_by_order {
             let oid = index
                 .get("order_id")
-                .and_then(|&i| cells.get(i))
+                .and_then(|c| cells.get(c[0]))
                 .map(|s| s.trim().to_string());
             if oid.is_none() || oid != last_order {
                 filled.clear();
                 for f in FILL {
                     if let Some(v) = index
                         .get(*f)
-                        .and_then(|&i| cells.get(i))
+                        .and_then(|c| cells.get(c[0]))
                         .map(|s| s.trim())
                         .filter(|s| !s.is_empty())
                     {
@@ -1112,7 +1130,7 @@ fn load_rows(
     want: Option<Kind>,
     opts: &LoadOptions,
     header: Vec<String>,
-    rows: Vec<Vec<Option<String>>>,
+    rows: Vec<mapping::Row>,
     encoding: Encoding,
     gzip: bool,
     stem: &str,
