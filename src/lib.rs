@@ -3,10 +3,15 @@
 //!
 //! Flow: `ingest` (formats → canonical records, load report) → analysis → report. See README.md.
 
+pub mod analyze;
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod eval;
+pub mod findings;
 pub mod ingest;
 pub mod privacy;
+pub mod report;
 pub mod synth;
 
 /// A problem with what the user asked for (flags, files): exit code 2.

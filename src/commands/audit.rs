@@ -1,13 +1,19 @@
 //! `revaudit audit`: load the exports and write the report folder atomically (built in a temporary
 //! folder beside the target, then renamed into place).
 //!
-//! Today it writes the load report (`load_report.json`); the statistics engine is the next issue.
+//! Writes `findings.json`, `scores/{reviews,reviewers,products}.csv` and `load_report.json`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use chrono::Datelike;
+
+use crate::analyze::analyze;
+use crate::analyze::data::AuditData;
 use crate::cli::AuditArgs;
+use crate::config::AuditConfig;
+use crate::report::tables::{self, DataSummary, FindingsFile, Period, SCHEMA_VERSION};
 use crate::commands::load_options;
 use crate::ingest::{self, file_stem};
 use crate::UsageError;
@@ -34,44 +40,66 @@ fn sample_inputs() -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     }
 }
 
+fn parse_day(s: &str, flag: &str) -> Result<i64> {
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| UsageError(format!("{flag} '{s}' is not a date like 2026-10-01")))?;
+    Ok(d.and_hms_opt(0, 0, 0).map(|x| x.and_utc().timestamp()).unwrap_or(0).div_euclid(86_400))
+}
+
+/// The audited window (day numbers) and its label, from --period or --from/--to.
+fn window(a: &AuditArgs) -> Result<(Option<(i64, i64)>, Option<String>)> {
+    if let Some(p) = &a.period {
+        let first = chrono::NaiveDate::parse_from_str(&format!("{p}-01"), "%Y-%m-%d")
+            .map_err(|_| UsageError(format!("--period '{p}' is not a month like 2026-10")))?;
+        let next = if first.month() == 12 {
+            chrono::NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
+        } else {
+            chrono::NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)
+        }
+        .ok_or_else(|| UsageError(format!("--period '{p}' is out of range")))?;
+        let from = parse_day(&first.to_string(), "--period")?;
+        let to = parse_day(&next.to_string(), "--period")? - 1;
+        return Ok((Some((from, to)), Some(p.clone())));
+    }
+    match (&a.from, &a.to) {
+        (None, None) => Ok((None, None)),
+        (f, t) => {
+            let from = f.as_deref().map(|s| parse_day(s, "--from")).transpose()?.unwrap_or(i64::MIN / 2);
+            let to = t.as_deref().map(|s| parse_day(s, "--to")).transpose()?.unwrap_or(i64::MAX / 2);
+            if from > to {
+                return Err(UsageError("--from is after --to".into()).into());
+            }
+            let label = format!("{}_{}", f.as_deref().unwrap_or("start"), t.as_deref().unwrap_or("end"));
+            Ok((Some((from, to)), Some(label)))
+        }
+    }
+}
+
 /// Run `audit`.
 pub fn run(a: AuditArgs) -> Result<()> {
     let opts = load_options(&a.input)?;
+    let cfg = match &a.config {
+        Some(p) => AuditConfig::load(p)?,
+        None => AuditConfig::default(),
+    };
+    let (win, label) = window(&a)?;
     let sample = a.orders.is_empty() && a.reviews.is_empty();
-    let (orders, reviews) = if sample {
-        sample_inputs()?
-    } else {
-        (a.orders.clone(), a.reviews.clone())
-    };
+    let (orders, reviews) = if sample { sample_inputs()? } else { (a.orders.clone(), a.reviews.clone()) };
     if reviews.is_empty() {
-        return Err(
-            UsageError("--reviews is required (orders alone cannot be audited)".into()).into(),
-        );
+        return Err(UsageError("--reviews is required (orders alone cannot be audited)".into()).into());
     }
-    let out = match (&a.out, sample) {
-        (Some(o), _) => o.clone(),
-        (None, true) => PathBuf::from("reports/sample"),
-        (None, false) => {
-            PathBuf::from("reports").join(a.period.clone().unwrap_or_else(|| "all".into()))
-        }
-    };
+    let label = label.unwrap_or_else(|| if sample { "sample".into() } else { "all".into() });
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(&label));
     if out.exists() && !a.force {
-        return Err(UsageError(format!(
-            "{} already exists; pass --force to replace it",
-            out.display()
-        ))
-        .into());
+        return Err(UsageError(format!("{} already exists; pass --force to replace it", out.display())).into());
     }
-    let progress = |msg: &str| {
-        if !a.quiet {
+    let quiet = a.quiet;
+    let progress = move |msg: &str| {
+        if !quiet {
             eprintln!("revaudit: {msg}");
         }
     };
-    progress(&format!(
-        "loading {} orders file(s), {} reviews file(s)",
-        orders.len(),
-        reviews.len()
-    ));
+    progress(&format!("loading {} orders file(s), {} reviews file(s)", orders.len(), reviews.len()));
     let ds = ingest::load_dataset(&orders, &reviews, &opts)?;
     progress(&format!(
         "loaded {} order lines, {} reviews (link rate {:.1}%)",
@@ -79,12 +107,65 @@ pub fn run(a: AuditArgs) -> Result<()> {
         ds.report.reviews,
         ds.report.link_rate * 100.0
     ));
-    let json = serde_json::to_string_pretty(&ds.report)?;
+    let window = win.map(|(f, t)| (f.max(i64::MIN / 4), t.min(i64::MAX / 4)));
+    let data = AuditData::build(&ds, &cfg, window);
+    let n_audited = data.reviews.iter().filter(|r| r.audited).count();
+    if n_audited == 0 {
+        return Err(UsageError(format!(
+            "no reviews fall in the audited period {}..{}",
+            crate::analyze::data::day_str(data.from_day),
+            crate::analyze::data::day_str(data.to_day)
+        ))
+        .into());
+    }
+    let analysis = analyze(&data, &cfg, &progress);
+    let (_, lag_model) = crate::analyze::velocity::lag_pmf(&data, &cfg);
+    let file = FindingsFile {
+        schema_version: SCHEMA_VERSION,
+        revaudit_version: env!("CARGO_PKG_VERSION"),
+        generated_at: tables::generated_at(),
+        period: Period {
+            label: label.clone(),
+            from: crate::analyze::data::day_str(data.from_day),
+            to: crate::analyze::data::day_str(data.to_day),
+        },
+        config: &cfg,
+        data: DataSummary {
+            load: ds.report.clone(),
+            reviews_audited: n_audited,
+            products: analysis.products.len(),
+            reviewers: analysis.reviewers.len(),
+            orders_available: data.has_orders,
+            link_rate: crate::analyze::round_sig(ds.report.link_rate),
+            review_time_resolution: if data.second_resolution { "second".into() } else { "day".into() },
+            local_time: data.local_time.clone(),
+            lag_model,
+        },
+        summary: tables::summary(&analysis),
+        tests: &analysis.tallies,
+        tests_not_run: &analysis.not_run,
+        findings: &analysis.findings,
+        groups: &analysis.groups,
+        product_pairs: &analysis.product_pairs,
+    };
+    progress("writing the report");
+    let load_json = serde_json::to_string_pretty(&ds.report)?;
     write_atomically(&out, a.force, |tmp| {
-        std::fs::write(tmp.join("load_report.json"), format!("{json}\n"))?;
+        std::fs::write(tmp.join("load_report.json"), format!("{load_json}\n"))?;
+        tables::write(tmp, &file, &analysis)?;
         Ok(())
     })?;
-    progress(&format!("wrote {}", out.display()));
+    let s = &file.summary;
+    progress(&format!(
+        "{} products: {} fail, {} warn, {} pass, {} insufficient; {} findings; wrote {}",
+        analysis.products.len(),
+        s.product_verdicts.get("fail").unwrap_or(&0),
+        s.product_verdicts.get("warn").unwrap_or(&0),
+        s.product_verdicts.get("pass").unwrap_or(&0),
+        s.product_verdicts.get("insufficient").unwrap_or(&0),
+        analysis.findings.len(),
+        out.display()
+    ));
     Ok(())
 }
 

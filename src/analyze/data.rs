@@ -1,0 +1,331 @@
+//! The analysis view of a loaded dataset: products and reviewers interned to integers, reviews
+//! sorted by time, the audited window, the shop's local-time offset, and what the data allows
+//! (orders, links, time of day, text, verified flags).
+//!
+//! Owns: turning canonical records into compact arrays once. Must not: do I/O.
+
+use std::collections::HashMap;
+
+use chrono::{Offset, TimeZone, Utc};
+
+use crate::config::AuditConfig;
+use crate::ingest::timestamp::TimeResolution;
+use crate::ingest::Dataset;
+
+/// One review, compact.
+#[derive(Debug, Clone)]
+pub struct Rev {
+    /// Source id.
+    pub id: String,
+    /// Product index.
+    pub product: u32,
+    /// Reviewer index.
+    pub reviewer: u32,
+    /// Stars.
+    pub rating: u8,
+    /// Seconds since the epoch, UTC.
+    pub t: i64,
+    /// Day number (UTC).
+    pub day: i64,
+    /// Local hour (shop time zone), when the time of day is known.
+    pub hour: Option<u8>,
+    /// Verified flag.
+    pub verified: Option<bool>,
+    /// Linked order index.
+    pub order: Option<u32>,
+    /// Identity keys (hashed): email, IP.
+    pub email: Option<u32>,
+    /// Hashed IP.
+    pub ip: Option<u32>,
+    /// Title + body.
+    pub text: Option<String>,
+    /// Inside the audited window.
+    pub audited: bool,
+}
+
+/// One order line, compact.
+#[derive(Debug, Clone)]
+pub struct Ord {
+    /// Product index (products without reviews are interned too).
+    pub product: u32,
+    /// Purchase instant.
+    pub t: i64,
+    /// Day number.
+    pub day: i64,
+    /// Counts as shipped.
+    pub shipped: bool,
+    /// Units.
+    pub quantity: u32,
+    /// Zero price or fully discounted.
+    pub free: bool,
+    /// Hashed postal code, interned.
+    pub postal: Option<u32>,
+    /// Hashed buyer key, interned.
+    pub buyer: Option<u32>,
+    /// Hashed street address, interned.
+    pub address: Option<u32>,
+    /// Carries a promotion id / discount code.
+    pub promo: bool,
+    /// Order id.
+    pub order_id: String,
+}
+
+/// Everything the tests read.
+#[derive(Debug)]
+pub struct AuditData {
+    /// Product ids by index.
+    pub products: Vec<String>,
+    /// Reviewer ids by index.
+    pub reviewers: Vec<String>,
+    /// Reviews sorted by time.
+    pub reviews: Vec<Rev>,
+    /// Orders sorted by time.
+    pub orders: Vec<Ord>,
+    /// First audited day (inclusive).
+    pub from_day: i64,
+    /// Last audited day (inclusive).
+    pub to_day: i64,
+    /// First day with any data.
+    pub first_day: i64,
+    /// Orders were given.
+    pub has_orders: bool,
+    /// Some reviews are linked to orders.
+    pub has_links: bool,
+    /// Every review has a time of day.
+    pub second_resolution: bool,
+    /// Some reviews have text.
+    pub has_text: bool,
+    /// Some reviews have a verified flag.
+    pub has_verified: bool,
+    /// Description of the local time used (zone or inferred offset).
+    pub local_time: String,
+    /// Reviews per product (indices into `reviews`), in time order.
+    pub by_product: Vec<Vec<u32>>,
+    /// Reviews per reviewer, in time order.
+    pub by_reviewer: Vec<Vec<u32>>,
+    /// Orders per product.
+    pub orders_by_product: Vec<Vec<u32>>,
+}
+
+/// Day number of an instant.
+pub fn day_of(t: i64) -> i64 {
+    t.div_euclid(86_400)
+}
+
+/// YYYY-MM-DD of a day number.
+pub fn day_str(day: i64) -> String {
+    crate::ingest::timestamp::format_day(day * 86_400)
+}
+
+struct Interner {
+    map: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn new() -> Self {
+        Interner { map: HashMap::new(), names: Vec::new() }
+    }
+    fn get(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.map.get(s) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.map.insert(s.to_string(), i);
+        self.names.push(s.to_string());
+        i
+    }
+}
+
+/// Infer the shop's UTC offset (whole hours) from the quietest five consecutive hours of activity,
+/// which organic shopping puts at about 00:00–05:00 local time.
+pub fn infer_offset_hours(utc_hours: &[u64; 24]) -> i64 {
+    let total: u64 = utc_hours.iter().sum();
+    if total < 50 {
+        return 0;
+    }
+    let mut best = (u64::MAX, 0usize);
+    for s in 0..24 {
+        let c: u64 = (0..5).map(|k| utc_hours[(s + k) % 24]).sum();
+        if c < best.0 {
+            best = (c, s);
+        }
+    }
+    // local = utc + offset; the quiet block starts at local 00:00.
+    let mut off = -(best.1 as i64);
+    if off < -12 {
+        off += 24;
+    }
+    off
+}
+
+impl AuditData {
+    /// Build the analysis view. `from_day..=to_day` is the audited window (None = everything).
+    pub fn build(ds: &Dataset, cfg: &AuditConfig, window: Option<(i64, i64)>) -> AuditData {
+        let mut products = Interner::new();
+        let mut reviewers = Interner::new();
+        let mut keys = Interner::new();
+        // Intern products in a stable order: by id.
+        let mut pids: Vec<&str> = ds.reviews.iter().map(|r| r.product_id.as_str()).collect();
+        pids.extend(ds.orders.iter().map(|o| o.product_id.as_str()));
+        pids.sort_unstable();
+        pids.dedup();
+        for p in pids {
+            products.get(p);
+        }
+        let second_resolution =
+            !ds.reviews.is_empty() && ds.reviews.iter().all(|r| r.resolution == TimeResolution::Second);
+        // Local time.
+        let (offset_fn, local_time): (Box<dyn Fn(i64) -> i64>, String) = if cfg.timezone == "auto" {
+            let mut hist = [0u64; 24];
+            let src: Vec<i64> = if !ds.orders.is_empty() {
+                ds.orders.iter().filter(|o| o.resolution == TimeResolution::Second).map(|o| o.purchased_at).collect()
+            } else {
+                ds.reviews.iter().filter(|r| r.resolution == TimeResolution::Second).map(|r| r.created_at).collect()
+            };
+            for t in &src {
+                hist[(t.rem_euclid(86_400) / 3600) as usize] += 1;
+            }
+            let off = infer_offset_hours(&hist);
+            (
+                Box::new(move |_| off * 3600),
+                format!("UTC{off:+} (inferred from the quietest hours of {} timestamps)", src.len()),
+            )
+        } else {
+            let tz: chrono_tz::Tz = cfg.timezone.parse().unwrap_or(chrono_tz::UTC);
+            (
+                Box::new(move |t| match Utc.timestamp_opt(t, 0).single() {
+                    Some(dt) => tz.offset_from_utc_datetime(&dt.naive_utc()).fix().local_minus_utc() as i64,
+                    None => 0,
+                }),
+                cfg.timezone.clone(),
+            )
+        };
+        let mut orders = Vec::with_capacity(ds.orders.len());
+        for o in &ds.orders {
+            let free = match (o.item_price, o.discount) {
+                (Some(p), Some(d)) => p <= 0.0 || d >= p - 1e-9,
+                (Some(p), None) => p <= 0.0 && o.is_shipped(),
+                _ => false,
+            };
+            orders.push(Ord {
+                product: products.get(&o.product_id),
+                t: o.purchased_at,
+                day: day_of(o.purchased_at),
+                shipped: o.is_shipped(),
+                quantity: o.quantity,
+                free,
+                postal: o.postal_key.as_deref().map(|k| keys.get(k)),
+                buyer: o.buyer_key.as_deref().map(|k| keys.get(k)),
+                address: o.address_key.as_deref().map(|k| keys.get(k)),
+                promo: o.promotion_ids.as_deref().is_some_and(|s| !s.trim().is_empty()),
+                order_id: o.order_id.clone(),
+            });
+        }
+        // ds.orders is sorted by time; links index into it, so keep the order.
+        let (first_day, last_day) = {
+            let mut lo = i64::MAX;
+            let mut hi = i64::MIN;
+            for r in &ds.reviews {
+                lo = lo.min(day_of(r.created_at));
+                hi = hi.max(day_of(r.created_at));
+            }
+            for o in &orders {
+                lo = lo.min(o.day);
+                hi = hi.max(o.day);
+            }
+            if lo > hi {
+                (0, 0)
+            } else {
+                (lo, hi)
+            }
+        };
+        let (from_day, to_day) = window.unwrap_or((first_day, last_day));
+        let mut reviews = Vec::with_capacity(ds.reviews.len());
+        for r in &ds.reviews {
+            let day = day_of(r.created_at);
+            let text = match (&r.title, &r.text) {
+                (None, None) => None,
+                (Some(a), None) => Some(a.clone()),
+                (None, Some(b)) => Some(b.clone()),
+                (Some(a), Some(b)) => Some(format!("{a}. {b}")),
+            };
+            reviews.push(Rev {
+                id: r.review_id.clone(),
+                product: products.get(&r.product_id),
+                reviewer: reviewers.get(&r.reviewer_id),
+                rating: r.rating,
+                t: r.created_at,
+                day,
+                hour: (r.resolution == TimeResolution::Second)
+                    .then(|| ((r.created_at + offset_fn(r.created_at)).rem_euclid(86_400) / 3600) as u8),
+                verified: r.verified,
+                order: r.linked_order,
+                email: r.reviewer_key.as_deref().map(|k| keys.get(k)),
+                ip: r.ip_key.as_deref().map(|k| keys.get(k)),
+                text,
+                audited: day >= from_day && day <= to_day,
+            });
+        }
+        // Only data up to the end of the audited window counts (later data is next month's).
+        reviews.retain(|r| r.day <= to_day);
+        let has_links = reviews.iter().any(|r| r.order.is_some());
+        let has_text = reviews.iter().any(|r| r.text.as_deref().is_some_and(|t| !t.trim().is_empty()));
+        let has_verified = reviews.iter().any(|r| r.verified.is_some());
+        let mut by_product = vec![Vec::new(); products.names.len()];
+        let mut orders_by_product = vec![Vec::new(); products.names.len()];
+        let mut by_reviewer = vec![Vec::new(); reviewers.names.len()];
+        for (i, r) in reviews.iter().enumerate() {
+            by_product[r.product as usize].push(i as u32);
+            by_reviewer[r.reviewer as usize].push(i as u32);
+        }
+        for (i, o) in orders.iter().enumerate() {
+            if o.day <= to_day {
+                orders_by_product[o.product as usize].push(i as u32);
+            }
+        }
+        AuditData {
+            has_orders: !orders.is_empty(),
+            products: products.names,
+            reviewers: reviewers.names,
+            reviews,
+            orders,
+            from_day,
+            to_day,
+            first_day,
+            has_links,
+            second_resolution,
+            has_text,
+            has_verified,
+            local_time,
+            by_product,
+            by_reviewer,
+            orders_by_product,
+        }
+    }
+
+    /// Audited review indices of a product.
+    pub fn audited_of(&self, p: usize) -> impl Iterator<Item = u32> + '_ {
+        self.by_product[p].iter().copied().filter(|&i| self.reviews[i as usize].audited)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_inference() {
+        // Quiet from 05:00 to 10:00 UTC → local night at UTC−5.
+        let mut h = [100u64; 24];
+        for k in 5..10 {
+            h[k] = 5;
+        }
+        assert_eq!(infer_offset_hours(&h), -5);
+        let mut h = [100u64; 24];
+        for k in [15, 16, 17, 18, 19] {
+            h[k] = 1;
+        }
+        assert_eq!(infer_offset_hours(&h), 9);
+    }
+}

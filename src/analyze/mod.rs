@@ -1,0 +1,455 @@
+//! The audit engine: pure functions from canonical data + `AuditConfig` to findings and scores.
+//!
+//! Every family (timing, velocity, orders, overlap, reviewers, text) proposes *candidates*: one
+//! subset test per subject with the p-value of the size question (a), the p-value of the rating
+//! question (b) where it applies, an effect size and the reviews behind it. This module controls the
+//! false discovery rate with Benjamini–Hochberg within each family, turns (a)/(b) into verdicts
+//! (both → FAIL, one → WARN, neither → PASS), and hands the results to `scoring`.
+//!
+//! Must not: do I/O or know file formats.
+
+pub mod data;
+pub mod orders;
+pub mod overlap;
+pub mod reviewers;
+pub mod scoring;
+pub mod stats;
+pub mod text;
+pub mod timing;
+pub mod velocity;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::AuditConfig;
+use crate::findings::{Effect, Evidence, Finding, NotRun, ProductScore, ReviewScore, ReviewerScore, Subject, Verdict, Window};
+use data::{day_str, AuditData};
+
+/// One proposed test result, before multiple-testing control.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Family.
+    pub family: &'static str,
+    /// Test.
+    pub test: &'static str,
+    /// Subject.
+    pub subject: Subject,
+    /// Day window (inclusive day numbers).
+    pub window: Option<(i64, i64)>,
+    /// p of the size question (a).
+    pub p: f64,
+    /// q, when the family already adjusted it (burst windows are merged after adjustment).
+    pub q: Option<f64>,
+    /// p of the rating question (b).
+    pub p_rating: Option<f64>,
+    /// Extra condition on (a), e.g. a minimum effect size.
+    pub effect_ok: bool,
+    /// Whether (b) alone may warn (share tests) or needs (a) (tests whose subset only exists when
+    /// (a) holds).
+    pub b_alone_warns: bool,
+    /// Worst verdict this test may give (some signals can only warn).
+    pub max_verdict: Verdict,
+    /// Effect size.
+    pub effect: Effect,
+    /// Reviews behind it (indices into `AuditData::reviews`).
+    pub reviews: Vec<u32>,
+    /// Strength with which the subset's reviews inherit the finding in their scores.
+    pub review_strength: f64,
+    /// Extra reviewer ids (beyond the reviews' authors).
+    pub reviewers: Vec<u32>,
+    /// One plain sentence.
+    pub sentence: String,
+}
+
+impl Candidate {
+    /// A candidate with neutral defaults.
+    pub fn new(family: &'static str, test: &'static str, subject: Subject, p: f64, effect: Effect, sentence: String) -> Self {
+        Candidate {
+            family,
+            test,
+            subject,
+            window: None,
+            p: if p.is_finite() { p.clamp(0.0, 1.0) } else { 1.0 },
+            q: None,
+            p_rating: None,
+            effect_ok: true,
+            b_alone_warns: false,
+            max_verdict: Verdict::Fail,
+            effect,
+            reviews: Vec::new(),
+            review_strength: 0.5,
+            reviewers: Vec::new(),
+            sentence,
+        }
+    }
+}
+
+/// A direct per-review signal (not through a product finding): too fast, near-duplicate, …
+#[derive(Debug, Clone)]
+pub struct ReviewSignal {
+    /// Review index.
+    pub review: u32,
+    /// Reason code.
+    pub reason: &'static str,
+    /// Strength in [0, 1].
+    pub strength: f64,
+}
+
+/// What one family returns.
+#[derive(Debug, Default)]
+pub struct FamilyOutput {
+    /// Proposed tests.
+    pub candidates: Vec<Candidate>,
+    /// Direct review signals.
+    pub signals: Vec<ReviewSignal>,
+    /// Tests that could not run.
+    pub not_run: Vec<NotRun>,
+    /// Reviewer groups found (overlap family).
+    pub groups: Vec<GroupInfo>,
+    /// Product pairs sharing reviewers (overlap family).
+    pub product_pairs: Vec<ProductPair>,
+}
+
+/// A reviewer group, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupInfo {
+    /// `G1`, `G2`, … in order of evidence.
+    pub id: String,
+    /// Member reviewer ids.
+    pub members: Vec<String>,
+    /// Products the group supports.
+    pub products: Vec<String>,
+    /// Reviews by members on those products.
+    pub review_ids: Vec<String>,
+    /// First and last day of those reviews.
+    pub window: Window,
+    /// Days from first to last review.
+    pub span_days: f64,
+    /// Mean member rating minus mean non-member rating on the same products.
+    pub rating_deviation: f64,
+    /// Mean pairwise Jaccard similarity of member texts (word 3-shingles), if texts exist.
+    pub text_similarity: Option<f64>,
+    /// Share of member reviews that are early (SpEagle ETF).
+    pub early_share: f64,
+    /// FRAUDAR density of the block.
+    pub density: f64,
+    /// p, q and verdict.
+    pub p: f64,
+    /// BH q.
+    pub q: f64,
+    /// Verdict.
+    pub verdict: crate::findings::Verdict,
+}
+
+/// Two products and the reviewers they share.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductPair {
+    /// First product.
+    pub a: String,
+    /// Second product.
+    pub b: String,
+    /// Shared reviewers.
+    pub shared_reviewers: u64,
+}
+
+/// A test's tally, for the report's methodology and data-quality sections.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct TestTally {
+    /// Family.
+    pub family: String,
+    /// Subjects tested.
+    pub tested: u64,
+    /// Verdict counts.
+    pub warn: u64,
+    /// Fails.
+    pub fail: u64,
+}
+
+/// The whole analysis.
+#[derive(Debug)]
+pub struct Analysis {
+    /// WARN/FAIL findings, sorted by verdict, q, id.
+    pub findings: Vec<Finding>,
+    /// Tests that could not run.
+    pub not_run: Vec<NotRun>,
+    /// Per test: subjects tested and verdicts.
+    pub tallies: BTreeMap<String, TestTally>,
+    /// Reviewer groups.
+    pub groups: Vec<GroupInfo>,
+    /// Product pairs sharing the most reviewers.
+    pub product_pairs: Vec<ProductPair>,
+    /// Scores.
+    pub reviews: Vec<ReviewScore>,
+    /// Reviewer scores.
+    pub reviewers: Vec<ReviewerScore>,
+    /// Product scores and verdicts.
+    pub products: Vec<ProductScore>,
+}
+
+/// Run every family, control the FDR per family, decide verdicts, score.
+pub fn analyze(d: &AuditData, cfg: &AuditConfig, progress: &dyn Fn(&str)) -> Analysis {
+    let mut outputs: Vec<FamilyOutput> = Vec::new();
+    progress("timing statistics");
+    outputs.push(timing::run(d, cfg));
+    progress("velocity statistics");
+    outputs.push(velocity::run(d, cfg));
+    progress("order-side statistics");
+    outputs.push(orders::run(d, cfg));
+    progress("reviewer overlap");
+    outputs.push(overlap::run(d, cfg));
+    progress("reviewer signals");
+    outputs.push(reviewers::run(d, cfg));
+    progress("text statistics");
+    outputs.push(text::run(d, cfg));
+    progress("verdicts and scores");
+    let mut candidates = Vec::new();
+    let mut signals = Vec::new();
+    let mut not_run = Vec::new();
+    let mut groups = Vec::new();
+    let mut product_pairs = Vec::new();
+    for o in outputs {
+        candidates.extend(o.candidates);
+        signals.extend(o.signals);
+        not_run.extend(o.not_run);
+        groups.extend(o.groups);
+        product_pairs.extend(o.product_pairs);
+    }
+    let decided = corroborate(decide(candidates, cfg), cfg);
+    let mut tallies: BTreeMap<String, TestTally> = BTreeMap::new();
+    for (c, v, _) in &decided {
+        let t = tallies.entry(c.test.to_string()).or_default();
+        t.family = c.family.to_string();
+        t.tested += 1;
+        match v {
+            Verdict::Warn => t.warn += 1,
+            Verdict::Fail => t.fail += 1,
+            _ => {}
+        }
+    }
+    let flagged: Vec<(Candidate, Verdict, f64)> =
+        decided.into_iter().filter(|(_, v, _)| matches!(v, Verdict::Warn | Verdict::Fail)).collect();
+    let (reviews, reviewers, products) = scoring::score(d, cfg, &flagged, &signals);
+    let mut findings: Vec<Finding> = flagged.iter().map(|(c, v, q)| to_finding(d, c, *v, *q)).collect();
+    // Ids must be unique within a report: a second finding with the same id gets a suffix.
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for f in findings.iter_mut() {
+        let n = seen.entry(f.id.clone()).or_default();
+        *n += 1;
+        if *n > 1 {
+            f.id = format!("{}#{}", f.id, n);
+        }
+    }
+    findings.sort_by(|a, b| {
+        b.verdict
+            .cmp(&a.verdict)
+            .then(a.q.partial_cmp(&b.q).unwrap_or(std::cmp::Ordering::Equal))
+            .then(a.id.cmp(&b.id))
+    });
+    not_run.sort_by(|a, b| (&a.family, &a.test).cmp(&(&b.family, &b.test)));
+    not_run.dedup_by(|a, b| a.family == b.family && a.test == b.test);
+    Analysis { findings, not_run, tallies, groups, product_pairs, reviews, reviewers, products }
+}
+
+/// BH within each family, then verdicts.
+pub fn decide(candidates: Vec<Candidate>, cfg: &AuditConfig) -> Vec<(Candidate, Verdict, f64)> {
+    let mut by_family: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
+    for (i, c) in candidates.iter().enumerate() {
+        if c.q.is_none() {
+            by_family.entry(c.family).or_default().push(i);
+        }
+    }
+    let mut q = vec![1.0; candidates.len()];
+    for (i, c) in candidates.iter().enumerate() {
+        if let Some(v) = c.q {
+            q[i] = v;
+        }
+    }
+    for idx in by_family.values() {
+        let ps: Vec<f64> = idx.iter().map(|&i| candidates[i].p).collect();
+        for (k, v) in stats::benjamini_hochberg(&ps).into_iter().enumerate() {
+            q[idx[k]] = v;
+        }
+    }
+    candidates
+        .into_iter()
+        .zip(q)
+        .map(|(c, q)| {
+            let a = q < cfg.fdr && c.effect_ok;
+            let b = c.p_rating.is_some_and(|p| p < cfg.rating_alpha);
+            let v = match (a, b) {
+                (true, true) => Verdict::Fail,
+                (true, false) => Verdict::Warn,
+                (false, true) if c.b_alone_warns => Verdict::Warn,
+                _ => Verdict::Pass,
+            };
+            let v = v.min(c.max_verdict);
+            (c, v, q)
+        })
+        .collect()
+}
+
+/// Descriptive profile tests: they say "different", not "larger", so they do not corroborate.
+pub const PROFILE_TESTS: &[&str] = &["gap_regularity", "word_count_profile", "hour_profile", "lag_distribution"];
+
+/// Families that must independently answer the size question (a) for one product before the product
+/// fails on corroboration alone.
+pub const CORROBORATING_FAMILIES: usize = 3;
+
+/// Independent corroboration: when tests of at least three different families each find a
+/// significant excess for one product (question (a)), its strongest such finding is raised to FAIL
+/// even if no single test's rating question answered yes (a 5-star ring on an already 5-star product
+/// does not move the rating, but the accounts, orders and timing still say the same thing).
+pub fn corroborate(mut decided: Vec<(Candidate, Verdict, f64)>, cfg: &AuditConfig) -> Vec<(Candidate, Verdict, f64)> {
+    let mut families: BTreeMap<String, std::collections::BTreeSet<&'static str>> = BTreeMap::new();
+    let mut strongest: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    for (i, (c, v, q)) in decided.iter().enumerate() {
+        let Subject::Product(p) = &c.subject else { continue };
+        let a = *q < cfg.fdr && c.effect_ok;
+        if !a || *v < Verdict::Warn || PROFILE_TESTS.contains(&c.test) {
+            continue;
+        }
+        families.entry(p.clone()).or_default().insert(c.family);
+        let e = strongest.entry(p.clone()).or_insert((f64::INFINITY, i));
+        if *q < e.0 && c.max_verdict == Verdict::Fail {
+            *e = (*q, i);
+        }
+    }
+    for (p, fams) in families {
+        if fams.len() < CORROBORATING_FAMILIES {
+            continue;
+        }
+        if let Some(&(q, i)) = strongest.get(&p) {
+            if q.is_finite() && decided[i].1 == Verdict::Warn {
+                decided[i].1 = Verdict::Fail;
+                let names: Vec<&str> = fams.iter().copied().collect();
+                decided[i].0.sentence.push_str(&format!(" Corroborated by {} test families ({}).", names.len(), names.join(", ")));
+            }
+        }
+    }
+    decided
+}
+
+fn to_finding(d: &AuditData, c: &Candidate, v: Verdict, q: f64) -> Finding {
+    let window = c.window.map(|(a, b)| Window { from: day_str(a), to: day_str(b) });
+    let id = match &window {
+        Some(w) => format!("{}:{}:{}", c.test, c.subject.id(), w.from),
+        None => format!("{}:{}", c.test, c.subject.id()),
+    };
+    let mut review_ids: Vec<String> = c.reviews.iter().map(|&i| d.reviews[i as usize].id.clone()).collect();
+    review_ids.sort();
+    review_ids.dedup();
+    let mut reviewer_ids: Vec<String> = c
+        .reviews
+        .iter()
+        .map(|&i| d.reviews[i as usize].reviewer)
+        .chain(c.reviewers.iter().copied())
+        .map(|r| d.reviewers[r as usize].clone())
+        .collect();
+    reviewer_ids.sort();
+    reviewer_ids.dedup();
+    let mut days: Vec<i64> = c.reviews.iter().map(|&i| d.reviews[i as usize].day).collect();
+    days.sort_unstable();
+    days.dedup();
+    Finding {
+        id,
+        family: c.family.to_string(),
+        test: c.test.to_string(),
+        subject: c.subject.clone(),
+        window,
+        verdict: v,
+        p: round_sig(c.p),
+        q: round_sig(q),
+        p_rating: c.p_rating.map(round_sig),
+        effect: Effect { name: c.effect.name.clone(), value: round_sig(c.effect.value) },
+        evidence: Evidence { review_ids, reviewer_ids, days: days.into_iter().map(day_str).collect() },
+        sentence: c.sentence.clone(),
+    }
+}
+
+/// Round to 6 significant digits so outputs are stable across platforms' last-bit differences.
+pub fn round_sig(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return if x.is_finite() { 0.0 } else { 1.0 };
+    }
+    let mag = x.abs().log10().floor() as i32;
+    let f = 10f64.powi(5 - mag);
+    (x * f).round() / f
+}
+
+/// Product display helper shared by the families' sentences.
+pub fn pname(d: &AuditData, p: usize) -> &str {
+    &d.products[p]
+}
+
+/// Mean of ratings of the given reviews.
+pub fn mean_rating(d: &AuditData, idx: &[u32]) -> f64 {
+    if idx.is_empty() {
+        return f64::NAN;
+    }
+    idx.iter().map(|&i| d.reviews[i as usize].rating as f64).sum::<f64>() / idx.len() as f64
+}
+
+/// Ratings of the given reviews as floats.
+pub fn ratings(d: &AuditData, idx: &[u32]) -> Vec<f64> {
+    idx.iter().map(|&i| d.reviews[i as usize].rating as f64).collect()
+}
+
+/// The rating question (b) of a subset test: Mann–Whitney of the subset's ratings against the rest
+/// of the product's audited reviews.
+pub fn rating_question(d: &AuditData, subset: &[u32], rest: &[u32]) -> Option<f64> {
+    stats::mann_whitney(&ratings(d, subset), &ratings(d, rest))
+}
+
+/// Split a product's audited reviews into (subset, rest) by a predicate.
+pub fn split_audited(d: &AuditData, p: usize, pred: impl Fn(&data::Rev) -> bool) -> (Vec<u32>, Vec<u32>) {
+    d.audited_of(p).partition(|&i| pred(&d.reviews[i as usize]))
+}
+
+/// Leave-one-out catalog share with add-one smoothing: (K − k + 1) / (N − n + 2).
+pub fn loo_share(k_total: u64, n_total: u64, k: u64, n: u64) -> f64 {
+    (k_total.saturating_sub(k) as f64 + 1.0) / (n_total.saturating_sub(n) as f64 + 2.0)
+}
+
+/// A `NotRun`.
+pub fn not_run(family: &str, test: &str, reason: &str) -> NotRun {
+    NotRun { family: family.into(), test: test.into(), reason: reason.into() }
+}
+
+/// Percent with one decimal.
+pub fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(p: f64, pr: Option<f64>) -> Candidate {
+        let mut c = Candidate::new("f", "t", Subject::Product("P".into()), p, Effect { name: "x".into(), value: 1.0 }, String::new());
+        c.p_rating = pr;
+        c
+    }
+
+    #[test]
+    fn verdict_rules() {
+        let cfg = AuditConfig::default();
+        let out = decide(vec![cand(1e-9, Some(1e-5)), cand(1e-9, Some(0.5)), cand(0.5, Some(1e-5)), cand(0.5, None)], &cfg);
+        let v: Vec<Verdict> = out.iter().map(|x| x.1).collect();
+        assert_eq!(v, vec![Verdict::Fail, Verdict::Warn, Verdict::Pass, Verdict::Pass]);
+        let mut c = cand(0.5, Some(1e-5));
+        c.b_alone_warns = true;
+        let mut capped = cand(1e-9, Some(1e-9));
+        capped.max_verdict = Verdict::Warn;
+        let out = decide(vec![c, capped], &cfg);
+        assert_eq!(out[0].1, Verdict::Warn);
+        assert_eq!(out[1].1, Verdict::Warn);
+    }
+
+    #[test]
+    fn rounding() {
+        assert_eq!(round_sig(0.123456789), 0.123457);
+        assert_eq!(round_sig(1.23456789e-12), 1.23457e-12);
+        assert_eq!(round_sig(0.0), 0.0);
+    }
+}

@@ -1,0 +1,536 @@
+//! Reviewer overlap: lockstep pairs (CopyCatch: ≥ m shared products, each co-reviewed within Δt),
+//! groups (components of the lockstep graph, then the densest reviewer×product block by greedy
+//! peeling with 1/log(d+5) weights, FRAUDAR), the product×product shared-reviewer matrix, and
+//! identity overlap (several reviewer ids behind one hashed IP, email, street address, buyer or
+//! postal code).
+//!
+//! Co-review counting is bounded: pairs are only formed inside Δt windows of one product, and windows
+//! busier than `lockstep_max_window_reviews` are skipped (organic crowds on best sellers).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::config::AuditConfig;
+use crate::findings::{Effect, Subject, Verdict, Window};
+
+use super::data::{day_str, AuditData};
+use super::stats::{benjamini_hochberg, binomial_upper, fisher_combine, poisson_upper};
+use super::text::{jaccard, shingle_set};
+use super::{loo_share, not_run, pct, ratings, Candidate, FamilyOutput, GroupInfo, ProductPair, ReviewSignal};
+
+const FAMILY: &str = "overlap";
+
+struct Dsu(Vec<u32>);
+impl Dsu {
+    fn find(&mut self, x: u32) -> u32 {
+        let mut r = x;
+        while self.0[r as usize] != r {
+            r = self.0[r as usize];
+        }
+        let mut y = x;
+        while self.0[y as usize] != r {
+            let n = self.0[y as usize];
+            self.0[y as usize] = r;
+            y = n;
+        }
+        r
+    }
+    fn union(&mut self, a: u32, b: u32) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+            self.0[hi as usize] = lo;
+        }
+    }
+}
+
+/// Lockstep pairs: (reviewer a, reviewer b) → products co-reviewed within Δt.
+pub fn lockstep_pairs(d: &AuditData, cfg: &AuditConfig) -> BTreeMap<(u32, u32), BTreeSet<u32>> {
+    let dt = (cfg.lockstep_window_days * 86_400.0) as i64;
+    let mut pairs: HashMap<(u32, u32), BTreeSet<u32>> = HashMap::new();
+    for (p, revs) in d.by_product.iter().enumerate() {
+        let mut lo = 0usize;
+        for (k, &i) in revs.iter().enumerate() {
+            let ri = &d.reviews[i as usize];
+            while d.reviews[revs[lo] as usize].t < ri.t - dt {
+                lo += 1;
+            }
+            if k - lo > cfg.lockstep_max_window_reviews {
+                continue;
+            }
+            for &j in &revs[lo..k] {
+                let rj = &d.reviews[j as usize];
+                if rj.reviewer != ri.reviewer {
+                    let key = (ri.reviewer.min(rj.reviewer), ri.reviewer.max(rj.reviewer));
+                    pairs.entry(key).or_default().insert(p as u32);
+                }
+            }
+        }
+    }
+    pairs.into_iter().filter(|(_, s)| s.len() >= cfg.lockstep_min_products).collect()
+}
+
+/// Greedy peeling (FRAUDAR) of a bipartite block; returns (members kept, products kept, density).
+pub fn densest_block(edges: &[(u32, u32, f64)]) -> (Vec<u32>, Vec<u32>, f64) {
+    // Node ids: reviewers as-is tagged 0, products tagged 1.
+    let mut nodes: BTreeMap<(u8, u32), f64> = BTreeMap::new();
+    let mut adj: BTreeMap<(u8, u32), Vec<((u8, u32), f64)>> = BTreeMap::new();
+    let mut total = 0.0;
+    for &(u, p, w) in edges {
+        *nodes.entry((0, u)).or_default() += w;
+        *nodes.entry((1, p)).or_default() += w;
+        adj.entry((0, u)).or_default().push(((1, p), w));
+        adj.entry((1, p)).or_default().push(((0, u), w));
+        total += w;
+    }
+    let mut alive: BTreeSet<(u8, u32)> = nodes.keys().copied().collect();
+    let mut best = (total / alive.len().max(1) as f64, alive.clone());
+    while alive.len() > 2 {
+        // Remove the node of least weighted degree (ties: by id, for determinism).
+        let (&victim, _) = nodes
+            .iter()
+            .filter(|(k, _)| alive.contains(k))
+            .min_by(|a, b| a.1.partial_cmp(b.1).unwrap_or(std::cmp::Ordering::Equal).then(a.0.cmp(b.0)))
+            .expect("alive is not empty");
+        alive.remove(&victim);
+        total -= nodes[&victim];
+        for (nb, w) in adj.get(&victim).cloned().unwrap_or_default() {
+            if alive.contains(&nb) {
+                if let Some(x) = nodes.get_mut(&nb) {
+                    *x -= w;
+                }
+            }
+        }
+        nodes.insert(victim, 0.0);
+        let g = total / alive.len() as f64;
+        if g > best.0 + 1e-12 {
+            best = (g, alive.clone());
+        }
+    }
+    let members = best.1.iter().filter(|k| k.0 == 0).map(|k| k.1).collect();
+    let products = best.1.iter().filter(|k| k.0 == 1).map(|k| k.1).collect();
+    (members, products, best.0)
+}
+
+/// Run the overlap family.
+pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
+    let mut out = FamilyOutput::default();
+    let pairs = lockstep_pairs(d, cfg);
+    groups(d, cfg, &pairs, &mut out);
+    product_overlap(d, cfg, &mut out);
+    identity(d, cfg, &mut out);
+    out
+}
+
+fn groups(d: &AuditData, cfg: &AuditConfig, pairs: &BTreeMap<(u32, u32), BTreeSet<u32>>, out: &mut FamilyOutput) {
+    let mut dsu = Dsu((0..d.reviewers.len() as u32).collect());
+    for &(a, b) in pairs.keys() {
+        dsu.union(a, b);
+    }
+    let mut comps: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+    for &(a, b) in pairs.keys() {
+        let r = dsu.find(a);
+        comps.entry(r).or_default().insert(a);
+        comps.entry(r).or_default().insert(b);
+    }
+    let degree: Vec<usize> = d
+        .by_product
+        .iter()
+        .map(|v| v.iter().map(|&i| d.reviews[i as usize].reviewer).collect::<BTreeSet<_>>().len())
+        .collect();
+    struct Raw {
+        members: Vec<u32>,
+        products: Vec<u32>,
+        reviews: Vec<u32>,
+        density: f64,
+        p: f64,
+    }
+    let mut raws = Vec::new();
+    for members in comps.values().filter(|m| m.len() >= cfg.group_min_members) {
+        let mut edges = Vec::new();
+        for &u in members {
+            let prods: BTreeSet<u32> = d.by_reviewer[u as usize].iter().map(|&i| d.reviews[i as usize].product).collect();
+            for p in prods {
+                edges.push((u, p, 1.0 / ((degree[p as usize] as f64) + 5.0).ln()));
+            }
+        }
+        let (m, prods, density) = densest_block(&edges);
+        // Keep products that at least two block members co-reviewed.
+        let mset: BTreeSet<u32> = m.iter().copied().collect();
+        let mut supported = Vec::new();
+        let mut reviews = Vec::new();
+        let mut p_parts = Vec::new();
+        for &p in &prods {
+            let sub: Vec<u32> =
+                d.by_product[p as usize].iter().copied().filter(|&i| mset.contains(&d.reviews[i as usize].reviewer)).collect();
+            if sub.len() < 2 {
+                continue;
+            }
+            let t: Vec<i64> = sub.iter().map(|&i| d.reviews[i as usize].t).collect();
+            let w = ((t.iter().max().unwrap_or(&0) - t.iter().min().unwrap_or(&0)) as f64 / 86_400.0).max(1.0);
+            let all_t: Vec<i64> = d.by_product[p as usize].iter().map(|&i| d.reviews[i as usize].t).collect();
+            let span = ((all_t.iter().max().unwrap_or(&0) - all_t.iter().min().unwrap_or(&0)) as f64 / 86_400.0).max(w);
+            // P(m reviews placed uniformly over the product's span all fall within w days).
+            let m_p = sub.len() as f64;
+            let p_p = (m_p * (w / span).powf(m_p - 1.0)).min(1.0);
+            // Members who review a product at unrelated times (camouflage on best sellers) do not
+            // make it a product the group supports.
+            if p_p > 0.01 {
+                continue;
+            }
+            p_parts.push(p_p);
+            supported.push(p);
+            reviews.extend(sub);
+        }
+        if m.len() < cfg.group_min_members || supported.len() < cfg.lockstep_min_products {
+            continue;
+        }
+        if !reviews.iter().any(|&i| d.reviews[i as usize].audited) {
+            continue;
+        }
+        raws.push(Raw { members: m, products: supported, reviews, density, p: fisher_combine(&p_parts) });
+    }
+    // Order groups by evidence for stable ids.
+    raws.sort_by(|a, b| a.p.partial_cmp(&b.p).unwrap_or(std::cmp::Ordering::Equal).then(a.members.cmp(&b.members)));
+    let qs = benjamini_hochberg(&raws.iter().map(|r| r.p).collect::<Vec<_>>());
+    for (n, (g, q)) in raws.into_iter().zip(qs).enumerate() {
+        let id = format!("G{}", n + 1);
+        let mset: BTreeSet<u32> = g.members.iter().copied().collect();
+        let pset: BTreeSet<u32> = g.products.iter().copied().collect();
+        let others: Vec<u32> = g
+            .products
+            .iter()
+            .flat_map(|&p| d.by_product[p as usize].iter().copied())
+            .filter(|&i| !mset.contains(&d.reviews[i as usize].reviewer))
+            .collect();
+        let dev = super::mean_rating(d, &g.reviews) - super::mean_rating(d, &others);
+        let dev = if dev.is_finite() { dev } else { 0.0 };
+        let p_rating = super::stats::mann_whitney(&ratings(d, &g.reviews), &ratings(d, &others));
+        let text_similarity = group_text_similarity(d, &g.reviews);
+        let t: Vec<i64> = g.reviews.iter().map(|&i| d.reviews[i as usize].t).collect();
+        let (t0, t1) = (*t.iter().min().unwrap_or(&0), *t.iter().max().unwrap_or(&0));
+        let early = g
+            .reviews
+            .iter()
+            .filter(|&&i| {
+                let r = &d.reviews[i as usize];
+                let first = d.reviews[d.by_product[r.product as usize][0] as usize].day;
+                1.0 - (r.day - first) as f64 / 210.0 > cfg.early_threshold
+            })
+            .count() as f64
+            / g.reviews.len() as f64;
+        let shared = shared_identities(d, &g.members);
+        let a = q < cfg.fdr;
+        // The second question for a group (GSRank indicators): its rating deviates from everyone
+        // else's, or its texts are alike, or its accounts are tied together outside reviewing
+        // (one IP, email, street address or buyer; or one postal code for three or more).
+        let b = dev.abs() >= cfg.group_rating_deviation && p_rating.is_some_and(|p| p < cfg.rating_alpha * 5.0)
+            || text_similarity.is_some_and(|s| s >= 0.5)
+            || shared > 0;
+        let verdict = match (a, b) {
+            (true, true) => Verdict::Fail,
+            (true, false) => Verdict::Warn,
+            _ => Verdict::Pass,
+        };
+        let members: Vec<String> = g.members.iter().map(|&u| d.reviewers[u as usize].clone()).collect();
+        let products: Vec<String> = g.products.iter().map(|&p| d.products[p as usize].clone()).collect();
+        let mut review_ids: Vec<String> = g.reviews.iter().map(|&i| d.reviews[i as usize].id.clone()).collect();
+        review_ids.sort();
+        let window = Window { from: day_str(t0.div_euclid(86_400)), to: day_str(t1.div_euclid(86_400)) };
+        let sentence = format!(
+            "{} accounts reviewed the same {} products within days of each other ({} reviews, {}..{}), rating {:+.2} stars against other reviewers{}{}.",
+            members.len(),
+            products.len(),
+            g.reviews.len(),
+            window.from,
+            window.to,
+            dev,
+            text_similarity.map(|s| format!(", text similarity {s:.2}")).unwrap_or_default(),
+            if shared > 0 { format!("; {shared} identity value(s) (IP, email, address, buyer or postal code) are shared among them") } else { String::new() }
+        );
+        // Catalog-level group finding plus one per supported product.
+        let mut c = Candidate::new(FAMILY, "lockstep_group", Subject::Group(id.clone()), g.p, Effect { name: "members".into(), value: members.len() as f64 }, sentence.clone());
+        c.q = Some(q);
+        c.window = Some((t0.div_euclid(86_400), t1.div_euclid(86_400)));
+        c.effect_ok = true;
+        c.p_rating = if b { Some(0.0) } else { Some(1.0) };
+        c.reviews = g.reviews.clone();
+        c.review_strength = 0.0;
+        out.candidates.push(c);
+        for &p in &g.products {
+            let sub: Vec<u32> = g.reviews.iter().copied().filter(|&i| d.reviews[i as usize].product == p).collect();
+            let mut c = Candidate::new(
+                FAMILY,
+                "lockstep_group_product",
+                Subject::Product(d.products[p as usize].clone()),
+                g.p,
+                Effect { name: "group reviews".into(), value: sub.len() as f64 },
+                format!("{} of its reviews come from reviewer group {id}: {sentence}", sub.len()),
+            );
+            c.q = Some(q);
+            c.window = Some((t0.div_euclid(86_400), t1.div_euclid(86_400)));
+            c.p_rating = if b { Some(0.0) } else { Some(1.0) };
+            c.reviews = sub;
+            c.review_strength = 0.0;
+            out.candidates.push(c);
+        }
+        if verdict != Verdict::Pass {
+            for &i in &g.reviews {
+                if pset.contains(&d.reviews[i as usize].product) {
+                    out.signals.push(ReviewSignal {
+                        review: i,
+                        reason: "lockstep_group",
+                        strength: if verdict == Verdict::Fail { 0.9 } else { 0.6 },
+                    });
+                }
+            }
+        }
+        out.groups.push(GroupInfo {
+            id,
+            members,
+            products,
+            review_ids,
+            window,
+            span_days: (t1 - t0) as f64 / 86_400.0,
+            rating_deviation: super::round_sig(dev),
+            text_similarity: text_similarity.map(super::round_sig),
+            early_share: super::round_sig(early),
+            density: super::round_sig(g.density),
+            p: super::round_sig(g.p),
+            q: super::round_sig(q),
+            verdict,
+        });
+    }
+}
+
+/// How many identity values (hashed IP, email, linked order's street address, buyer or postal
+/// code) are shared by two or more members (three or more for postal codes).
+fn shared_identities(d: &AuditData, members: &[u32]) -> usize {
+    let mut owners: BTreeMap<(u8, u32), BTreeSet<u32>> = BTreeMap::new();
+    for &u in members {
+        for &i in &d.by_reviewer[u as usize] {
+            let r = &d.reviews[i as usize];
+            let mut add = |kind: u8, k: Option<u32>| {
+                if let Some(k) = k {
+                    owners.entry((kind, k)).or_default().insert(u);
+                }
+            };
+            add(0, r.ip);
+            add(1, r.email);
+            if let Some(o) = r.order {
+                let o = &d.orders[o as usize];
+                add(2, o.address);
+                add(3, o.buyer);
+                add(4, o.postal);
+            }
+        }
+    }
+    owners.iter().filter(|((kind, _), who)| who.len() >= if *kind == 4 { 3 } else { 2 }).count()
+}
+
+fn group_text_similarity(d: &AuditData, reviews: &[u32]) -> Option<f64> {
+    let sets: Vec<Vec<u64>> = reviews
+        .iter()
+        .filter_map(|&i| d.reviews[i as usize].text.as_deref())
+        .map(shingle_set)
+        .filter(|s| !s.is_empty())
+        .take(60)
+        .collect();
+    if sets.len() < 2 {
+        return None;
+    }
+    let mut sum = 0.0;
+    let mut n = 0;
+    for a in 0..sets.len() {
+        for b in a + 1..sets.len() {
+            sum += jaccard(&sets[a], &sets[b]);
+            n += 1;
+        }
+    }
+    Some(sum / n as f64)
+}
+
+fn product_overlap(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
+    let mut pair_counts: BTreeMap<(u32, u32), u64> = BTreeMap::new();
+    let mut multi = vec![false; d.reviewers.len()];
+    for (u, revs) in d.by_reviewer.iter().enumerate() {
+        let prods: BTreeSet<u32> = revs.iter().map(|&i| d.reviews[i as usize].product).collect();
+        if prods.len() >= 2 {
+            multi[u] = true;
+        }
+        if prods.len() >= 2 && prods.len() <= 50 {
+            let v: Vec<u32> = prods.into_iter().collect();
+            for a in 0..v.len() {
+                for b in a + 1..v.len() {
+                    *pair_counts.entry((v[a], v[b])).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut top: Vec<((u32, u32), u64)> = pair_counts.into_iter().filter(|(_, c)| *c >= 2).collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    out.product_pairs = top
+        .iter()
+        .take(200)
+        .map(|((a, b), c)| ProductPair { a: d.products[*a as usize].clone(), b: d.products[*b as usize].clone(), shared_reviewers: *c })
+        .collect();
+    // Share of a product's reviewers who also reviewed other catalog products.
+    let (mut k_all, mut n_all) = (0u64, 0u64);
+    let per: Vec<(u64, u64, Vec<u32>)> = (0..d.products.len())
+        .map(|p| {
+            let mut seen = BTreeSet::new();
+            let mut sub = Vec::new();
+            for i in d.audited_of(p) {
+                let u = d.reviews[i as usize].reviewer;
+                if seen.insert(u) && multi[u as usize] {
+                    sub.push(i);
+                }
+            }
+            k_all += sub.len() as u64;
+            n_all += seen.len() as u64;
+            (sub.len() as u64, seen.len() as u64, sub)
+        })
+        .collect();
+    for (p, (k, n, sub)) in per.into_iter().enumerate() {
+        if n < cfg.min_reviews as u64 {
+            continue;
+        }
+        let p0 = loo_share(k_all, n_all, k, n);
+        let mut c = Candidate::new(
+            FAMILY,
+            "shared_reviewers",
+            Subject::Product(d.products[p].clone()),
+            binomial_upper(k, n, p0),
+            Effect { name: "share / catalog share".into(), value: (k as f64 / n as f64) / p0 },
+            format!(
+                "{k} of {n} reviewers of {} also reviewed other products of this catalog ({} vs {}).",
+                d.products[p],
+                pct(k as f64 / n as f64),
+                pct(p0)
+            ),
+        );
+        c.effect_ok = k >= 4 && (k as f64 / n as f64) >= 2.0 * p0;
+        c.max_verdict = Verdict::Warn;
+        c.reviews = sub;
+        c.review_strength = 0.3;
+        out.candidates.push(c);
+    }
+}
+
+fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
+    // key kind → key → reviewers and their reviews.
+    let mut kinds: BTreeMap<&'static str, BTreeMap<u32, BTreeMap<u32, Vec<u32>>>> = BTreeMap::new();
+    for (i, r) in d.reviews.iter().enumerate() {
+        if !r.audited {
+            continue;
+        }
+        let mut add = |kind: &'static str, key: Option<u32>| {
+            if let Some(k) = key {
+                kinds.entry(kind).or_default().entry(k).or_default().entry(r.reviewer).or_default().push(i as u32);
+            }
+        };
+        add("ip", r.ip);
+        add("email", r.email);
+        if let Some(o) = r.order {
+            let o = &d.orders[o as usize];
+            add("address", o.address);
+            add("buyer", o.buyer);
+            add("postal", o.postal);
+        }
+    }
+    if kinds.is_empty() {
+        out.not_run.push(not_run(
+            FAMILY,
+            "identity_overlap",
+            "no reviewer IP, email or linked order address/buyer/postal code to compare",
+        ));
+        return;
+    }
+    let linked = d.reviews.iter().filter(|r| r.audited && r.order.is_some()).count() as f64;
+    let mut postal_freq: HashMap<u32, u64> = HashMap::new();
+    for o in &d.orders {
+        if let Some(k) = o.postal {
+            *postal_freq.entry(k).or_default() += 1;
+        }
+    }
+    let n_orders = d.orders.len().max(1) as f64;
+    for (kind, keys) in kinds {
+        let test: &'static str = match kind {
+            "ip" => "shared_ip",
+            "email" => "shared_email",
+            "address" => "shared_address",
+            "buyer" => "shared_buyer",
+            _ => "shared_postal",
+        };
+        // Keys behind several accounts, with their chance p-value.
+        let mut hits: Vec<(f64, Vec<u32>, usize)> = Vec::new(); // p, reviews, accounts
+        for (key, by_reviewer) in &keys {
+            let (pv, min_accounts) = if kind == "postal" {
+                // Chance: linked reviewers landing on this postal code by its order frequency.
+                let lambda = linked * (*postal_freq.get(key).unwrap_or(&1) as f64 / n_orders);
+                (poisson_upper(by_reviewer.len() as u64, lambda), 3)
+            } else {
+                // Distinct accounts behind one IP/email/address: a rule, no chance model.
+                (0.0, 2)
+            };
+            if by_reviewer.len() < min_accounts {
+                continue;
+            }
+            hits.push((pv, by_reviewer.values().flatten().copied().collect(), by_reviewer.len()));
+        }
+        if hits.is_empty() {
+            continue;
+        }
+        let n_keys = keys.len() as f64;
+        let p_best = hits.iter().map(|h| h.0).fold(1.0, f64::min);
+        let p_cat = if kind == "postal" { (p_best * n_keys).min(1.0) } else { 0.0 };
+        let all: Vec<u32> = hits.iter().flat_map(|h| h.1.iter().copied()).collect();
+        let accounts: usize = hits.iter().map(|h| h.2).sum();
+        let mut c = Candidate::new(
+            FAMILY,
+            test,
+            Subject::Catalog(kind.to_string()),
+            p_cat,
+            Effect { name: "accounts sharing".into(), value: accounts as f64 },
+            format!("{} hashed {kind} value(s) are each shared by several reviewer accounts ({accounts} accounts in all).", hits.len()),
+        );
+        c.max_verdict = Verdict::Warn;
+        c.reviews = all.clone();
+        c.review_strength = 0.5;
+        out.candidates.push(c);
+        // Per product: accounts behind one identity that reviewed the same product.
+        let mut per_product: BTreeMap<u32, (BTreeSet<u32>, Vec<u32>, f64)> = BTreeMap::new();
+        for (pv, revs, _) in &hits {
+            let mut by_p: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+            for &i in revs {
+                by_p.entry(d.reviews[i as usize].product).or_default().push(i);
+            }
+            for (p, v) in by_p {
+                let who: BTreeSet<u32> = v.iter().map(|&i| d.reviews[i as usize].reviewer).collect();
+                if who.len() < 2 {
+                    continue;
+                }
+                let e = per_product.entry(p).or_insert_with(|| (BTreeSet::new(), Vec::new(), 1.0));
+                e.0.extend(who);
+                e.1.extend(v);
+                e.2 = e.2.min(*pv);
+            }
+        }
+        for (p, (who, revs, pv)) in per_product {
+            let pv = if kind == "postal" { (pv * n_keys).min(1.0) } else { 0.0 };
+            let mut c = Candidate::new(
+                FAMILY,
+                test,
+                Subject::Product(d.products[p as usize].clone()),
+                pv,
+                Effect { name: "accounts".into(), value: who.len() as f64 },
+                format!("{} accounts that share a hashed {kind} with another account reviewed {}.", who.len(), d.products[p as usize]),
+            );
+            c.p_rating = if kind == "postal" { None } else { Some(0.0) };
+            c.max_verdict = if kind == "postal" { Verdict::Warn } else { Verdict::Fail };
+            c.reviews = revs;
+            c.review_strength = 0.7;
+            out.candidates.push(c);
+        }
+    }
+    let _ = cfg;
+}

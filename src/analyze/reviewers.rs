@@ -1,0 +1,121 @@
+//! Reviewer signals within the catalog (a seller sees no platform-wide history): repeaters and
+//! singletons, extreme ratings, rating deviation (RD, DEV), maximum reviews per day (MNR),
+//! burstiness (BST) and early reviews (ETF) — the behavioural features of SpEagle and Mukherjee et
+//! al. They feed the review scores; two product-level subset tests use them directly.
+
+use std::collections::BTreeMap;
+
+use crate::config::AuditConfig;
+use crate::findings::{Effect, Subject, Verdict};
+
+use super::data::AuditData;
+use super::stats::binomial_upper;
+use super::{loo_share, pct, rating_question, Candidate, FamilyOutput};
+
+const FAMILY: &str = "reviewers";
+
+/// Per-reviewer behaviour.
+#[derive(Debug, Clone, Default)]
+pub struct ReviewerFeatures {
+    /// Reviews in the catalog (up to the end of the window).
+    pub n: usize,
+    /// Maximum reviews on one day.
+    pub mnr: usize,
+    /// Burstiness: 1 − span/τ when the active span ≤ τ, else 0 (0 for single reviews).
+    pub bst: f64,
+    /// Share of 1- and 5-star reviews.
+    pub extreme: f64,
+    /// Mean |rating − product mean| / 4.
+    pub rd: f64,
+}
+
+/// Product mean ratings (all reviews up to the end of the window).
+pub fn product_means(d: &AuditData) -> Vec<f64> {
+    d.by_product
+        .iter()
+        .map(|v| if v.is_empty() { 0.0 } else { v.iter().map(|&i| d.reviews[i as usize].rating as f64).sum::<f64>() / v.len() as f64 })
+        .collect()
+}
+
+/// Features of every reviewer.
+pub fn features(d: &AuditData, cfg: &AuditConfig, means: &[f64]) -> Vec<ReviewerFeatures> {
+    d.by_reviewer
+        .iter()
+        .map(|revs| {
+            let n = revs.len();
+            let mut per_day: BTreeMap<i64, usize> = BTreeMap::new();
+            let (mut ext, mut rd) = (0usize, 0.0);
+            for &i in revs {
+                let r = &d.reviews[i as usize];
+                *per_day.entry(r.day).or_default() += 1;
+                if r.rating == 1 || r.rating == 5 {
+                    ext += 1;
+                }
+                rd += (r.rating as f64 - means[r.product as usize]).abs() / 4.0;
+            }
+            let span = (d.reviews[revs[n - 1] as usize].t - d.reviews[revs[0] as usize].t) as f64 / 86_400.0;
+            let bst = if n >= 2 && span <= cfg.burstiness_tau_days { 1.0 - span / cfg.burstiness_tau_days } else { 0.0 };
+            ReviewerFeatures {
+                n,
+                mnr: per_day.values().copied().max().unwrap_or(0),
+                bst,
+                extreme: ext as f64 / n as f64,
+                rd: rd / n as f64,
+            }
+        })
+        .collect()
+}
+
+/// Run the reviewer family's product-level tests.
+pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
+    let mut out = FamilyOutput::default();
+    let means = product_means(d);
+    let feats = features(d, cfg, &means);
+    // Singletons: reviewers with one review in the catalog.
+    let single = |i: u32| feats[d.reviews[i as usize].reviewer as usize].n == 1;
+    // DEV: this review deviates from its product's mean by more than dev_threshold · 4 stars.
+    let dev = |i: u32| {
+        let r = &d.reviews[i as usize];
+        (r.rating as f64 - means[r.product as usize]).abs() / 4.0 > cfg.dev_threshold
+    };
+    for (test, pred, what) in [
+        ("singleton_share", &single as &dyn Fn(u32) -> bool, "come from accounts with no other review in the catalog"),
+        ("rating_deviation", &dev as &dyn Fn(u32) -> bool, "deviate from the product's mean rating by more than 2.5 stars"),
+    ] {
+        let (mut k_all, mut n_all) = (0u64, 0u64);
+        let per: Vec<(Vec<u32>, Vec<u32>)> = (0..d.products.len())
+            .map(|p| {
+                let (a, b): (Vec<u32>, Vec<u32>) = d.audited_of(p).partition(|&i| pred(i));
+                k_all += a.len() as u64;
+                n_all += (a.len() + b.len()) as u64;
+                (a, b)
+            })
+            .collect();
+        for (p, (sub, rest)) in per.into_iter().enumerate() {
+            let n = (sub.len() + rest.len()) as u64;
+            if n < cfg.min_reviews as u64 {
+                continue;
+            }
+            let k = sub.len() as u64;
+            let p0 = loo_share(k_all, n_all, k, n);
+            let mut c = Candidate::new(
+                FAMILY,
+                test,
+                Subject::Product(d.products[p].clone()),
+                binomial_upper(k, n, p0),
+                Effect { name: "share / catalog share".into(), value: (k as f64 / n as f64) / p0 },
+                format!("{k} of {n} reviews of {} {what} ({} vs {} in the catalog).", d.products[p], pct(k as f64 / n as f64), pct(p0)),
+            );
+            c.effect_ok = k >= 5 && (k as f64 / n as f64) >= 1.5 * p0;
+            if test == "singleton_share" {
+                c.p_rating = rating_question(d, &sub, &rest);
+            }
+            // Reviewer composition alone never fails a product.
+            c.max_verdict = Verdict::Warn;
+            c.reviews = sub;
+            c.review_strength = 0.25;
+            out.candidates.push(c);
+        }
+    }
+    out
+}

@@ -1,0 +1,198 @@
+//! Scores: per review, per reviewer and per product, each in [0, 1] with reason codes, plus the
+//! product verdict and adjusted rating.
+//!
+//! A review's score combines (1) the findings it is evidence for and direct signals (too fast,
+//! near-duplicate, lockstep group, burst) as independent strengths, `1 − Π(1 − s)`, and (2) an
+//! unsupervised behavioural prior in the style of SpEagle, `1 − sqrt(mean of squared ECDF tail
+//! probabilities)` over reviewer singleton-ness, extreme rating, rating deviation, MNR, burstiness,
+//! earliness, unverified and night posting, weighted by `prior_weight`. The prior ranks reviews that
+//! no test flagged; it alone cannot push a review above `prior_weight`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::config::AuditConfig;
+use crate::findings::{ProductScore, ReviewScore, ReviewerScore, Subject, Verdict};
+use crate::ingest::timestamp::format_utc;
+
+use super::data::AuditData;
+use super::reviewers::{features, product_means};
+use super::stats::ecdf_upper_tail;
+use super::{round_sig, Candidate, ReviewSignal};
+
+/// Behavioural prior of every review (all reviews up to the end of the window).
+pub fn prior(d: &AuditData, cfg: &AuditConfig) -> Vec<f64> {
+    let means = product_means(d);
+    let feats = features(d, cfg, &means);
+    let first_day: Vec<i64> = d.by_product.iter().map(|v| v.first().map(|&i| d.reviews[i as usize].day).unwrap_or(0)).collect();
+    let n = d.reviews.len();
+    let mut cols: Vec<Vec<f64>> = vec![Vec::with_capacity(n); 8];
+    for r in &d.reviews {
+        let f = &feats[r.reviewer as usize];
+        cols[0].push(1.0 / f.n as f64);
+        cols[1].push(if r.rating == 1 || r.rating == 5 { 1.0 } else { 0.0 });
+        cols[2].push((r.rating as f64 - means[r.product as usize]).abs() / 4.0);
+        cols[3].push(f.mnr as f64);
+        cols[4].push(f.bst);
+        cols[5].push((1.0 - (r.day - first_day[r.product as usize]) as f64 / 210.0).max(0.0));
+        cols[6].push(if r.verified == Some(false) { 1.0 } else { 0.0 });
+        let night = r.hour.map(|h| (cfg.night_hours[0]..cfg.night_hours[1]).contains(&(h as u32)));
+        cols[7].push(if night == Some(true) { 1.0 } else { 0.0 });
+    }
+    // Features without variation carry no information (e.g. no verified flags): drop them.
+    let tails: Vec<Vec<f64>> = cols
+        .iter()
+        .filter(|c| c.iter().any(|v| (v - c[0]).abs() > 1e-12))
+        .map(|c| ecdf_upper_tail(c))
+        .collect();
+    if tails.is_empty() {
+        return vec![0.0; n];
+    }
+    (0..n)
+        .map(|i| {
+            let m = tails.iter().map(|t| t[i] * t[i]).sum::<f64>() / tails.len() as f64;
+            1.0 - m.sqrt()
+        })
+        .collect()
+}
+
+fn verdict_weight(v: Verdict) -> f64 {
+    match v {
+        Verdict::Fail => 1.0,
+        Verdict::Warn => 0.6,
+        _ => 0.0,
+    }
+}
+
+/// Score reviews, reviewers and products from the flagged candidates and direct signals.
+pub fn score(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    flagged: &[(Candidate, Verdict, f64)],
+    signals: &[ReviewSignal],
+) -> (Vec<ReviewScore>, Vec<ReviewerScore>, Vec<ProductScore>) {
+    let pri = prior(d, cfg);
+    let n = d.reviews.len();
+    let mut strengths: Vec<BTreeMap<&'static str, f64>> = vec![BTreeMap::new(); n];
+    for s in signals {
+        let e = strengths[s.review as usize].entry(s.reason).or_default();
+        *e = e.max(s.strength);
+    }
+    for (c, v, _) in flagged {
+        let s = c.review_strength * verdict_weight(*v);
+        if s <= 0.0 {
+            continue;
+        }
+        for &i in &c.reviews {
+            let e = strengths[i as usize].entry(c.test).or_default();
+            *e = e.max(s);
+        }
+    }
+    let mut review_scores = vec![0.0; n];
+    let mut out_reviews = Vec::new();
+    for (i, r) in d.reviews.iter().enumerate() {
+        let keep: f64 = strengths[i].values().map(|s| 1.0 - s).product();
+        let score = 1.0 - keep * (1.0 - cfg.prior_weight * pri[i]);
+        review_scores[i] = score;
+        if !r.audited {
+            continue;
+        }
+        let mut reasons: Vec<&str> = strengths[i].iter().filter(|(_, s)| **s > 0.0).map(|(k, _)| *k).collect();
+        if reasons.is_empty() && pri[i] >= 0.8 {
+            reasons.push("behaviour_prior");
+        }
+        out_reviews.push(ReviewScore {
+            review_id: r.id.clone(),
+            product_id: d.products[r.product as usize].clone(),
+            reviewer_id: d.reviewers[r.reviewer as usize].clone(),
+            created_at: format_utc(r.t),
+            rating: r.rating,
+            score: round_sig(score),
+            reasons: reasons.join(";"),
+        });
+    }
+    // Reviewers: their strongest review, tempered by their average.
+    let mut out_reviewers = Vec::new();
+    for (u, revs) in d.by_reviewer.iter().enumerate() {
+        let aud: Vec<u32> = revs.iter().copied().filter(|&i| d.reviews[i as usize].audited).collect();
+        if aud.is_empty() {
+            continue;
+        }
+        let mx = aud.iter().map(|&i| review_scores[i as usize]).fold(0.0, f64::max);
+        let mean = aud.iter().map(|&i| review_scores[i as usize]).sum::<f64>() / aud.len() as f64;
+        let reasons: BTreeSet<&str> = aud.iter().flat_map(|&i| strengths[i as usize].keys().copied()).collect();
+        out_reviewers.push(ReviewerScore {
+            reviewer_id: d.reviewers[u].clone(),
+            n_reviews: aud.len(),
+            score: round_sig(0.7 * mx + 0.3 * mean),
+            reasons: reasons.into_iter().collect::<Vec<_>>().join(";"),
+        });
+    }
+    // Products.
+    let mut per_product: BTreeMap<&str, Vec<(Verdict, &str)>> = BTreeMap::new();
+    for (c, v, _) in flagged {
+        if let Subject::Product(p) = &c.subject {
+            per_product.entry(p.as_str()).or_default().push((*v, c.test));
+        }
+    }
+    let mut out_products = Vec::new();
+    for (p, name) in d.products.iter().enumerate() {
+        let aud: Vec<u32> = d.audited_of(p).collect();
+        let n_orders = d.orders_by_product[p]
+            .iter()
+            .filter(|&&o| {
+                let o = &d.orders[o as usize];
+                o.shipped && o.day >= d.from_day && o.day <= d.to_day
+            })
+            .count() as u64;
+        if aud.is_empty() && n_orders == 0 {
+            continue;
+        }
+        let fl = per_product.get(name.as_str()).cloned().unwrap_or_default();
+        let mut verdict = fl.iter().map(|x| x.0).max().unwrap_or(Verdict::Pass);
+        if fl.is_empty() && aud.len() < cfg.min_reviews {
+            verdict = Verdict::Insufficient;
+        }
+        let keep: f64 = fl.iter().map(|(v, _)| 1.0 - if *v == Verdict::Fail { 0.6 } else { 0.25 }).product();
+        let susp = if aud.is_empty() { 0.0 } else { aud.iter().filter(|&&i| review_scores[i as usize] >= 0.5).count() as f64 / aud.len() as f64 };
+        let score = 1.0 - keep * (1.0 - 0.5 * susp);
+        let original = super::mean_rating(d, &aud);
+        let adjusted = adjusted_rating(d, &aud, &review_scores);
+        let mut reasons: Vec<String> = fl.iter().map(|(v, t)| format!("{t}:{}", v.as_str())).collect();
+        reasons.sort();
+        reasons.dedup();
+        out_products.push(ProductScore {
+            product_id: name.clone(),
+            n_reviews: aud.len(),
+            n_orders,
+            score: round_sig(score),
+            verdict,
+            original_rating: if original.is_finite() { round_sig(original) } else { 0.0 },
+            adjusted_rating: if adjusted.is_finite() { round_sig(adjusted) } else { 0.0 },
+            reasons: reasons.join(";"),
+        });
+    }
+    (out_reviews, out_reviewers, out_products)
+}
+
+/// Mean rating with weights (1 − score)², kept between the genuine reviews' mean (score < 0.5) and
+/// the original mean, so down-weighting never claims more than the genuine reviews support.
+pub fn adjusted_rating(d: &AuditData, idx: &[u32], scores: &[f64]) -> f64 {
+    if idx.is_empty() {
+        return f64::NAN;
+    }
+    let (mut num, mut den) = (0.0, 0.0);
+    for &i in idx {
+        let w = (1.0 - scores[i as usize]).powi(2);
+        num += w * d.reviews[i as usize].rating as f64;
+        den += w;
+    }
+    let original = super::mean_rating(d, idx);
+    let genuine: Vec<u32> = idx.iter().copied().filter(|&i| scores[i as usize] < 0.5).collect();
+    let adj = if den > 0.0 { num / den } else { original };
+    if genuine.is_empty() {
+        return adj;
+    }
+    let g = super::mean_rating(d, &genuine);
+    let (lo, hi) = if g < original { (g, original) } else { (original, g) };
+    adj.clamp(lo, hi)
+}

@@ -1,0 +1,266 @@
+//! Statistical tests and helpers statrs lacks (Benjamini–Hochberg, binomial and Poisson tails,
+//! robust z, Fisher's combination, entropy, ECDF tails) and thin wrappers over the statrs 0.19 tests
+//! (chi-square goodness of fit, two-sample Kolmogorov–Smirnov, Mann–Whitney U).
+//!
+//! Owns: numbers only. Every function returns `None` rather than a guess when its input is too small.
+
+use statrs::distribution::{Binomial, ChiSquared, ContinuousCDF, DiscreteCDF, Poisson};
+use statrs::stats_tests::ks_test::{ks_twosample, KSTwoSampleAlternativeMethod};
+use statrs::stats_tests::mannwhitneyu::{mannwhitneyu, MannWhitneyUMethod};
+use statrs::stats_tests::{Alternative, NaNPolicy};
+
+/// Benjamini–Hochberg adjusted p-values (q-values), in input order.
+pub fn benjamini_hochberg(p: &[f64]) -> Vec<f64> {
+    let m = p.len();
+    if m == 0 {
+        return Vec::new();
+    }
+    let mut idx: Vec<usize> = (0..m).collect();
+    idx.sort_by(|&a, &b| p[a].partial_cmp(&p[b]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)));
+    let mut q = vec![1.0; m];
+    let mut running = 1.0f64;
+    for (rank, &i) in idx.iter().enumerate().rev() {
+        let v = (p[i] * m as f64 / (rank + 1) as f64).min(1.0);
+        running = running.min(v);
+        q[i] = running;
+    }
+    q
+}
+
+/// P(X ≥ x) for X ~ Poisson(λ).
+pub fn poisson_upper(x: u64, lambda: f64) -> f64 {
+    if x == 0 {
+        return 1.0;
+    }
+    if lambda <= 0.0 {
+        return 0.0;
+    }
+    match Poisson::new(lambda) {
+        Ok(d) => d.sf(x - 1).clamp(0.0, 1.0),
+        Err(_) => 1.0,
+    }
+}
+
+/// P(X ≥ k) for X ~ Binomial(n, p).
+pub fn binomial_upper(k: u64, n: u64, p: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n {
+        return 0.0;
+    }
+    let p = p.clamp(0.0, 1.0);
+    match Binomial::new(p, n) {
+        Ok(d) => d.sf(k - 1).clamp(0.0, 1.0),
+        Err(_) => 1.0,
+    }
+}
+
+/// Two-sided Mann–Whitney U p-value (normal approximation with tie correction via statrs).
+/// `None` when either side has fewer than 3 values or all values are equal.
+pub fn mann_whitney(x: &[f64], y: &[f64]) -> Option<f64> {
+    if x.len() < 3 || y.len() < 3 {
+        return None;
+    }
+    let first = x[0];
+    if x.iter().chain(y.iter()).all(|v| *v == first) {
+        return Some(1.0);
+    }
+    mannwhitneyu(x, y, MannWhitneyUMethod::AsymptoticInclContinuityCorrection, Alternative::TwoSided)
+        .ok()
+        .map(|(_, p)| p.clamp(0.0, 1.0))
+}
+
+/// Two-sample Kolmogorov–Smirnov: (D, two-sided asymptotic p). `None` below 5 values a side.
+pub fn ks_two_sample(x: &[f64], y: &[f64]) -> Option<(f64, f64)> {
+    if x.len() < 5 || y.len() < 5 {
+        return None;
+    }
+    ks_twosample(x.to_vec(), y.to_vec(), KSTwoSampleAlternativeMethod::TwoSidedAsymptotic, NaNPolicy::Emit)
+        .ok()
+        .map(|(d, p)| (d, p.clamp(0.0, 1.0)))
+}
+
+/// Chi-square goodness of fit of observed counts to expected proportions. Bins whose expected count
+/// is below 1 are pooled into their neighbour. Returns (statistic, df, p).
+pub fn chi_square_gof(observed: &[u64], proportions: &[f64]) -> Option<(f64, usize, f64)> {
+    let n: u64 = observed.iter().sum();
+    let total_p: f64 = proportions.iter().sum();
+    if n == 0 || observed.len() != proportions.len() || total_p <= 0.0 {
+        return None;
+    }
+    // Pool adjacent bins until each expected count is at least 1.
+    let mut obs = Vec::new();
+    let mut exp = Vec::new();
+    let (mut o_acc, mut e_acc) = (0u64, 0.0f64);
+    for (o, p) in observed.iter().zip(proportions) {
+        o_acc += o;
+        e_acc += p / total_p * n as f64;
+        if e_acc >= 1.0 {
+            obs.push(o_acc);
+            exp.push(e_acc);
+            o_acc = 0;
+            e_acc = 0.0;
+        }
+    }
+    if e_acc > 0.0 || o_acc > 0 {
+        match (obs.last_mut(), exp.last_mut()) {
+            (Some(lo), Some(le)) => {
+                *lo += o_acc;
+                *le += e_acc;
+            }
+            _ => {
+                obs.push(o_acc);
+                exp.push(e_acc);
+            }
+        }
+    }
+    if obs.len() < 2 {
+        return None;
+    }
+    let stat: f64 = obs.iter().zip(&exp).map(|(o, e)| (*o as f64 - e).powi(2) / e).sum();
+    let df = obs.len() - 1;
+    let p = ChiSquared::new(df as f64).ok()?.sf(stat);
+    Some((stat, df, p.clamp(0.0, 1.0)))
+}
+
+/// Median of a slice (NaN-free); `None` when empty.
+pub fn median(v: &[f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let m = s.len() / 2;
+    Some(if s.len() % 2 == 0 { (s[m - 1] + s[m]) / 2.0 } else { s[m] })
+}
+
+/// Robust z-scores: (x − median) / (1.4826 · MAD), with the MAD floored at `mad_floor`.
+pub fn robust_z(v: &[f64], mad_floor: f64) -> Vec<f64> {
+    let Some(med) = median(v) else { return Vec::new() };
+    let dev: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
+    let mad = median(&dev).unwrap_or(0.0).max(mad_floor);
+    v.iter().map(|x| (x - med) / (1.4826 * mad)).collect()
+}
+
+/// Fisher's method: combine independent p-values.
+pub fn fisher_combine(ps: &[f64]) -> f64 {
+    if ps.is_empty() {
+        return 1.0;
+    }
+    let stat: f64 = ps.iter().map(|p| -2.0 * p.max(1e-300).ln()).sum();
+    ChiSquared::new(2.0 * ps.len() as f64).map(|d| d.sf(stat)).unwrap_or(1.0).clamp(0.0, 1.0)
+}
+
+/// Shannon entropy (bits) of a histogram.
+pub fn entropy(counts: &[u64]) -> f64 {
+    let n: u64 = counts.iter().sum();
+    if n == 0 {
+        return 0.0;
+    }
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n as f64;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Upper-tail ECDF probabilities: for each value, the share of values ≥ it (ties share the tail).
+/// Used by the SpEagle-style prior, where a small tail probability means "extreme".
+pub fn ecdf_upper_tail(v: &[f64]) -> Vec<f64> {
+    let n = v.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut sorted = v.to_vec();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v.iter()
+        .map(|x| {
+            let below = sorted.partition_point(|y| y < x);
+            (n - below) as f64 / n as f64
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, rel: f64) -> bool {
+        (a - b).abs() <= rel * b.abs().max(1e-300)
+    }
+
+    #[test]
+    fn bh_matches_hand_computation() {
+        // p = [0.01, 0.04, 0.03, 0.005], m = 4:
+        // sorted 0.005(1) 0.01(2) 0.03(3) 0.04(4) → 0.02, 0.02, 0.04, 0.04
+        let q = benjamini_hochberg(&[0.01, 0.04, 0.03, 0.005]);
+        let want = [0.02, 0.04, 0.04, 0.02];
+        for (a, b) in q.iter().zip(want) {
+            assert!((a - b).abs() < 1e-12, "{q:?}");
+        }
+        assert!(benjamini_hochberg(&[]).is_empty());
+    }
+
+    #[test]
+    fn poisson_and_binomial_tails() {
+        // Exact sums (Python: 1 - Σ_{k<10} e^-2 2^k/k!, Σ_{k≥10} C(20,k) .2^k .8^(20-k)).
+        assert!(close(poisson_upper(10, 2.0), 4.6498075017109564e-05, 1e-6), "{}", poisson_upper(10, 2.0));
+        assert!(close(binomial_upper(10, 20, 0.2), 0.0025948274006740205, 1e-6));
+        assert!(close(binomial_upper(12, 100, 0.05), 0.004274182466365898, 1e-6));
+        assert_eq!(poisson_upper(0, 3.0), 1.0);
+        assert_eq!(binomial_upper(5, 4, 0.5), 0.0);
+    }
+
+    #[test]
+    fn chi_square_matches_scipy_example() {
+        // scipy.stats.chisquare([16, 18, 16, 14, 12, 12]) → statistic 2.0, p 0.84914503608460956
+        let (s, df, p) = chi_square_gof(&[16, 18, 16, 14, 12, 12], &[1.0; 6]).unwrap();
+        assert!((s - 2.0).abs() < 1e-12);
+        assert_eq!(df, 5);
+        assert!(close(p, 0.849_145_036_084_609_6, 1e-9), "{p}");
+    }
+
+    #[test]
+    fn chi_square_pools_sparse_bins() {
+        let (_, df, _) = chi_square_gof(&[5, 0, 0, 5], &[0.49, 0.01, 0.01, 0.49]).unwrap();
+        assert_eq!(df, 1);
+    }
+
+    #[test]
+    fn mann_whitney_hand_value() {
+        // x = 1..=5, y = 6..=10: U = 0; normal approximation with continuity correction:
+        // μ = 12.5, σ = sqrt(25·11/12) = 4.7871; z = (0 + 0.5 − 12.5)/σ = −2.5067; p = 2Φ(z) = 0.012186
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let y = [6.0, 7.0, 8.0, 9.0, 10.0];
+        let p = mann_whitney(&x, &y).unwrap();
+        assert!(close(p, 0.012186, 1e-3), "{p}");
+        assert_eq!(mann_whitney(&[5.0; 4], &[5.0; 4]), Some(1.0));
+        assert_eq!(mann_whitney(&[1.0], &[2.0, 3.0, 4.0]), None);
+    }
+
+    #[test]
+    fn ks_statistic() {
+        let x: Vec<f64> = (0..50).map(|i| i as f64).collect();
+        let y: Vec<f64> = (25..75).map(|i| i as f64).collect();
+        let (d, p) = ks_two_sample(&x, &y).unwrap();
+        assert!((d - 0.5).abs() < 1e-12, "{d}");
+        // Asymptotic Kolmogorov tail at λ = 0.5·sqrt(25) = 2.5: 2Σ(−1)^(k−1) e^(−2k²λ²) ≈ 7.45e-6.
+        assert!(p < 1e-4 && p > 1e-7, "{p}");
+    }
+
+    #[test]
+    fn robust_z_and_entropy() {
+        let z = robust_z(&[1.0, 1.0, 2.0, 2.0, 10.0], 0.5);
+        // median 2, MAD = median(1,1,0,0,8) = 1 → z(10) = 8/1.4826
+        assert!((z[4] - 8.0 / 1.4826).abs() < 1e-9);
+        assert!((entropy(&[1, 1, 1, 1]) - 2.0).abs() < 1e-12);
+        assert_eq!(entropy(&[7]), 0.0);
+        let t = ecdf_upper_tail(&[1.0, 2.0, 2.0, 3.0]);
+        assert_eq!(t, vec![1.0, 0.75, 0.75, 0.25]);
+        assert!(fisher_combine(&[0.01, 0.01]) < 0.01);
+    }
+}

@@ -1,0 +1,310 @@
+//! Timing: order→review lag (impossible / too fast / KS against the catalog), unverified or
+//! unmatched share, hour-of-day profile and night share, and gap regularity (SpEagle ETG bins against
+//! a Poisson process of the product's own rate).
+
+use crate::config::AuditConfig;
+use crate::findings::{Effect, Subject};
+
+use super::data::AuditData;
+use super::stats::{binomial_upper, chi_square_gof, entropy, ks_two_sample};
+use super::{loo_share, not_run, pct, rating_question, split_audited, Candidate, FamilyOutput, ReviewSignal};
+
+const FAMILY: &str = "timing";
+
+/// SpEagle ETG gap bins in days.
+pub const GAP_BINS: [f64; 7] = [0.0, 0.5, 1.0, 4.0, 7.0, 13.0, 33.0];
+
+/// Run the timing family.
+pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
+    let mut out = FamilyOutput::default();
+    lag(d, cfg, &mut out);
+    unverified(d, cfg, &mut out);
+    hours(d, cfg, &mut out);
+    gaps(d, cfg, &mut out);
+    out
+}
+
+/// Lag in seconds of a linked review (review time − purchase time).
+pub fn lag_secs(d: &AuditData, i: u32) -> Option<i64> {
+    let r = &d.reviews[i as usize];
+    r.order.map(|o| r.t - d.orders[o as usize].t)
+}
+
+fn is_fast(d: &AuditData, cfg: &AuditConfig, i: u32) -> Option<bool> {
+    let r = &d.reviews[i as usize];
+    let o = &d.orders[r.order? as usize];
+    Some(if r.hour.is_some() {
+        ((r.t - o.t) as f64) < cfg.delivery_floor_hours * 3600.0
+    } else {
+        r.day <= o.day // day resolution: same day or before
+    })
+}
+
+fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
+    if !d.has_orders {
+        out.not_run.push(not_run(FAMILY, "lag_too_fast", "no orders were given"));
+        out.not_run.push(not_run(FAMILY, "lag_distribution", "no orders were given"));
+        return;
+    }
+    if !d.has_links {
+        let why = "no review could be linked to an order (the review source has no order ids or buyer keys)";
+        out.not_run.push(not_run(FAMILY, "lag_too_fast", why));
+        out.not_run.push(not_run(FAMILY, "lag_distribution", why));
+        return;
+    }
+    // Direct signals and catalog totals.
+    let (mut k_all, mut n_all) = (0u64, 0u64);
+    let mut all_lags: Vec<(usize, f64)> = Vec::new();
+    for (i, r) in d.reviews.iter().enumerate() {
+        let Some(l) = lag_secs(d, i as u32) else { continue };
+        if !r.audited {
+            continue;
+        }
+        n_all += 1;
+        all_lags.push((r.product as usize, l as f64 / 86_400.0));
+        if l < 0 {
+            out.signals.push(ReviewSignal { review: i as u32, reason: "before_purchase", strength: 0.95 });
+            k_all += 1;
+        } else if is_fast(d, cfg, i as u32) == Some(true) {
+            out.signals.push(ReviewSignal { review: i as u32, reason: "too_fast", strength: 0.8 });
+            k_all += 1;
+        }
+    }
+    for p in 0..d.products.len() {
+        let linked: Vec<u32> = d.audited_of(p).filter(|&i| d.reviews[i as usize].order.is_some()).collect();
+        if linked.len() < cfg.min_linked_reviews {
+            continue;
+        }
+        let fast: Vec<u32> = linked
+            .iter()
+            .copied()
+            .filter(|&i| lag_secs(d, i).is_some_and(|l| l < 0) || is_fast(d, cfg, i) == Some(true))
+            .collect();
+        let rest: Vec<u32> = d.audited_of(p).filter(|i| !fast.contains(i)).collect();
+        let k = fast.len() as u64;
+        let n = linked.len() as u64;
+        let p0 = loo_share(k_all, n_all, k, n).max(0.005);
+        let pv = binomial_upper(k, n, p0);
+        let mut c = Candidate::new(
+            FAMILY,
+            "lag_too_fast",
+            Subject::Product(d.products[p].clone()),
+            pv,
+            Effect { name: "fast share / catalog share".into(), value: (k as f64 / n as f64) / p0 },
+            format!(
+                "{k} of {n} linked reviews of {} were posted less than {:.0} h after purchase (catalog: {}).",
+                d.products[p],
+                cfg.delivery_floor_hours,
+                pct(p0)
+            ),
+        );
+        c.effect_ok = k >= 3;
+        c.p_rating = rating_question(d, &fast, &rest);
+        c.reviews = fast;
+        c.review_strength = 0.8;
+        out.candidates.push(c);
+        // Lag distribution vs the rest of the catalog.
+        let mine: Vec<f64> = all_lags.iter().filter(|(q, _)| *q == p).map(|(_, l)| *l).collect();
+        let others: Vec<f64> = all_lags.iter().filter(|(q, _)| *q != p).map(|(_, l)| *l).collect();
+        if mine.len() >= 10 {
+            if let Some((dstat, pv)) = ks_two_sample(&mine, &others) {
+                let med = super::stats::median(&mine).unwrap_or(0.0);
+                let cat = super::stats::median(&others).unwrap_or(0.0);
+                let mut c = Candidate::new(
+                    FAMILY,
+                    "lag_distribution",
+                    Subject::Product(d.products[p].clone()),
+                    pv,
+                    Effect { name: "KS D".into(), value: dstat },
+                    format!(
+                        "Order-to-review lags of {} differ from the catalog's (median {med:.1} days vs {cat:.1}; KS D = {dstat:.2}).",
+                        d.products[p]
+                    ),
+                );
+                // Only a shorter lag is suspicious.
+                c.effect_ok = med < cat;
+                c.max_verdict = crate::findings::Verdict::Warn;
+                out.candidates.push(c);
+            }
+        }
+    }
+}
+
+fn unverified(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
+    if !d.has_verified && !d.has_links {
+        out.not_run.push(not_run(
+            FAMILY,
+            "unverified_share",
+            "the review source has neither a verified-purchase flag nor links to orders",
+        ));
+        return;
+    }
+    let flag = |r: &super::data::Rev| r.verified == Some(false) || (d.has_links && r.order.is_none() && r.verified != Some(true));
+    let (mut k_all, mut n_all) = (0u64, 0u64);
+    for r in d.reviews.iter().filter(|r| r.audited) {
+        n_all += 1;
+        if flag(r) {
+            k_all += 1;
+        }
+    }
+    for p in 0..d.products.len() {
+        let (sub, rest) = split_audited(d, p, flag);
+        let n = (sub.len() + rest.len()) as u64;
+        if n < cfg.min_reviews as u64 {
+            continue;
+        }
+        let k = sub.len() as u64;
+        let p0 = loo_share(k_all, n_all, k, n).max(0.01);
+        let what = if d.has_links { "unverified or matched to no order" } else { "unverified" };
+        let mut c = Candidate::new(
+            FAMILY,
+            "unverified_share",
+            Subject::Product(d.products[p].clone()),
+            binomial_upper(k, n, p0),
+            Effect { name: "share / catalog share".into(), value: (k as f64 / n as f64) / p0 },
+            format!("{k} of {n} reviews of {} are {what} ({} vs {} in the catalog).", d.products[p], pct(k as f64 / n as f64), pct(p0)),
+        );
+        c.effect_ok = k >= 3 && (k as f64 / n as f64) >= 2.0 * p0;
+        c.p_rating = rating_question(d, &sub, &rest);
+        c.b_alone_warns = true;
+        c.reviews = sub;
+        c.review_strength = 0.55;
+        out.candidates.push(c);
+    }
+}
+
+fn in_night(cfg: &AuditConfig, h: u8) -> bool {
+    (cfg.night_hours[0]..cfg.night_hours[1]).contains(&(h as u32))
+}
+
+fn hours(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
+    if !d.second_resolution {
+        let why = "review timestamps carry no time of day (day resolution)";
+        out.not_run.push(not_run(FAMILY, "hour_profile", why));
+        out.not_run.push(not_run(FAMILY, "night_share", why));
+        return;
+    }
+    // Catalog 3-hour bins (all reviews up to the end of the window) and night totals.
+    let mut cat = [0u64; 8];
+    let (mut k_all, mut n_all) = (0u64, 0u64);
+    for r in &d.reviews {
+        if let Some(h) = r.hour {
+            cat[h as usize / 3] += 1;
+            if r.audited {
+                n_all += 1;
+                if in_night(cfg, h) {
+                    k_all += 1;
+                }
+            }
+        }
+    }
+    for p in 0..d.products.len() {
+        let mine: Vec<u32> = d.audited_of(p).filter(|&i| d.reviews[i as usize].hour.is_some()).collect();
+        if mine.len() < cfg.min_hourly_reviews {
+            continue;
+        }
+        let mut obs = [0u64; 8];
+        for &i in &mine {
+            obs[d.reviews[i as usize].hour.unwrap_or(0) as usize / 3] += 1;
+        }
+        let props: Vec<f64> = (0..8).map(|b| (cat[b] - obs[b].min(cat[b])) as f64 + 0.5).collect();
+        if let Some((stat, df, pv)) = chi_square_gof(&obs, &props) {
+            let mut c = Candidate::new(
+                FAMILY,
+                "hour_profile",
+                Subject::Product(d.products[p].clone()),
+                pv,
+                Effect { name: "chi-square".into(), value: stat },
+                format!(
+                    "Posting hours of {} differ from the catalog's (chi-square {stat:.1}, {df} df, {} reviews; local time {}).",
+                    d.products[p],
+                    mine.len(),
+                    d.local_time
+                ),
+            );
+            c.max_verdict = crate::findings::Verdict::Warn;
+            out.candidates.push(c);
+        }
+        let (night, day) = split_audited(d, p, |r| r.hour.is_some_and(|h| in_night(cfg, h)));
+        let k = night.len() as u64;
+        let n = mine.len() as u64;
+        let p0 = loo_share(k_all, n_all, k, n);
+        let mut c = Candidate::new(
+            FAMILY,
+            "night_share",
+            Subject::Product(d.products[p].clone()),
+            binomial_upper(k, n, p0),
+            Effect { name: "night share / catalog share".into(), value: (k as f64 / n as f64) / p0 },
+            format!(
+                "{k} of {n} reviews of {} were posted between {:02}:00 and {:02}:00 local time ({} vs {} in the catalog).",
+                d.products[p],
+                cfg.night_hours[0],
+                cfg.night_hours[1],
+                pct(k as f64 / n as f64),
+                pct(p0)
+            ),
+        );
+        c.effect_ok = k >= 5 && (k as f64 / n as f64) >= 2.0 * p0;
+        c.p_rating = rating_question(d, &night, &day);
+        c.reviews = night;
+        c.review_strength = 0.6;
+        out.candidates.push(c);
+    }
+}
+
+/// Histogram of gaps (days) in the ETG bins; gaps ≥ 33 days are dropped.
+pub fn gap_histogram(times: &[i64]) -> [u64; 6] {
+    let mut h = [0u64; 6];
+    for w in times.windows(2) {
+        let g = (w[1] - w[0]) as f64 / 86_400.0;
+        if let Some(b) = (0..6).find(|&b| g >= GAP_BINS[b] && g < GAP_BINS[b + 1]) {
+            h[b] += 1;
+        }
+    }
+    h
+}
+
+fn gaps(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
+    for p in 0..d.products.len() {
+        let times: Vec<i64> = d.audited_of(p).map(|i| d.reviews[i as usize].t).collect();
+        if times.len() < cfg.min_reviews.max(12) {
+            continue;
+        }
+        let span = ((times[times.len() - 1] - times[0]) as f64 / 86_400.0).max(1.0);
+        let rate = (times.len() - 1) as f64 / span; // reviews per day
+        let h = gap_histogram(&times);
+        // Expected bin shares for exponential gaps at the same rate, renormalised to gaps < 33 d.
+        let cdf = |x: f64| 1.0 - (-rate * x).exp();
+        let total = cdf(GAP_BINS[6]);
+        let props: Vec<f64> = (0..6).map(|b| (cdf(GAP_BINS[b + 1]) - cdf(GAP_BINS[b])) / total).collect();
+        if let Some((stat, df, pv)) = chi_square_gof(&h, &props) {
+            let ent = entropy(&h);
+            let mut c = Candidate::new(
+                FAMILY,
+                "gap_regularity",
+                Subject::Product(d.products[p].clone()),
+                pv,
+                Effect { name: "gap entropy (bits)".into(), value: ent },
+                format!(
+                    "Gaps between reviews of {} do not look like independent arrivals at its rate of {rate:.2}/day (chi-square {stat:.1}, {df} df; gap entropy {ent:.2} bits).",
+                    d.products[p]
+                ),
+            );
+            c.max_verdict = crate::findings::Verdict::Warn;
+            out.candidates.push(c);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gap_bins() {
+        let day = 86_400;
+        let t = [0, day / 4, day, 3 * day, 10 * day, 50 * day];
+        // gaps: 0.25 (bin 0), 0.75 (bin 1), 2 (bin 2), 7 (bin 4), 40 (dropped)
+        assert_eq!(gap_histogram(&t), [1, 1, 1, 0, 1, 0]);
+    }
+}

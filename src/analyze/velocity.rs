@@ -1,0 +1,404 @@
+//! Velocity: burst days and windows against a trailing baseline scaled by shipped orders (Poisson
+//! tail), review rate per order against the catalog, and the weekly multi-signal trend (robust z on
+//! count and rating series).
+//!
+//! Expected reviews follow orders: `e[d] = Σ_k orders[d−k] · lag_pmf[k]` (the catalog's linked
+//! order→review lags, or a log-normal with the configured median when nothing is linked), times the
+//! product's trailing review rate per expected order, shrunk toward the catalog rate. A burst that
+//! follows an order surge (promotion, ads) is therefore expected, not a finding.
+
+use statrs::distribution::{ContinuousCDF, Normal};
+
+use crate::config::AuditConfig;
+use crate::findings::{Effect, Subject, Verdict};
+
+use super::data::{day_str, AuditData};
+use super::stats::{benjamini_hochberg, poisson_upper, robust_z};
+use super::{not_run, rating_question, Candidate, FamilyOutput, ReviewSignal};
+
+const FAMILY: &str = "velocity";
+/// Longest order→review lag modelled (days).
+pub const MAX_LAG_DAYS: usize = 90;
+const FLOOR_PER_DAY: f64 = 0.02;
+
+/// Lag distribution (days) used to turn orders into expected reviews.
+pub fn lag_pmf(d: &AuditData, cfg: &AuditConfig) -> (Vec<f64>, String) {
+    let mut counts = vec![0.0; MAX_LAG_DAYS + 1];
+    let mut n = 0usize;
+    for r in &d.reviews {
+        if let Some(o) = r.order {
+            let k = r.day - d.orders[o as usize].day;
+            if (0..=MAX_LAG_DAYS as i64).contains(&k) {
+                counts[k as usize] += 1.0;
+                n += 1;
+            }
+        }
+    }
+    if n >= 50 {
+        // Light smoothing so empty days keep some mass.
+        let total: f64 = counts.iter().sum::<f64>() + 0.01 * counts.len() as f64;
+        return (counts.iter().map(|c| (c + 0.01) / total).collect(), format!("empirical, from {n} linked reviews"));
+    }
+    let mu = cfg.assumed_lag_median_days.max(0.5).ln();
+    let sigma = 0.8f64;
+    let norm = Normal::new(0.0, 1.0).ok();
+    let cdf = |x: f64| -> f64 {
+        if x <= 0.0 {
+            0.0
+        } else {
+            norm.as_ref().map(|n| n.cdf((x.ln() - mu) / sigma)).unwrap_or(0.0)
+        }
+    };
+    let v: Vec<f64> = (0..=MAX_LAG_DAYS).map(|k| cdf(k as f64 + 1.0) - cdf(k as f64)).collect();
+    let s: f64 = v.iter().sum();
+    (
+        v.iter().map(|x| x / s).collect(),
+        format!("assumed log-normal, median {:.0} days (no linked reviews)", cfg.assumed_lag_median_days),
+    )
+}
+
+/// Per-product daily series on days `first_day..=to_day`.
+pub struct Series {
+    /// Reviews per day.
+    pub reviews: Vec<u64>,
+    /// Shipped order lines per day.
+    pub orders: Vec<u64>,
+    /// Reviews expected from orders per day (before the rate), `None` without orders.
+    pub expected: Option<Vec<f64>>,
+}
+
+/// Build a product's series.
+pub fn series(d: &AuditData, p: usize, pmf: &[f64]) -> Series {
+    let len = (d.to_day - d.first_day + 1).max(1) as usize;
+    let mut reviews = vec![0u64; len];
+    for &i in &d.by_product[p] {
+        let k = (d.reviews[i as usize].day - d.first_day) as usize;
+        if k < len {
+            reviews[k] += 1;
+        }
+    }
+    let mut orders = vec![0u64; len];
+    for &o in &d.orders_by_product[p] {
+        let o = &d.orders[o as usize];
+        let k = o.day - d.first_day;
+        if o.shipped && k >= 0 && (k as usize) < len {
+            orders[k as usize] += 1;
+        }
+    }
+    let expected = if d.has_orders && orders.iter().sum::<u64>() > 0 {
+        let first_order = d.orders.iter().map(|o| o.day).min().unwrap_or(d.first_day) - d.first_day;
+        let mut e = vec![0.0; len];
+        for (day, slot) in e.iter_mut().enumerate() {
+            let (mut acc, mut mass) = (0.0, 0.0);
+            for (k, w) in pmf.iter().enumerate() {
+                let src = day as i64 - k as i64;
+                if src < first_order {
+                    continue; // before the order export starts: unknown, rescaled below
+                }
+                mass += w;
+                acc += orders[src as usize] as f64 * w;
+            }
+            *slot = if mass >= 0.2 { acc / mass } else { f64::NAN };
+        }
+        Some(e)
+    } else {
+        None
+    };
+    Series { reviews, orders, expected }
+}
+
+struct RawWindow {
+    product: usize,
+    start: i64,
+    len: i64,
+    x: u64,
+    lambda: f64,
+    p: f64,
+}
+
+/// Run the velocity family.
+pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
+    let mut out = FamilyOutput::default();
+    if d.reviews.is_empty() {
+        return out;
+    }
+    let (pmf, _) = lag_pmf(d, cfg);
+    let all: Vec<Series> = (0..d.products.len()).map(|p| series(d, p, &pmf)).collect();
+    // Catalog review rate per expected order.
+    let (mut r_sum, mut e_sum) = (0.0, 0.0);
+    for s in &all {
+        if let Some(e) = &s.expected {
+            for (x, ev) in s.reviews.iter().zip(e) {
+                if ev.is_finite() {
+                    r_sum += *x as f64;
+                    e_sum += ev;
+                }
+            }
+        }
+    }
+    let r_cat = if e_sum > 0.0 { (r_sum / e_sum).max(1e-4) } else { f64::NAN };
+    if !d.has_orders {
+        out.not_run.push(not_run(FAMILY, "review_rate", "no orders were given"));
+    }
+    let off = |day: i64| (day - d.first_day) as usize;
+    let mut raw: Vec<RawWindow> = Vec::new();
+    for (p, s) in all.iter().enumerate() {
+        let n_days = s.reviews.len();
+        for &w in &cfg.burst_windows {
+            let w = w as usize;
+            let mut start = d.from_day;
+            while start <= d.to_day {
+                let st = off(start);
+                let end = (st + w).min(n_days);
+                let x: u64 = s.reviews[st..end].iter().sum();
+                if x > 0 {
+                    let lambda = lambda_at_window(d, s, start, start + (end - st) as i64 - 1, cfg, r_cat);
+                    raw.push(RawWindow { product: p, start, len: (end - st) as i64, x, lambda, p: poisson_upper(x, lambda) });
+                }
+                start += 1;
+            }
+        }
+    }
+    let q = benjamini_hochberg(&raw.iter().map(|r| r.p).collect::<Vec<_>>());
+    // Merge significant windows per product.
+    let mut sig: Vec<(usize, i64, i64, f64, f64, u64, f64)> = Vec::new(); // product, from, to, p, q, x, λ
+    for (r, q) in raw.iter().zip(q) {
+        if q < cfg.fdr && r.x >= cfg.burst_min_reviews && r.x as f64 >= cfg.burst_min_ratio * r.lambda {
+            sig.push((r.product, r.start, r.start + r.len - 1, r.p, q, r.x, r.lambda));
+        }
+    }
+    sig.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let mut merged: Vec<(usize, i64, i64, f64, f64, f64)> = Vec::new(); // product, from, to, p, q, best ratio
+    for (p, from, to, pv, qv, x, l) in sig {
+        match merged.last_mut() {
+            Some(m) if m.0 == p && from <= m.2 + 1 => {
+                m.2 = m.2.max(to);
+                m.3 = m.3.min(pv);
+                m.4 = m.4.min(qv);
+                m.5 = m.5.max(x as f64 / l);
+            }
+            _ => merged.push((p, from, to, pv, qv, x as f64 / l)),
+        }
+    }
+    for (p, from, to, pv, qv, _) in merged {
+        let inside: Vec<u32> = d.by_product[p].iter().copied().filter(|&i| (from..=to).contains(&d.reviews[i as usize].day)).collect();
+        let outside: Vec<u32> = d.by_product[p].iter().copied().filter(|&i| !(from..=to).contains(&d.reviews[i as usize].day)).collect();
+        let s = &all[p];
+        let x = inside.len() as u64;
+        let lambda = lambda_at_window(d, s, from, to, cfg, r_cat);
+        let mut hist = [0usize; 6];
+        for &i in &inside {
+            hist[d.reviews[i as usize].rating as usize] += 1;
+        }
+        let modal = (1..=5).max_by_key(|&k| (hist[k], k)).unwrap_or(5);
+        let orders_in: u64 = s.orders[off(from)..=off(to).min(s.orders.len() - 1)].iter().sum();
+        let basis = if s.expected.is_some() { "given orders" } else { "given the trailing baseline" };
+        let mut c = Candidate::new(
+            FAMILY,
+            "burst",
+            Subject::Product(d.products[p].clone()),
+            pv,
+            Effect { name: "observed / expected".into(), value: x as f64 / lambda.max(1e-9) },
+            format!(
+                "{x} reviews of {} on {}..{} ({} {}-star), {:.1}x the expected {:.1} {basis} ({orders_in} shipped orders in the window).",
+                d.products[p],
+                day_str(from),
+                day_str(to),
+                hist[modal],
+                modal,
+                x as f64 / lambda.max(1e-9),
+                lambda
+            ),
+        );
+        c.q = Some(qv);
+        c.window = Some((from, to));
+        c.p_rating = burst_rating_question(d, &inside, &outside, modal as u8);
+        for &i in &inside {
+            if d.reviews[i as usize].rating as usize == modal {
+                out.signals.push(ReviewSignal { review: i, reason: "burst", strength: 0.85 });
+            }
+        }
+        c.reviews = inside;
+        c.review_strength = 0.4;
+        out.candidates.push(c);
+    }
+    // Review rate per order.
+    if d.has_orders && r_cat.is_finite() {
+        let (mut rr_all, mut ee_all) = (0.0, 0.0);
+        let per: Vec<(f64, f64, u64)> = all
+            .iter()
+            .map(|s| {
+                let (mut rr, mut ee) = (0.0, 0.0);
+                let mut orders = 0;
+                if let Some(e) = &s.expected {
+                    for day in d.from_day..=d.to_day {
+                        let k = off(day);
+                        if k < e.len() && e[k].is_finite() {
+                            rr += s.reviews[k] as f64;
+                            ee += e[k];
+                        }
+                        orders += s.orders.get(k).copied().unwrap_or(0);
+                    }
+                }
+                rr_all += rr;
+                ee_all += ee;
+                (rr, ee, orders)
+            })
+            .collect();
+        for (p, (rr, ee, orders)) in per.into_iter().enumerate() {
+            if orders < cfg.rate_min_orders || ee <= 0.0 {
+                continue;
+            }
+            let rate = ((rr_all - rr) / (ee_all - ee).max(1e-9)).max(1e-4);
+            let lambda = rate * ee;
+            let ratio = rr / lambda;
+            let mut c = Candidate::new(
+                FAMILY,
+                "review_rate",
+                Subject::Product(d.products[p].clone()),
+                poisson_upper(rr as u64, lambda),
+                Effect { name: "reviews / expected from orders".into(), value: ratio },
+                format!(
+                    "{} got {rr:.0} reviews where its {orders} shipped orders predict {lambda:.1} at the catalog's review rate ({ratio:.1}x).",
+                    d.products[p]
+                ),
+            );
+            c.effect_ok = ratio >= cfg.rate_min_ratio;
+            c.max_verdict = Verdict::Warn;
+            out.candidates.push(c);
+        }
+    }
+    trend(d, cfg, &mut out);
+    out
+}
+
+/// The rating question of a burst: Mann–Whitney against the product's other reviews when there are
+/// enough of them (20); otherwise the share of the window's dominant rating against the catalog's
+/// share of that rating (binomial), so a product too new to have its own baseline is still compared
+/// with something.
+fn burst_rating_question(d: &AuditData, inside: &[u32], outside: &[u32], modal: u8) -> Option<f64> {
+    if outside.len() >= 20 {
+        return rating_question(d, inside, outside);
+    }
+    let k = inside.iter().filter(|&&i| d.reviews[i as usize].rating == modal).count() as u64;
+    let set: std::collections::HashSet<u32> = inside.iter().copied().collect();
+    let (mut kc, mut nc) = (0u64, 0u64);
+    for (i, r) in d.reviews.iter().enumerate() {
+        if !set.contains(&(i as u32)) {
+            nc += 1;
+            kc += (r.rating == modal) as u64;
+        }
+    }
+    if nc == 0 || inside.len() < 3 {
+        return None;
+    }
+    Some(super::stats::binomial_upper(k, inside.len() as u64, (kc as f64 + 1.0) / (nc as f64 + 2.0)))
+}
+
+/// Expected reviews in days `from..=to`: order-scaled when the product's expected-from-orders series
+/// covers the window, else from the trailing (at the start of the data: following) baseline.
+fn lambda_at_window(d: &AuditData, s: &Series, from: i64, to: i64, cfg: &AuditConfig, r_cat: f64) -> f64 {
+    let start = (from - d.first_day) as usize;
+    let n_days = s.reviews.len();
+    let end = ((to - d.first_day + 1) as usize).min(n_days);
+    let len = end.saturating_sub(start).max(1);
+    let b = cfg.burst_baseline_days.max(7) as usize;
+    if let (Some(e), true) = (&s.expected, r_cat.is_finite()) {
+        if e[start..end].iter().all(|v| v.is_finite()) {
+            let t0 = start.saturating_sub(2 * b);
+            let (mut rr, mut ee) = (0.0, 0.0);
+            for k in t0..start {
+                if e[k].is_finite() {
+                    rr += s.reviews[k] as f64;
+                    ee += e[k];
+                }
+            }
+            let rate = (rr + 5.0) / (ee + 5.0 / r_cat);
+            let ew: f64 = e[start..end].iter().sum();
+            return (rate * ew).max(FLOOR_PER_DAY * len as f64);
+        }
+    }
+    let overall_mean = s.reviews.iter().sum::<u64>() as f64 / n_days as f64;
+    let (lo, hi) = if start >= b / 2 { (start.saturating_sub(b), start) } else { (end, (end + b).min(n_days)) };
+    let rr: u64 = s.reviews[lo..hi].iter().sum();
+    ((rr as f64 + overall_mean * 7.0) / ((hi - lo) as f64 + 7.0) * len as f64).max(FLOOR_PER_DAY * len as f64)
+}
+
+fn trend(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
+    let weeks = ((d.to_day - d.from_day + 1) / 7) as usize;
+    if weeks < cfg.trend_min_weeks {
+        out.not_run.push(not_run(
+            FAMILY,
+            "weekly_trend",
+            &format!("the audited period has {weeks} full weeks; the trend test needs {}", cfg.trend_min_weeks),
+        ));
+        return;
+    }
+    // First review of each reviewer in the catalog (for the new-reviewer share).
+    let first_of: Vec<u32> = d.by_reviewer.iter().map(|v| v[0]).collect();
+    let normal = Normal::new(0.0, 1.0).ok();
+    for p in 0..d.products.len() {
+        let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); weeks];
+        for i in d.audited_of(p) {
+            let w = ((d.reviews[i as usize].day - d.from_day) / 7) as usize;
+            if w < weeks {
+                buckets[w].push(i);
+            }
+        }
+        let active = buckets.iter().filter(|b| !b.is_empty()).count();
+        if active < cfg.trend_min_weeks {
+            continue;
+        }
+        let count: Vec<f64> = buckets.iter().map(|b| b.len() as f64).collect();
+        let zc = robust_z(&count, 1.0);
+        let series = |f: &dyn Fn(&[u32]) -> f64| -> Vec<f64> { buckets.iter().map(|b| if b.len() >= 3 { f(b) } else { f64::NAN }).collect() };
+        let mean = series(&|b| super::mean_rating(d, b));
+        let s5 = series(&|b| b.iter().filter(|&&i| d.reviews[i as usize].rating == 5).count() as f64 / b.len() as f64);
+        let s1 = series(&|b| b.iter().filter(|&&i| d.reviews[i as usize].rating == 1).count() as f64 / b.len() as f64);
+        let newr = series(&|b| b.iter().filter(|&&i| first_of[d.reviews[i as usize].reviewer as usize] == i).count() as f64 / b.len() as f64);
+        let zs: Vec<Vec<f64>> = [(&mean, 0.5), (&s5, 0.15), (&s1, 0.15), (&newr, 0.15)]
+            .iter()
+            .map(|(v, floor)| {
+                let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+                let zf = robust_z(&finite, *floor);
+                let mut it = zf.into_iter();
+                v.iter().map(|x| if x.is_finite() { it.next().unwrap_or(0.0) } else { 0.0 }).collect()
+            })
+            .collect();
+        let mut best: Option<(usize, f64)> = None;
+        for w in 0..weeks {
+            if zc[w] <= cfg.trend_z {
+                continue;
+            }
+            let zr = zs.iter().map(|z| z[w].abs()).fold(0.0, f64::max);
+            if zr > cfg.trend_z {
+                let m = zc[w].min(zr);
+                if best.is_none_or(|(_, b)| m > b) {
+                    best = Some((w, m));
+                }
+            }
+        }
+        let Some((w, m)) = best else { continue };
+        let pv = (2.0 * normal.as_ref().map(|n| n.sf(m)).unwrap_or(1.0) * weeks as f64).min(1.0);
+        let from = d.from_day + 7 * w as i64;
+        let mut c = Candidate::new(
+            FAMILY,
+            "weekly_trend",
+            Subject::Product(d.products[p].clone()),
+            pv,
+            Effect { name: "robust z".into(), value: m },
+            format!(
+                "In the week of {} {} had {} reviews (robust z {:.1}) and its rating mix moved at the same time.",
+                day_str(from),
+                d.products[p],
+                buckets[w].len(),
+                zc[w]
+            ),
+        );
+        c.window = Some((from, from + 6));
+        c.max_verdict = Verdict::Warn;
+        c.reviews = buckets[w].clone();
+        c.review_strength = 0.3;
+        out.candidates.push(c);
+    }
+}

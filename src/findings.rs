@@ -1,0 +1,174 @@
+//! The data the report renders: findings, verdicts, evidence and scores.
+//!
+//! Owns: the output contract's types. Must not: compute statistics or know file formats.
+
+use serde::{Deserialize, Serialize};
+
+/// A verdict. Ordered: Pass < Insufficient < Warn < Fail (worst wins when combining).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Nothing unusual.
+    Pass,
+    /// Too little data to test.
+    Insufficient,
+    /// One of the two subset-test questions answered yes.
+    Warn,
+    /// Both answered yes.
+    Fail,
+}
+
+impl Verdict {
+    /// `pass|warn|fail|insufficient`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Insufficient => "insufficient",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "fail",
+        }
+    }
+}
+
+/// What a finding is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "id")]
+pub enum Subject {
+    /// One product.
+    Product(String),
+    /// One reviewer group (id `G1`, `G2`, …).
+    Group(String),
+    /// The whole catalog.
+    Catalog(String),
+}
+
+impl Subject {
+    /// The id part.
+    pub fn id(&self) -> &str {
+        match self {
+            Subject::Product(s) | Subject::Group(s) | Subject::Catalog(s) => s,
+        }
+    }
+}
+
+/// A time window (UTC days, inclusive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// First day, YYYY-MM-DD.
+    pub from: String,
+    /// Last day.
+    pub to: String,
+}
+
+/// An effect size with its name (ratio, difference, statistic).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Effect {
+    /// What it measures.
+    pub name: String,
+    /// Value.
+    pub value: f64,
+}
+
+/// What a person can check.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Review ids behind the finding.
+    pub review_ids: Vec<String>,
+    /// Reviewer ids.
+    pub reviewer_ids: Vec<String>,
+    /// Days (YYYY-MM-DD).
+    pub days: Vec<String>,
+}
+
+/// One result of one test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable id: `<test>:<subject>[:<window start>]`, the same next month for the same thing.
+    pub id: String,
+    /// Test family: timing, velocity, overlap, reviewers, text, orders.
+    pub family: String,
+    /// Test name.
+    pub test: String,
+    /// What it is about.
+    pub subject: Subject,
+    /// When.
+    pub window: Option<Window>,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// p-value of the size question (a).
+    pub p: f64,
+    /// Benjamini–Hochberg q-value within the family.
+    pub q: f64,
+    /// p-value of the rating question (b), if asked.
+    pub p_rating: Option<f64>,
+    /// Effect size.
+    pub effect: Effect,
+    /// Ids and days behind it.
+    pub evidence: Evidence,
+    /// One plain sentence a seller understands.
+    pub sentence: String,
+}
+
+/// A test that could not run, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotRun {
+    /// Family.
+    pub family: String,
+    /// Test.
+    pub test: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Per-review score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReviewScore {
+    /// Review id.
+    pub review_id: String,
+    /// Product.
+    pub product_id: String,
+    /// Reviewer.
+    pub reviewer_id: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// Stars.
+    pub rating: u8,
+    /// Suspicion in [0, 1].
+    pub score: f64,
+    /// Reason codes, `;`-separated.
+    pub reasons: String,
+}
+
+/// Per-reviewer score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReviewerScore {
+    /// Reviewer id.
+    pub reviewer_id: String,
+    /// Reviews in the audited period.
+    pub n_reviews: usize,
+    /// Suspicion in [0, 1].
+    pub score: f64,
+    /// Reason codes.
+    pub reasons: String,
+}
+
+/// Per-product score and verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProductScore {
+    /// Product id.
+    pub product_id: String,
+    /// Reviews in the audited period.
+    pub n_reviews: usize,
+    /// Shipped order lines in the audited period.
+    pub n_orders: u64,
+    /// Suspicion in [0, 1].
+    pub score: f64,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Mean rating of the audited reviews.
+    pub original_rating: f64,
+    /// Mean rating after down-weighting suspicious reviews.
+    pub adjusted_rating: f64,
+    /// Reason codes (tests that warned or failed).
+    pub reasons: String,
+}

@@ -1,0 +1,4 @@
+//! Report writing: the machine-readable contract (`findings.json`, `scores/*.csv`). Only this module
+//! knows output formats.
+
+pub mod tables;

@@ -1,0 +1,217 @@
+//! `findings.json` (versioned schema) and `scores/{reviews,reviewers,products}.csv`.
+//!
+//! CSV cells that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or
+//! carriage return) get a leading apostrophe: review text and ids are attacker-controlled.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::analyze::{Analysis, GroupInfo, ProductPair, TestTally};
+use crate::config::AuditConfig;
+use crate::findings::{Finding, NotRun, Verdict};
+use crate::ingest::LoadReport;
+
+/// Version of the findings.json layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The audited period.
+#[derive(Debug, Clone, Serialize)]
+pub struct Period {
+    /// Folder name / label (`2026-10`, `sample`, `all`).
+    pub label: String,
+    /// First audited day.
+    pub from: String,
+    /// Last audited day.
+    pub to: String,
+}
+
+/// What was analysed.
+#[derive(Debug, Clone, Serialize)]
+pub struct DataSummary {
+    /// The ingest report: files, encodings, rejected rows, de-duplication, link rate.
+    pub load: LoadReport,
+    /// Reviews in the audited period.
+    pub reviews_audited: usize,
+    /// Products with reviews or orders in the period.
+    pub products: usize,
+    /// Reviewers in the period.
+    pub reviewers: usize,
+    /// Orders were given.
+    pub orders_available: bool,
+    /// Share of reviews linked to an order.
+    pub link_rate: f64,
+    /// `second` or `day`.
+    pub review_time_resolution: String,
+    /// Local time used for hour-of-day statistics.
+    pub local_time: String,
+    /// Order→review lag model used to scale expected reviews by orders.
+    pub lag_model: String,
+}
+
+/// Headline numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Products per verdict.
+    pub product_verdicts: BTreeMap<String, usize>,
+    /// Findings per verdict.
+    pub findings: BTreeMap<String, usize>,
+    /// The riskiest products (score order).
+    pub top_risks: Vec<String>,
+    /// Mean rating of audited reviews.
+    pub original_rating: f64,
+    /// Mean after down-weighting suspicious reviews.
+    pub adjusted_rating: f64,
+}
+
+/// findings.json.
+#[derive(Debug, Serialize)]
+pub struct FindingsFile<'a> {
+    /// Layout version.
+    pub schema_version: u32,
+    /// revaudit version.
+    pub revaudit_version: &'static str,
+    /// RFC 3339; honours SOURCE_DATE_EPOCH.
+    pub generated_at: String,
+    /// Period.
+    pub period: Period,
+    /// Thresholds used.
+    pub config: &'a AuditConfig,
+    /// Data summary.
+    pub data: DataSummary,
+    /// Headline numbers.
+    pub summary: Summary,
+    /// Per test: subjects tested and verdict counts.
+    pub tests: &'a BTreeMap<String, TestTally>,
+    /// Tests that could not run and why.
+    pub tests_not_run: &'a [NotRun],
+    /// WARN and FAIL findings.
+    pub findings: &'a [Finding],
+    /// Reviewer groups.
+    pub groups: &'a [GroupInfo],
+    /// Product pairs sharing the most reviewers.
+    pub product_pairs: &'a [ProductPair],
+}
+
+/// `generated_at`: SOURCE_DATE_EPOCH when set (reproducible builds), else now.
+pub fn generated_at() -> String {
+    let secs = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or_else(|| chrono::Utc::now().timestamp());
+    crate::ingest::timestamp::format_utc(secs)
+}
+
+/// Neutralise a CSV cell a spreadsheet would evaluate.
+pub fn csv_safe(s: &str) -> String {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
+        _ => s.to_string(),
+    }
+}
+
+fn write_csv(path: &Path, header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<()> {
+    let mut w = csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
+    w.write_record(header)?;
+    for r in rows {
+        w.write_record(r.iter().map(|c| csv_safe(c)))?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn num(x: f64) -> String {
+    format!("{x:.6}").trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Build the summary.
+pub fn summary(a: &Analysis) -> Summary {
+    let mut product_verdicts = BTreeMap::new();
+    for v in [Verdict::Pass, Verdict::Warn, Verdict::Fail, Verdict::Insufficient] {
+        product_verdicts.insert(v.as_str().to_string(), a.products.iter().filter(|p| p.verdict == v).count());
+    }
+    let mut findings = BTreeMap::new();
+    for v in [Verdict::Warn, Verdict::Fail] {
+        findings.insert(v.as_str().to_string(), a.findings.iter().filter(|f| f.verdict == v).count());
+    }
+    let mut ranked: Vec<&crate::findings::ProductScore> =
+        a.products.iter().filter(|p| matches!(p.verdict, Verdict::Warn | Verdict::Fail)).collect();
+    ranked.sort_by(|x, y| {
+        y.verdict.cmp(&x.verdict).then(y.score.partial_cmp(&x.score).unwrap_or(std::cmp::Ordering::Equal)).then(x.product_id.cmp(&y.product_id))
+    });
+    let n: usize = a.products.iter().map(|p| p.n_reviews).sum();
+    let w = |f: &dyn Fn(&crate::findings::ProductScore) -> f64| -> f64 {
+        if n == 0 {
+            0.0
+        } else {
+            crate::analyze::round_sig(a.products.iter().map(|p| f(p) * p.n_reviews as f64).sum::<f64>() / n as f64)
+        }
+    };
+    Summary {
+        product_verdicts,
+        findings,
+        top_risks: ranked.iter().take(10).map(|p| p.product_id.clone()).collect(),
+        original_rating: w(&|p| p.original_rating),
+        adjusted_rating: w(&|p| p.adjusted_rating),
+    }
+}
+
+/// Write findings.json and the three score tables into `dir`.
+pub fn write(dir: &Path, file: &FindingsFile, a: &Analysis) -> Result<()> {
+    let json = serde_json::to_string_pretty(file)?;
+    std::fs::write(dir.join("findings.json"), format!("{json}\n"))?;
+    let scores = dir.join("scores");
+    std::fs::create_dir_all(&scores)?;
+    let mut reviews = a.reviews.clone();
+    reviews.sort_by(|x, y| y.score.partial_cmp(&x.score).unwrap_or(std::cmp::Ordering::Equal).then(x.review_id.cmp(&y.review_id)));
+    write_csv(
+        &scores.join("reviews.csv"),
+        &["review_id", "product_id", "reviewer_id", "created_at", "rating", "score", "reasons"],
+        reviews.iter().map(|r| {
+            vec![r.review_id.clone(), r.product_id.clone(), r.reviewer_id.clone(), r.created_at.clone(), r.rating.to_string(), num(r.score), r.reasons.clone()]
+        }),
+    )?;
+    let mut reviewers = a.reviewers.clone();
+    reviewers.sort_by(|x, y| y.score.partial_cmp(&x.score).unwrap_or(std::cmp::Ordering::Equal).then(x.reviewer_id.cmp(&y.reviewer_id)));
+    write_csv(
+        &scores.join("reviewers.csv"),
+        &["reviewer_id", "n_reviews", "score", "reasons"],
+        reviewers.iter().map(|r| vec![r.reviewer_id.clone(), r.n_reviews.to_string(), num(r.score), r.reasons.clone()]),
+    )?;
+    let mut products = a.products.clone();
+    products.sort_by(|x, y| {
+        y.verdict.cmp(&x.verdict).then(y.score.partial_cmp(&x.score).unwrap_or(std::cmp::Ordering::Equal)).then(x.product_id.cmp(&y.product_id))
+    });
+    write_csv(
+        &scores.join("products.csv"),
+        &["product_id", "n_reviews", "n_orders", "score", "verdict", "adjusted_rating", "reasons"],
+        products.iter().map(|p| {
+            vec![
+                p.product_id.clone(),
+                p.n_reviews.to_string(),
+                p.n_orders.to_string(),
+                num(p.score),
+                p.verdict.as_str().to_string(),
+                num(p.adjusted_rating),
+                p.reasons.clone(),
+            ]
+        }),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised() {
+        assert_eq!(csv_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(csv_safe("+1"), "'+1");
+        assert_eq!(csv_safe("-2"), "'-2");
+        assert_eq!(csv_safe("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_safe("B00X"), "B00X");
+    }
+}
