@@ -119,10 +119,12 @@ impl Default for AuditConfig {
 impl AuditConfig {
     /// Read a TOML file over the defaults and validate it.
     pub fn load(path: &Path) -> Result<AuditConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
-        let c: AuditConfig =
-            toml::from_str(&text).with_context(|| format!("config {} is not valid", path.display()))?;
-        c.validate().map_err(|m| crate::UsageError(format!("config {}: {m}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let c: AuditConfig = toml::from_str(&text)
+            .with_context(|| format!("config {} is not valid", path.display()))?;
+        c.validate()
+            .map_err(|m| crate::UsageError(format!("config {}: {m}", path.display())))?;
         Ok(c)
     }
 
@@ -139,7 +141,10 @@ impl AuditConfig {
         unit(self.rating_alpha, "rating_alpha")?;
         unit(self.near_duplicate_jaccard, "near_duplicate_jaccard")?;
         unit(self.phrase_min_share, "phrase_min_share")?;
-        if self.night_hours[0] >= 24 || self.night_hours[1] > 24 || self.night_hours[0] >= self.night_hours[1] {
+        if self.night_hours[0] >= 24
+            || self.night_hours[1] > 24
+            || self.night_hours[0] >= self.night_hours[1]
+        {
             return Err("night_hours must be [start, end) within 0..24".into());
         }
         if self.burst_windows.is_empty() || self.burst_windows.iter().any(|w| *w < 1 || *w > 31) {
@@ -149,7 +154,10 @@ impl AuditConfig {
             return Err("lockstep_min_products must be at least 2".into());
         }
         if self.timezone != "auto" && self.timezone.parse::<chrono_tz::Tz>().is_err() {
-            return Err(format!("timezone '{}' is not an IANA time zone name (or \"auto\")", self.timezone));
+            return Err(format!(
+                "timezone '{}' is not an IANA time zone name (or \"auto\")",
+                self.timezone
+            ));
         }
         Ok(())
     }

@@ -102,7 +102,11 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> f64 {
         return f64::NAN;
     }
     let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[a].partial_cmp(&scores[b]).unwrap_or(std::cmp::Ordering::Equal));
+    idx.sort_by(|&a, &b| {
+        scores[a]
+            .partial_cmp(&scores[b])
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let mut ranks = vec![0.0; scores.len()];
     let mut i = 0;
     while i < idx.len() {
@@ -116,7 +120,12 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> f64 {
         }
         i = j + 1;
     }
-    let sum_pos: f64 = ranks.iter().zip(labels).filter(|(_, &l)| l).map(|(r, _)| r).sum();
+    let sum_pos: f64 = ranks
+        .iter()
+        .zip(labels)
+        .filter(|(_, &l)| l)
+        .map(|(r, _)| r)
+        .sum();
     (sum_pos - (pos * (pos + 1)) as f64 / 2.0) / (pos * neg) as f64
 }
 
@@ -127,7 +136,11 @@ pub fn average_precision(scores: &[f64], labels: &[bool]) -> f64 {
         return f64::NAN;
     }
     let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[b].partial_cmp(&scores[a]).unwrap_or(std::cmp::Ordering::Equal));
+    idx.sort_by(|&a, &b| {
+        scores[b]
+            .partial_cmp(&scores[a])
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let (mut tp, mut fp, mut ap, mut last_recall) = (0usize, 0usize, 0.0, 0.0);
     let mut i = 0;
     while i < idx.len() {
@@ -150,14 +163,23 @@ pub fn average_precision(scores: &[f64], labels: &[bool]) -> f64 {
 }
 
 fn read_scores(path: &Path, id_col: &str) -> Result<Vec<(String, f64)>> {
-    let mut rdr = csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut rdr =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
     let h = rdr.headers()?.clone();
-    let ic = h.iter().position(|c| c == id_col).with_context(|| format!("{}: no {id_col} column", path.display()))?;
-    let sc = h.iter().position(|c| c == "score").with_context(|| format!("{}: no score column", path.display()))?;
+    let ic = h
+        .iter()
+        .position(|c| c == id_col)
+        .with_context(|| format!("{}: no {id_col} column", path.display()))?;
+    let sc = h
+        .iter()
+        .position(|c| c == "score")
+        .with_context(|| format!("{}: no score column", path.display()))?;
     let mut v = Vec::new();
     for r in rdr.records() {
         let r = r?;
-        let score: f64 = r[sc].parse().with_context(|| format!("{}: bad score '{}'", path.display(), &r[sc]))?;
+        let score: f64 = r[sc]
+            .parse()
+            .with_context(|| format!("{}: bad score '{}'", path.display(), &r[sc]))?;
         v.push((r[ic].trim_start_matches('\'').to_string(), score));
     }
     Ok(v)
@@ -166,12 +188,25 @@ fn read_scores(path: &Path, id_col: &str) -> Result<Vec<(String, f64)>> {
 /// Evaluate a report folder against labels.
 pub fn evaluate(labels_path: &Path, report: &Path) -> Result<EvalResult> {
     let labels: LabelsIn = serde_json::from_str(
-        &std::fs::read_to_string(labels_path).with_context(|| format!("cannot read {}", labels_path.display()))?,
+        &std::fs::read_to_string(labels_path)
+            .with_context(|| format!("cannot read {}", labels_path.display()))?,
     )
     .with_context(|| format!("{} is not a revaudit labels file", labels_path.display()))?;
-    let fake: HashSet<&str> = labels.attacks.iter().flat_map(|a| a.review_ids.iter().map(|s| s.as_str())).collect();
-    let camo: HashSet<&str> = labels.attacks.iter().flat_map(|a| a.camouflage_review_ids.iter().map(|s| s.as_str())).collect();
-    let fake_accounts: HashSet<&str> = labels.attacks.iter().flat_map(|a| a.reviewers.iter().map(|s| s.as_str())).collect();
+    let fake: HashSet<&str> = labels
+        .attacks
+        .iter()
+        .flat_map(|a| a.review_ids.iter().map(|s| s.as_str()))
+        .collect();
+    let camo: HashSet<&str> = labels
+        .attacks
+        .iter()
+        .flat_map(|a| a.camouflage_review_ids.iter().map(|s| s.as_str()))
+        .collect();
+    let fake_accounts: HashSet<&str> = labels
+        .attacks
+        .iter()
+        .flat_map(|a| a.reviewers.iter().map(|s| s.as_str()))
+        .collect();
     let reviews = read_scores(&report.join("scores").join("reviews.csv"), "review_id")?;
     let (mut rs, mut rl) = (Vec::new(), Vec::new());
     for (id, s) in &reviews {
@@ -183,12 +218,21 @@ pub fn evaluate(labels_path: &Path, report: &Path) -> Result<EvalResult> {
     }
     let reviewers = read_scores(&report.join("scores").join("reviewers.csv"), "reviewer_id")?;
     let us: Vec<f64> = reviewers.iter().map(|x| x.1).collect();
-    let ul: Vec<bool> = reviewers.iter().map(|x| fake_accounts.contains(x.0.as_str())).collect();
+    let ul: Vec<bool> = reviewers
+        .iter()
+        .map(|x| fake_accounts.contains(x.0.as_str()))
+        .collect();
     // Product verdicts.
     let mut rdr = csv::Reader::from_path(report.join("scores").join("products.csv"))?;
     let h = rdr.headers()?.clone();
-    let pc = h.iter().position(|c| c == "product_id").context("products.csv: no product_id")?;
-    let vc = h.iter().position(|c| c == "verdict").context("products.csv: no verdict")?;
+    let pc = h
+        .iter()
+        .position(|c| c == "product_id")
+        .context("products.csv: no product_id")?;
+    let vc = h
+        .iter()
+        .position(|c| c == "verdict")
+        .context("products.csv: no verdict")?;
     let mut verdict: HashMap<String, String> = HashMap::new();
     for r in rdr.records() {
         let r = r?;
@@ -198,9 +242,13 @@ pub fn evaluate(labels_path: &Path, report: &Path) -> Result<EvalResult> {
     let mut attacks = Vec::new();
     let (mut n_att, mut n_fail, mut n_wf) = (0usize, 0usize, 0usize);
     for a in &labels.attacks {
-        let verdicts: BTreeMap<String, String> = a.products.iter().map(|p| (p.clone(), v_of(p))).collect();
+        let verdicts: BTreeMap<String, String> =
+            a.products.iter().map(|p| (p.clone(), v_of(p))).collect();
         let f = verdicts.values().filter(|v| *v == "fail").count();
-        let wf = verdicts.values().filter(|v| *v == "fail" || *v == "warn").count();
+        let wf = verdicts
+            .values()
+            .filter(|v| *v == "fail" || *v == "warn")
+            .count();
         n_att += verdicts.len();
         n_fail += f;
         n_wf += wf;
@@ -213,9 +261,21 @@ pub fn evaluate(labels_path: &Path, report: &Path) -> Result<EvalResult> {
             recall_warn_or_fail: wf as f64 / n,
         });
     }
-    let attacked: HashSet<&str> = labels.attacks.iter().flat_map(|a| a.products.iter().map(|s| s.as_str())).collect();
-    let clean: Vec<&String> = labels.clean_products.iter().filter(|p| !attacked.contains(p.as_str())).collect();
-    let clean_failed: Vec<String> = clean.iter().filter(|p| v_of(p) == "fail").map(|p| p.to_string()).collect();
+    let attacked: HashSet<&str> = labels
+        .attacks
+        .iter()
+        .flat_map(|a| a.products.iter().map(|s| s.as_str()))
+        .collect();
+    let clean: Vec<&String> = labels
+        .clean_products
+        .iter()
+        .filter(|p| !attacked.contains(p.as_str()))
+        .collect();
+    let clean_failed: Vec<String> = clean
+        .iter()
+        .filter(|p| v_of(p) == "fail")
+        .map(|p| p.to_string())
+        .collect();
     let pv = v_of(&labels.promotion.product);
     Ok(EvalResult {
         reviews: rs.len(),
@@ -242,11 +302,17 @@ mod tests {
     fn auc_and_ap_hand_values() {
         // Perfect ranking.
         assert_eq!(roc_auc(&[0.9, 0.8, 0.1], &[true, true, false]), 1.0);
-        assert_eq!(average_precision(&[0.9, 0.8, 0.1], &[true, true, false]), 1.0);
+        assert_eq!(
+            average_precision(&[0.9, 0.8, 0.1], &[true, true, false]),
+            1.0
+        );
         // scores .9(+) .8(−) .7(+): AUC = 1/2 of pairs correct… pos ranks 3 and 1 → (4 − 3)/2 = 0.5
         assert_eq!(roc_auc(&[0.9, 0.8, 0.7], &[true, false, true]), 0.5);
         // AP = 1·0.5 + (2/3)·0.5 = 0.8333…
-        assert!((average_precision(&[0.9, 0.8, 0.7], &[true, false, true]) - (0.5 + 1.0 / 3.0)).abs() < 1e-12);
+        assert!(
+            (average_precision(&[0.9, 0.8, 0.7], &[true, false, true]) - (0.5 + 1.0 / 3.0)).abs()
+                < 1e-12
+        );
         // Ties count half.
         assert_eq!(roc_auc(&[0.5, 0.5], &[true, false]), 0.5);
     }

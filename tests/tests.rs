@@ -894,4 +894,258 @@ fn bundled_sample_inspects_and_loads() {
             .unwrap();
     assert!(rep["reviews"].as_u64().unwrap() > 1000);
     assert!(rep["order_lines"].as_u64().unwrap() > 10_000);
+    let f: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("findings.json")).unwrap())
+            .unwrap();
+    assert_eq!(f["period"]["label"], "sample");
+    assert!(
+        f["summary"]["product_verdicts"]["fail"].as_u64().unwrap() >= 8,
+        "{}",
+        f["summary"]
+    );
+}
+
+// ---------------------------------------------------------------- audit engine
+
+fn audit(w: &Work, out: &Path, args: &[&str]) -> Output {
+    let mut a = vec!["audit", "-q", "--force", "--out", out.to_str().unwrap()];
+    a.extend_from_slice(args);
+    let o = Command::new(env!("CARGO_BIN_EXE_revaudit"))
+        .args(&a)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("REVAUDIT_KEY_FILE", w.path("hash.key"))
+        .env("SOURCE_DATE_EPOCH", "1767225600")
+        .output()
+        .expect("run revaudit");
+    assert!(o.status.success(), "{}", stderr(&o));
+    o
+}
+
+fn read_csv(p: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_path(p).unwrap();
+    let h = r.headers().unwrap().iter().map(str::to_string).collect();
+    let rows = r
+        .records()
+        .map(|x| x.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    (h, rows)
+}
+
+#[test]
+fn audit_output_contract_and_quality_on_generated_data() {
+    let w = Work::new();
+    let g = w.path("g");
+    let out = w.run(&["generate", "--out", g.to_str().unwrap(), "--seed", "1"]);
+    assert!(out.status.success());
+    let rep = w.path("rep");
+    audit(
+        &w,
+        &rep,
+        &[
+            "--orders",
+            g.join("orders.tsv").to_str().unwrap(),
+            "--reviews",
+            g.join("reviews_linked.csv").to_str().unwrap(),
+        ],
+    );
+    // findings.json contract.
+    let f: Value =
+        serde_json::from_str(&std::fs::read_to_string(rep.join("findings.json")).unwrap()).unwrap();
+    assert_eq!(f["schema_version"], 1);
+    assert_eq!(f["generated_at"], "2026-01-01T00:00:00Z");
+    for k in [
+        "config",
+        "data",
+        "summary",
+        "tests",
+        "tests_not_run",
+        "findings",
+        "groups",
+        "period",
+    ] {
+        assert!(!f[k].is_null(), "findings.json has {k}");
+    }
+    assert!(f["data"]["link_rate"].as_f64().unwrap() > 0.5);
+    assert!(f["data"]["load"]["files"].as_array().unwrap().len() == 2);
+    let findings = f["findings"].as_array().unwrap();
+    assert!(!findings.is_empty());
+    let mut ids = std::collections::HashSet::new();
+    for x in findings {
+        for k in [
+            "id", "family", "test", "subject", "verdict", "p", "q", "effect", "evidence",
+            "sentence",
+        ] {
+            assert!(!x[k].is_null(), "finding has {k}: {x}");
+        }
+        assert!(
+            ids.insert(x["id"].as_str().unwrap().to_string()),
+            "unique id {}",
+            x["id"]
+        );
+        assert!(["warn", "fail"].contains(&x["verdict"].as_str().unwrap()));
+        let (p, q) = (x["p"].as_f64().unwrap(), x["q"].as_f64().unwrap());
+        assert!(
+            (0.0..=1.0).contains(&p) && (0.0..=1.0).contains(&q) && q >= p - 1e-12,
+            "{x}"
+        );
+    }
+    // Score tables.
+    let (h, rows) = read_csv(&rep.join("scores/reviews.csv"));
+    assert_eq!(
+        h,
+        [
+            "review_id",
+            "product_id",
+            "reviewer_id",
+            "created_at",
+            "rating",
+            "score",
+            "reasons"
+        ]
+    );
+    assert!(rows
+        .iter()
+        .all(|r| (0.0..=1.0).contains(&r[5].parse::<f64>().unwrap())));
+    assert!(rows.iter().all(|r| r[0].starts_with("reviews#")));
+    let (h, _) = read_csv(&rep.join("scores/reviewers.csv"));
+    assert_eq!(h, ["reviewer_id", "n_reviews", "score", "reasons"]);
+    let (h, prows) = read_csv(&rep.join("scores/products.csv"));
+    assert_eq!(
+        h,
+        [
+            "product_id",
+            "n_reviews",
+            "n_orders",
+            "score",
+            "verdict",
+            "adjusted_rating",
+            "reasons"
+        ]
+    );
+    assert!(prows
+        .iter()
+        .all(|r| ["pass", "warn", "fail", "insufficient"].contains(&r[4].as_str())));
+    // Quality against the labels.
+    let e = w.run(&[
+        "eval",
+        "--json",
+        "--labels",
+        g.join("labels.json").to_str().unwrap(),
+        "--report",
+        rep.to_str().unwrap(),
+    ]);
+    assert!(e.status.success(), "{}", stderr(&e));
+    let m: Value = serde_json::from_slice(&e.stdout).unwrap();
+    assert!(
+        m["review_average_precision"].as_f64().unwrap() >= 0.9,
+        "{m}"
+    );
+    assert!(m["review_roc_auc"].as_f64().unwrap() >= 0.95, "{m}");
+    assert!(m["clean_fail_rate"].as_f64().unwrap() <= 0.02, "{m}");
+    assert_eq!(m["promotion_failed"], false);
+    for a in m["attacks"].as_array().unwrap() {
+        assert_eq!(a["recall_warn_or_fail"], 1.0, "{a}");
+        if a["kind"] != "slow_drip" {
+            assert_eq!(a["recall_fail"], 1.0, "{a}");
+        }
+    }
+}
+
+#[test]
+fn audit_is_deterministic() {
+    let w = Work::new();
+    let g = gen(&w, "g", "5");
+    let args = [
+        "--orders",
+        g.join("orders.tsv").to_str().unwrap().to_string().leak(),
+        "--reviews",
+        g.join("reviews.jsonl").to_str().unwrap().to_string().leak(),
+    ];
+    let (a, b) = (w.path("a"), w.path("b"));
+    audit(&w, &a, &args);
+    audit(&w, &b, &args);
+    for f in [
+        "findings.json",
+        "scores/reviews.csv",
+        "scores/reviewers.csv",
+        "scores/products.csv",
+        "load_report.json",
+    ] {
+        let x = std::fs::read(a.join(f)).unwrap();
+        let y = std::fs::read(b.join(f)).unwrap();
+        assert!(x == y, "{f} differs between two runs");
+    }
+}
+
+#[test]
+fn audit_reviews_only_and_a_period() {
+    let w = Work::new();
+    let g = gen(&w, "g", "6");
+    let rep = w.path("rep");
+    audit(
+        &w,
+        &rep,
+        &[
+            "--reviews",
+            g.join("reviews.jsonl").to_str().unwrap(),
+            "--period",
+            "2026-07",
+        ],
+    );
+    let f: Value =
+        serde_json::from_str(&std::fs::read_to_string(rep.join("findings.json")).unwrap()).unwrap();
+    assert_eq!(f["period"]["from"], "2026-07-01");
+    assert_eq!(f["period"]["to"], "2026-07-31");
+    assert_eq!(f["data"]["orders_available"], false);
+    let not_run: Vec<&str> = f["tests_not_run"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["test"].as_str().unwrap())
+        .collect();
+    assert!(
+        not_run.contains(&"review_rate") && not_run.contains(&"lag_too_fast"),
+        "{not_run:?}"
+    );
+    let (_, rows) = read_csv(&rep.join("scores/reviews.csv"));
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|r| r[3].starts_with("2026-07")),
+        "only July is scored"
+    );
+    // Bad period flags are usage errors.
+    let bad = w.run(&[
+        "audit",
+        "-q",
+        "--reviews",
+        g.join("reviews.jsonl").to_str().unwrap(),
+        "--period",
+        "July",
+        "--out",
+        w.path("x").to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn csv_outputs_neutralise_formulas() {
+    let w = Work::new();
+    let mut text = String::from("review_id,product_id,reviewer_id,rating,created_at,text\n");
+    for i in 0..12 {
+        text.push_str(&format!(
+            "=HYPERLINK(\"http://x\";\"{i}\"),@P1,+U{i},5,2024-01-{:02},\"=1+1\"\n",
+            i + 1
+        ));
+    }
+    let p = w.write("evil.csv", text.as_bytes());
+    let rep = w.path("rep");
+    audit(&w, &rep, &["--reviews", p.to_str().unwrap()]);
+    let raw = std::fs::read_to_string(rep.join("scores/reviews.csv")).unwrap();
+    for line in raw.lines().skip(1) {
+        assert!(
+            line.starts_with("\"'=HYPERLINK") || line.starts_with("'=HYPERLINK"),
+            "{line}"
+        );
+        assert!(line.contains(",'@P1,") && line.contains(",'+U"), "{line}");
+    }
 }

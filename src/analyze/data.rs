@@ -124,7 +124,10 @@ struct Interner {
 
 impl Interner {
     fn new() -> Self {
-        Interner { map: HashMap::new(), names: Vec::new() }
+        Interner {
+            map: HashMap::new(),
+            names: Vec::new(),
+        }
     }
     fn get(&mut self, s: &str) -> u32 {
         if let Some(&i) = self.map.get(s) {
@@ -173,15 +176,26 @@ impl AuditData {
         for p in pids {
             products.get(p);
         }
-        let second_resolution =
-            !ds.reviews.is_empty() && ds.reviews.iter().all(|r| r.resolution == TimeResolution::Second);
+        let second_resolution = !ds.reviews.is_empty()
+            && ds
+                .reviews
+                .iter()
+                .all(|r| r.resolution == TimeResolution::Second);
         // Local time.
         let (offset_fn, local_time): (Box<dyn Fn(i64) -> i64>, String) = if cfg.timezone == "auto" {
             let mut hist = [0u64; 24];
             let src: Vec<i64> = if !ds.orders.is_empty() {
-                ds.orders.iter().filter(|o| o.resolution == TimeResolution::Second).map(|o| o.purchased_at).collect()
+                ds.orders
+                    .iter()
+                    .filter(|o| o.resolution == TimeResolution::Second)
+                    .map(|o| o.purchased_at)
+                    .collect()
             } else {
-                ds.reviews.iter().filter(|r| r.resolution == TimeResolution::Second).map(|r| r.created_at).collect()
+                ds.reviews
+                    .iter()
+                    .filter(|r| r.resolution == TimeResolution::Second)
+                    .map(|r| r.created_at)
+                    .collect()
             };
             for t in &src {
                 hist[(t.rem_euclid(86_400) / 3600) as usize] += 1;
@@ -189,13 +203,19 @@ impl AuditData {
             let off = infer_offset_hours(&hist);
             (
                 Box::new(move |_| off * 3600),
-                format!("UTC{off:+} (inferred from the quietest hours of {} timestamps)", src.len()),
+                format!(
+                    "UTC{off:+} (inferred from the quietest hours of {} timestamps)",
+                    src.len()
+                ),
             )
         } else {
             let tz: chrono_tz::Tz = cfg.timezone.parse().unwrap_or(chrono_tz::UTC);
             (
                 Box::new(move |t| match Utc.timestamp_opt(t, 0).single() {
-                    Some(dt) => tz.offset_from_utc_datetime(&dt.naive_utc()).fix().local_minus_utc() as i64,
+                    Some(dt) => tz
+                        .offset_from_utc_datetime(&dt.naive_utc())
+                        .fix()
+                        .local_minus_utc() as i64,
                     None => 0,
                 }),
                 cfg.timezone.clone(),
@@ -218,7 +238,10 @@ impl AuditData {
                 postal: o.postal_key.as_deref().map(|k| keys.get(k)),
                 buyer: o.buyer_key.as_deref().map(|k| keys.get(k)),
                 address: o.address_key.as_deref().map(|k| keys.get(k)),
-                promo: o.promotion_ids.as_deref().is_some_and(|s| !s.trim().is_empty()),
+                promo: o
+                    .promotion_ids
+                    .as_deref()
+                    .is_some_and(|s| !s.trim().is_empty()),
                 order_id: o.order_id.clone(),
             });
         }
@@ -257,8 +280,9 @@ impl AuditData {
                 rating: r.rating,
                 t: r.created_at,
                 day,
-                hour: (r.resolution == TimeResolution::Second)
-                    .then(|| ((r.created_at + offset_fn(r.created_at)).rem_euclid(86_400) / 3600) as u8),
+                hour: (r.resolution == TimeResolution::Second).then(|| {
+                    ((r.created_at + offset_fn(r.created_at)).rem_euclid(86_400) / 3600) as u8
+                }),
                 verified: r.verified,
                 order: r.linked_order,
                 email: r.reviewer_key.as_deref().map(|k| keys.get(k)),
@@ -270,7 +294,9 @@ impl AuditData {
         // Only data up to the end of the audited window counts (later data is next month's).
         reviews.retain(|r| r.day <= to_day);
         let has_links = reviews.iter().any(|r| r.order.is_some());
-        let has_text = reviews.iter().any(|r| r.text.as_deref().is_some_and(|t| !t.trim().is_empty()));
+        let has_text = reviews
+            .iter()
+            .any(|r| r.text.as_deref().is_some_and(|t| !t.trim().is_empty()));
         let has_verified = reviews.iter().any(|r| r.verified.is_some());
         let mut by_product = vec![Vec::new(); products.names.len()];
         let mut orders_by_product = vec![Vec::new(); products.names.len()];
@@ -306,7 +332,10 @@ impl AuditData {
 
     /// Audited review indices of a product.
     pub fn audited_of(&self, p: usize) -> impl Iterator<Item = u32> + '_ {
-        self.by_product[p].iter().copied().filter(|&i| self.reviews[i as usize].audited)
+        self.by_product[p]
+            .iter()
+            .copied()
+            .filter(|&i| self.reviews[i as usize].audited)
     }
 }
 
@@ -318,8 +347,8 @@ mod tests {
     fn offset_inference() {
         // Quiet from 05:00 to 10:00 UTC → local night at UTC−5.
         let mut h = [100u64; 24];
-        for k in 5..10 {
-            h[k] = 5;
+        for v in h.iter_mut().take(10).skip(5) {
+            *v = 5;
         }
         assert_eq!(infer_offset_hours(&h), -5);
         let mut h = [100u64; 24];

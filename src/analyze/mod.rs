@@ -18,12 +18,18 @@ pub mod text;
 pub mod timing;
 pub mod velocity;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::config::AuditConfig;
-use crate::findings::{Effect, Evidence, Finding, NotRun, ProductScore, ReviewScore, ReviewerScore, Subject, Verdict, Window};
+use crate::findings::{
+    Effect, Evidence, Finding, NotRun, ProductScore, ReviewScore, ReviewerScore, Subject, Verdict,
+    Window,
+};
 use data::{day_str, AuditData};
 
 /// One proposed test result, before multiple-testing control.
@@ -64,13 +70,24 @@ pub struct Candidate {
 
 impl Candidate {
     /// A candidate with neutral defaults.
-    pub fn new(family: &'static str, test: &'static str, subject: Subject, p: f64, effect: Effect, sentence: String) -> Self {
+    pub fn new(
+        family: &'static str,
+        test: &'static str,
+        subject: Subject,
+        p: f64,
+        effect: Effect,
+        sentence: String,
+    ) -> Self {
         Candidate {
             family,
             test,
             subject,
             window: None,
-            p: if p.is_finite() { p.clamp(0.0, 1.0) } else { 1.0 },
+            p: if p.is_finite() {
+                p.clamp(0.0, 1.0)
+            } else {
+                1.0
+            },
             q: None,
             p_rating: None,
             effect_ok: true,
@@ -227,10 +244,15 @@ pub fn analyze(d: &AuditData, cfg: &AuditConfig, progress: &dyn Fn(&str)) -> Ana
             _ => {}
         }
     }
-    let flagged: Vec<(Candidate, Verdict, f64)> =
-        decided.into_iter().filter(|(_, v, _)| matches!(v, Verdict::Warn | Verdict::Fail)).collect();
+    let flagged: Vec<(Candidate, Verdict, f64)> = decided
+        .into_iter()
+        .filter(|(_, v, _)| matches!(v, Verdict::Warn | Verdict::Fail))
+        .collect();
     let (reviews, reviewers, products) = scoring::score(d, cfg, &flagged, &signals);
-    let mut findings: Vec<Finding> = flagged.iter().map(|(c, v, q)| to_finding(d, c, *v, *q)).collect();
+    let mut findings: Vec<Finding> = flagged
+        .iter()
+        .map(|(c, v, q)| to_finding(d, c, *v, *q))
+        .collect();
     // Ids must be unique within a report: a second finding with the same id gets a suffix.
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for f in findings.iter_mut() {
@@ -248,7 +270,16 @@ pub fn analyze(d: &AuditData, cfg: &AuditConfig, progress: &dyn Fn(&str)) -> Ana
     });
     not_run.sort_by(|a, b| (&a.family, &a.test).cmp(&(&b.family, &b.test)));
     not_run.dedup_by(|a, b| a.family == b.family && a.test == b.test);
-    Analysis { findings, not_run, tallies, groups, product_pairs, reviews, reviewers, products }
+    Analysis {
+        findings,
+        not_run,
+        tallies,
+        groups,
+        product_pairs,
+        reviews,
+        reviewers,
+        products,
+    }
 }
 
 /// BH within each family, then verdicts.
@@ -290,7 +321,12 @@ pub fn decide(candidates: Vec<Candidate>, cfg: &AuditConfig) -> Vec<(Candidate, 
 }
 
 /// Descriptive profile tests: they say "different", not "larger", so they do not corroborate.
-pub const PROFILE_TESTS: &[&str] = &["gap_regularity", "word_count_profile", "hour_profile", "lag_distribution"];
+pub const PROFILE_TESTS: &[&str] = &[
+    "gap_regularity",
+    "word_count_profile",
+    "hour_profile",
+    "lag_distribution",
+];
 
 /// Families that must independently answer the size question (a) for one product before the product
 /// fails on corroboration alone.
@@ -300,11 +336,16 @@ pub const CORROBORATING_FAMILIES: usize = 3;
 /// significant excess for one product (question (a)), its strongest such finding is raised to FAIL
 /// even if no single test's rating question answered yes (a 5-star ring on an already 5-star product
 /// does not move the rating, but the accounts, orders and timing still say the same thing).
-pub fn corroborate(mut decided: Vec<(Candidate, Verdict, f64)>, cfg: &AuditConfig) -> Vec<(Candidate, Verdict, f64)> {
+pub fn corroborate(
+    mut decided: Vec<(Candidate, Verdict, f64)>,
+    cfg: &AuditConfig,
+) -> Vec<(Candidate, Verdict, f64)> {
     let mut families: BTreeMap<String, std::collections::BTreeSet<&'static str>> = BTreeMap::new();
     let mut strongest: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     for (i, (c, v, q)) in decided.iter().enumerate() {
-        let Subject::Product(p) = &c.subject else { continue };
+        let Subject::Product(p) = &c.subject else {
+            continue;
+        };
         let a = *q < cfg.fdr && c.effect_ok;
         if !a || *v < Verdict::Warn || PROFILE_TESTS.contains(&c.test) {
             continue;
@@ -323,7 +364,11 @@ pub fn corroborate(mut decided: Vec<(Candidate, Verdict, f64)>, cfg: &AuditConfi
             if q.is_finite() && decided[i].1 == Verdict::Warn {
                 decided[i].1 = Verdict::Fail;
                 let names: Vec<&str> = fams.iter().copied().collect();
-                decided[i].0.sentence.push_str(&format!(" Corroborated by {} test families ({}).", names.len(), names.join(", ")));
+                decided[i].0.sentence.push_str(&format!(
+                    " Corroborated by {} test families ({}).",
+                    names.len(),
+                    names.join(", ")
+                ));
             }
         }
     }
@@ -331,12 +376,19 @@ pub fn corroborate(mut decided: Vec<(Candidate, Verdict, f64)>, cfg: &AuditConfi
 }
 
 fn to_finding(d: &AuditData, c: &Candidate, v: Verdict, q: f64) -> Finding {
-    let window = c.window.map(|(a, b)| Window { from: day_str(a), to: day_str(b) });
+    let window = c.window.map(|(a, b)| Window {
+        from: day_str(a),
+        to: day_str(b),
+    });
     let id = match &window {
         Some(w) => format!("{}:{}:{}", c.test, c.subject.id(), w.from),
         None => format!("{}:{}", c.test, c.subject.id()),
     };
-    let mut review_ids: Vec<String> = c.reviews.iter().map(|&i| d.reviews[i as usize].id.clone()).collect();
+    let mut review_ids: Vec<String> = c
+        .reviews
+        .iter()
+        .map(|&i| d.reviews[i as usize].id.clone())
+        .collect();
     review_ids.sort();
     review_ids.dedup();
     let mut reviewer_ids: Vec<String> = c
@@ -348,7 +400,11 @@ fn to_finding(d: &AuditData, c: &Candidate, v: Verdict, q: f64) -> Finding {
         .collect();
     reviewer_ids.sort();
     reviewer_ids.dedup();
-    let mut days: Vec<i64> = c.reviews.iter().map(|&i| d.reviews[i as usize].day).collect();
+    let mut days: Vec<i64> = c
+        .reviews
+        .iter()
+        .map(|&i| d.reviews[i as usize].day)
+        .collect();
     days.sort_unstable();
     days.dedup();
     Finding {
@@ -361,8 +417,15 @@ fn to_finding(d: &AuditData, c: &Candidate, v: Verdict, q: f64) -> Finding {
         p: round_sig(c.p),
         q: round_sig(q),
         p_rating: c.p_rating.map(round_sig),
-        effect: Effect { name: c.effect.name.clone(), value: round_sig(c.effect.value) },
-        evidence: Evidence { review_ids, reviewer_ids, days: days.into_iter().map(day_str).collect() },
+        effect: Effect {
+            name: c.effect.name.clone(),
+            value: round_sig(c.effect.value),
+        },
+        evidence: Evidence {
+            review_ids,
+            reviewer_ids,
+            days: days.into_iter().map(day_str).collect(),
+        },
         sentence: c.sentence.clone(),
     }
 }
@@ -387,12 +450,17 @@ pub fn mean_rating(d: &AuditData, idx: &[u32]) -> f64 {
     if idx.is_empty() {
         return f64::NAN;
     }
-    idx.iter().map(|&i| d.reviews[i as usize].rating as f64).sum::<f64>() / idx.len() as f64
+    idx.iter()
+        .map(|&i| d.reviews[i as usize].rating as f64)
+        .sum::<f64>()
+        / idx.len() as f64
 }
 
 /// Ratings of the given reviews as floats.
 pub fn ratings(d: &AuditData, idx: &[u32]) -> Vec<f64> {
-    idx.iter().map(|&i| d.reviews[i as usize].rating as f64).collect()
+    idx.iter()
+        .map(|&i| d.reviews[i as usize].rating as f64)
+        .collect()
 }
 
 /// The rating question (b) of a subset test: Mann–Whitney of the subset's ratings against the rest
@@ -402,7 +470,11 @@ pub fn rating_question(d: &AuditData, subset: &[u32], rest: &[u32]) -> Option<f6
 }
 
 /// Split a product's audited reviews into (subset, rest) by a predicate.
-pub fn split_audited(d: &AuditData, p: usize, pred: impl Fn(&data::Rev) -> bool) -> (Vec<u32>, Vec<u32>) {
+pub fn split_audited(
+    d: &AuditData,
+    p: usize,
+    pred: impl Fn(&data::Rev) -> bool,
+) -> (Vec<u32>, Vec<u32>) {
     d.audited_of(p).partition(|&i| pred(&d.reviews[i as usize]))
 }
 
@@ -413,7 +485,11 @@ pub fn loo_share(k_total: u64, n_total: u64, k: u64, n: u64) -> f64 {
 
 /// A `NotRun`.
 pub fn not_run(family: &str, test: &str, reason: &str) -> NotRun {
-    NotRun { family: family.into(), test: test.into(), reason: reason.into() }
+    NotRun {
+        family: family.into(),
+        test: test.into(),
+        reason: reason.into(),
+    }
 }
 
 /// Percent with one decimal.
@@ -422,11 +498,21 @@ pub fn pct(x: f64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod decide_tests {
     use super::*;
 
     fn cand(p: f64, pr: Option<f64>) -> Candidate {
-        let mut c = Candidate::new("f", "t", Subject::Product("P".into()), p, Effect { name: "x".into(), value: 1.0 }, String::new());
+        let mut c = Candidate::new(
+            "f",
+            "t",
+            Subject::Product("P".into()),
+            p,
+            Effect {
+                name: "x".into(),
+                value: 1.0,
+            },
+            String::new(),
+        );
         c.p_rating = pr;
         c
     }
@@ -434,9 +520,20 @@ mod tests {
     #[test]
     fn verdict_rules() {
         let cfg = AuditConfig::default();
-        let out = decide(vec![cand(1e-9, Some(1e-5)), cand(1e-9, Some(0.5)), cand(0.5, Some(1e-5)), cand(0.5, None)], &cfg);
+        let out = decide(
+            vec![
+                cand(1e-9, Some(1e-5)),
+                cand(1e-9, Some(0.5)),
+                cand(0.5, Some(1e-5)),
+                cand(0.5, None),
+            ],
+            &cfg,
+        );
         let v: Vec<Verdict> = out.iter().map(|x| x.1).collect();
-        assert_eq!(v, vec![Verdict::Fail, Verdict::Warn, Verdict::Pass, Verdict::Pass]);
+        assert_eq!(
+            v,
+            vec![Verdict::Fail, Verdict::Warn, Verdict::Pass, Verdict::Pass]
+        );
         let mut c = cand(0.5, Some(1e-5));
         c.b_alone_warns = true;
         let mut capped = cand(1e-9, Some(1e-9));

@@ -17,14 +17,35 @@ const FAMILY: &str = "orders";
 pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
     let mut out = FamilyOutput::default();
     if !d.has_orders {
-        for t in ["order_burst", "postal_concentration", "buyer_concentration", "free_orders"] {
+        for t in [
+            "order_burst",
+            "postal_concentration",
+            "buyer_concentration",
+            "free_orders",
+        ] {
             out.not_run.push(not_run(FAMILY, t, "no orders were given"));
         }
         return out;
     }
     let audited = |o: &super::data::Ord| o.day >= d.from_day && o.day <= d.to_day;
-    concentration(d, cfg, &mut out, "postal_concentration", "postal code", |o| o.postal, &audited);
-    concentration(d, cfg, &mut out, "buyer_concentration", "buyer", |o| o.buyer, &audited);
+    concentration(
+        d,
+        cfg,
+        &mut out,
+        "postal_concentration",
+        "postal code",
+        |o| o.postal,
+        &audited,
+    );
+    concentration(
+        d,
+        cfg,
+        &mut out,
+        "buyer_concentration",
+        "buyer",
+        |o| o.buyer,
+        &audited,
+    );
     // Free orders.
     let (mut k_all, mut n_all) = (0u64, 0u64);
     for o in d.orders.iter().filter(|o| audited(o) && o.shipped) {
@@ -32,8 +53,11 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         k_all += o.free as u64;
     }
     for p in 0..d.products.len() {
-        let mine: Vec<&super::data::Ord> =
-            d.orders_by_product[p].iter().map(|&i| &d.orders[i as usize]).filter(|o| audited(o) && o.shipped).collect();
+        let mine: Vec<&super::data::Ord> = d.orders_by_product[p]
+            .iter()
+            .map(|&i| &d.orders[i as usize])
+            .filter(|o| audited(o) && o.shipped)
+            .collect();
         let n = mine.len() as u64;
         if n < cfg.orders_min {
             continue;
@@ -45,8 +69,15 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
             "free_orders",
             Subject::Product(d.products[p].clone()),
             binomial_upper(k, n, p0),
-            Effect { name: "share / catalog share".into(), value: (k as f64 / n as f64) / p0 },
-            format!("{k} of {n} shipped orders of {} were free or fully discounted (catalog: {}).", d.products[p], pct(p0)),
+            Effect {
+                name: "share / catalog share".into(),
+                value: (k as f64 / n as f64) / p0,
+            },
+            format!(
+                "{k} of {n} shipped orders of {} were free or fully discounted (catalog: {}).",
+                d.products[p],
+                pct(p0)
+            ),
         );
         c.effect_ok = k >= 3;
         c.max_verdict = Verdict::Warn;
@@ -74,7 +105,11 @@ fn concentration(
         }
     }
     if n_keyed == 0 {
-        out.not_run.push(not_run(FAMILY, test, &format!("the order export has no {what} column")));
+        out.not_run.push(not_run(
+            FAMILY,
+            test,
+            &format!("the order export has no {what} column"),
+        ));
         return;
     }
     // Reviews linked to each order, for evidence and the rating question.
@@ -85,8 +120,11 @@ fn concentration(
         }
     }
     for p in 0..d.products.len() {
-        let mine: Vec<u32> =
-            d.orders_by_product[p].iter().copied().filter(|&i| audited(&d.orders[i as usize]) && key(&d.orders[i as usize]).is_some()).collect();
+        let mine: Vec<u32> = d.orders_by_product[p]
+            .iter()
+            .copied()
+            .filter(|&i| audited(&d.orders[i as usize]) && key(&d.orders[i as usize]).is_some())
+            .collect();
         let n = mine.len() as u64;
         if n < cfg.orders_min {
             continue;
@@ -111,8 +149,15 @@ fn concentration(
         }
         let Some((k, c, pv, f)) = best else { continue };
         let pv = (pv * counts.len() as f64).min(1.0);
-        let orders_of_key: Vec<u32> = mine.iter().copied().filter(|&i| key(&d.orders[i as usize]) == Some(k)).collect();
-        let subset: Vec<u32> = orders_of_key.iter().flat_map(|o| reviews_of_order.get(o).cloned().unwrap_or_default()).collect();
+        let orders_of_key: Vec<u32> = mine
+            .iter()
+            .copied()
+            .filter(|&i| key(&d.orders[i as usize]) == Some(k))
+            .collect();
+        let subset: Vec<u32> = orders_of_key
+            .iter()
+            .flat_map(|o| reviews_of_order.get(o).cloned().unwrap_or_default())
+            .collect();
         let rest: Vec<u32> = d.audited_of(p).filter(|i| !subset.contains(i)).collect();
         let mut cand = Candidate::new(
             FAMILY,
@@ -159,14 +204,27 @@ fn order_bursts(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             if x[day] == 0 {
                 continue;
             }
-            let (lo, hi) = if day >= b / 2 { (day.saturating_sub(b), day) } else { (day + 1, (day + 1 + b).min(len)) };
+            let (lo, hi) = if day >= b / 2 {
+                (day.saturating_sub(b), day)
+            } else {
+                (day + 1, (day + 1 + b).min(len))
+            };
             let base: u64 = x[lo..hi].iter().sum();
             let lambda = ((base as f64 + mean * 7.0) / ((hi - lo) as f64 + 7.0)).max(0.05);
-            raw.push((p, day, x[day], lambda, poisson_upper(x[day], lambda), promo[day] as f64 / x[day] as f64));
+            raw.push((
+                p,
+                day,
+                x[day],
+                lambda,
+                poisson_upper(x[day], lambda),
+                promo[day] as f64 / x[day] as f64,
+            ));
         }
     }
     let q = benjamini_hochberg(&raw.iter().map(|r| r.4).collect::<Vec<_>>());
-    let mut merged: Vec<(usize, usize, usize, f64, f64, u64, f64, f64)> = Vec::new(); // p, from, to, p, q, x, λ, promo
+    // product, first day, last day, p, q, orders, expected, promotion share
+    type Merged = (usize, usize, usize, f64, f64, u64, f64, f64);
+    let mut merged: Vec<Merged> = Vec::new();
     for (r, qv) in raw.iter().zip(q) {
         if !(qv < cfg.fdr && r.2 >= 10 && r.2 as f64 >= 3.0 * r.3) {
             continue;
@@ -194,7 +252,10 @@ fn order_bursts(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             "order_burst",
             Subject::Product(d.products[p].clone()),
             pv,
-            Effect { name: "observed / expected".into(), value: x as f64 / lambda },
+            Effect {
+                name: "observed / expected".into(),
+                value: x as f64 / lambda,
+            },
             format!(
                 "{x} orders of {} on {}..{} without a promotion, {:.1}x the usual {:.1}.",
                 d.products[p],

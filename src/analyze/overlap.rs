@@ -15,7 +15,9 @@ use crate::findings::{Effect, Subject, Verdict, Window};
 use super::data::{day_str, AuditData};
 use super::stats::{benjamini_hochberg, binomial_upper, fisher_combine, poisson_upper};
 use super::text::{jaccard, shingle_set};
-use super::{loo_share, not_run, pct, ratings, Candidate, FamilyOutput, GroupInfo, ProductPair, ReviewSignal};
+use super::{
+    loo_share, not_run, pct, ratings, Candidate, FamilyOutput, GroupInfo, ProductPair, ReviewSignal,
+};
 
 const FAMILY: &str = "overlap";
 
@@ -66,14 +68,20 @@ pub fn lockstep_pairs(d: &AuditData, cfg: &AuditConfig) -> BTreeMap<(u32, u32), 
             }
         }
     }
-    pairs.into_iter().filter(|(_, s)| s.len() >= cfg.lockstep_min_products).collect()
+    pairs
+        .into_iter()
+        .filter(|(_, s)| s.len() >= cfg.lockstep_min_products)
+        .collect()
 }
+
+/// A node of the reviewer×product graph: (0, reviewer) or (1, product).
+type Node = (u8, u32);
 
 /// Greedy peeling (FRAUDAR) of a bipartite block; returns (members kept, products kept, density).
 pub fn densest_block(edges: &[(u32, u32, f64)]) -> (Vec<u32>, Vec<u32>, f64) {
     // Node ids: reviewers as-is tagged 0, products tagged 1.
     let mut nodes: BTreeMap<(u8, u32), f64> = BTreeMap::new();
-    let mut adj: BTreeMap<(u8, u32), Vec<((u8, u32), f64)>> = BTreeMap::new();
+    let mut adj: BTreeMap<Node, Vec<(Node, f64)>> = BTreeMap::new();
     let mut total = 0.0;
     for &(u, p, w) in edges {
         *nodes.entry((0, u)).or_default() += w;
@@ -89,7 +97,11 @@ pub fn densest_block(edges: &[(u32, u32, f64)]) -> (Vec<u32>, Vec<u32>, f64) {
         let (&victim, _) = nodes
             .iter()
             .filter(|(k, _)| alive.contains(k))
-            .min_by(|a, b| a.1.partial_cmp(b.1).unwrap_or(std::cmp::Ordering::Equal).then(a.0.cmp(b.0)))
+            .min_by(|a, b| {
+                a.1.partial_cmp(b.1)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then(a.0.cmp(b.0))
+            })
             .expect("alive is not empty");
         alive.remove(&victim);
         total -= nodes[&victim];
@@ -121,7 +133,12 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
     out
 }
 
-fn groups(d: &AuditData, cfg: &AuditConfig, pairs: &BTreeMap<(u32, u32), BTreeSet<u32>>, out: &mut FamilyOutput) {
+fn groups(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    pairs: &BTreeMap<(u32, u32), BTreeSet<u32>>,
+    out: &mut FamilyOutput,
+) {
     let mut dsu = Dsu((0..d.reviewers.len() as u32).collect());
     for &(a, b) in pairs.keys() {
         dsu.union(a, b);
@@ -135,7 +152,12 @@ fn groups(d: &AuditData, cfg: &AuditConfig, pairs: &BTreeMap<(u32, u32), BTreeSe
     let degree: Vec<usize> = d
         .by_product
         .iter()
-        .map(|v| v.iter().map(|&i| d.reviews[i as usize].reviewer).collect::<BTreeSet<_>>().len())
+        .map(|v| {
+            v.iter()
+                .map(|&i| d.reviews[i as usize].reviewer)
+                .collect::<BTreeSet<_>>()
+                .len()
+        })
         .collect();
     struct Raw {
         members: Vec<u32>,
@@ -148,7 +170,10 @@ fn groups(d: &AuditData, cfg: &AuditConfig, pairs: &BTreeMap<(u32, u32), BTreeSe
     for members in comps.values().filter(|m| m.len() >= cfg.group_min_members) {
         let mut edges = Vec::new();
         for &u in members {
-            let prods: BTreeSet<u32> = d.by_reviewer[u as usize].iter().map(|&i| d.reviews[i as usize].product).collect();
+            let prods: BTreeSet<u32> = d.by_reviewer[u as usize]
+                .iter()
+                .map(|&i| d.reviews[i as usize].product)
+                .collect();
             for p in prods {
                 edges.push((u, p, 1.0 / ((degree[p as usize] as f64) + 5.0).ln()));
             }
@@ -160,15 +185,26 @@ fn groups(d: &AuditData, cfg: &AuditConfig, pairs: &BTreeMap<(u32, u32), BTreeSe
         let mut reviews = Vec::new();
         let mut p_parts = Vec::new();
         for &p in &prods {
-            let sub: Vec<u32> =
-                d.by_product[p as usize].iter().copied().filter(|&i| mset.contains(&d.reviews[i as usize].reviewer)).collect();
+            let sub: Vec<u32> = d.by_product[p as usize]
+                .iter()
+                .copied()
+                .filter(|&i| mset.contains(&d.reviews[i as usize].reviewer))
+                .collect();
             if sub.len() < 2 {
                 continue;
             }
             let t: Vec<i64> = sub.iter().map(|&i| d.reviews[i as usize].t).collect();
-            let w = ((t.iter().max().unwrap_or(&0) - t.iter().min().unwrap_or(&0)) as f64 / 86_400.0).max(1.0);
-            let all_t: Vec<i64> = d.by_product[p as usize].iter().map(|&i| d.reviews[i as usize].t).collect();
-            let span = ((all_t.iter().max().unwrap_or(&0) - all_t.iter().min().unwrap_or(&0)) as f64 / 86_400.0).max(w);
+            let w = ((t.iter().max().unwrap_or(&0) - t.iter().min().unwrap_or(&0)) as f64
+                / 86_400.0)
+                .max(1.0);
+            let all_t: Vec<i64> = d.by_product[p as usize]
+                .iter()
+                .map(|&i| d.reviews[i as usize].t)
+                .collect();
+            let span = ((all_t.iter().max().unwrap_or(&0) - all_t.iter().min().unwrap_or(&0))
+                as f64
+                / 86_400.0)
+                .max(w);
             // P(m reviews placed uniformly over the product's span all fall within w days).
             let m_p = sub.len() as f64;
             let p_p = (m_p * (w / span).powf(m_p - 1.0)).min(1.0);
@@ -187,10 +223,20 @@ fn groups(d: &AuditData, cfg: &AuditConfig, pairs: &BTreeMap<(u32, u32), BTreeSe
         if !reviews.iter().any(|&i| d.reviews[i as usize].audited) {
             continue;
         }
-        raws.push(Raw { members: m, products: supported, reviews, density, p: fisher_combine(&p_parts) });
+        raws.push(Raw {
+            members: m,
+            products: supported,
+            reviews,
+            density,
+            p: fisher_combine(&p_parts),
+        });
     }
     // Order groups by evidence for stable ids.
-    raws.sort_by(|a, b| a.p.partial_cmp(&b.p).unwrap_or(std::cmp::Ordering::Equal).then(a.members.cmp(&b.members)));
+    raws.sort_by(|a, b| {
+        a.p.partial_cmp(&b.p)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.members.cmp(&b.members))
+    });
     let qs = benjamini_hochberg(&raws.iter().map(|r| r.p).collect::<Vec<_>>());
     for (n, (g, q)) in raws.into_iter().zip(qs).enumerate() {
         let id = format!("G{}", n + 1);
@@ -223,7 +269,8 @@ fn groups(d: &AuditData, cfg: &AuditConfig, pairs: &BTreeMap<(u32, u32), BTreeSe
         // The second question for a group (GSRank indicators): its rating deviates from everyone
         // else's, or its texts are alike, or its accounts are tied together outside reviewing
         // (one IP, email, street address or buyer; or one postal code for three or more).
-        let b = dev.abs() >= cfg.group_rating_deviation && p_rating.is_some_and(|p| p < cfg.rating_alpha * 5.0)
+        let b = dev.abs() >= cfg.group_rating_deviation
+            && p_rating.is_some_and(|p| p < cfg.rating_alpha * 5.0)
             || text_similarity.is_some_and(|s| s >= 0.5)
             || shared > 0;
         let verdict = match (a, b) {
@@ -231,11 +278,26 @@ fn groups(d: &AuditData, cfg: &AuditConfig, pairs: &BTreeMap<(u32, u32), BTreeSe
             (true, false) => Verdict::Warn,
             _ => Verdict::Pass,
         };
-        let members: Vec<String> = g.members.iter().map(|&u| d.reviewers[u as usize].clone()).collect();
-        let products: Vec<String> = g.products.iter().map(|&p| d.products[p as usize].clone()).collect();
-        let mut review_ids: Vec<String> = g.reviews.iter().map(|&i| d.reviews[i as usize].id.clone()).collect();
+        let members: Vec<String> = g
+            .members
+            .iter()
+            .map(|&u| d.reviewers[u as usize].clone())
+            .collect();
+        let products: Vec<String> = g
+            .products
+            .iter()
+            .map(|&p| d.products[p as usize].clone())
+            .collect();
+        let mut review_ids: Vec<String> = g
+            .reviews
+            .iter()
+            .map(|&i| d.reviews[i as usize].id.clone())
+            .collect();
         review_ids.sort();
-        let window = Window { from: day_str(t0.div_euclid(86_400)), to: day_str(t1.div_euclid(86_400)) };
+        let window = Window {
+            from: day_str(t0.div_euclid(86_400)),
+            to: day_str(t1.div_euclid(86_400)),
+        };
         let sentence = format!(
             "{} accounts reviewed the same {} products within days of each other ({} reviews, {}..{}), rating {:+.2} stars against other reviewers{}{}.",
             members.len(),
@@ -248,7 +310,17 @@ fn groups(d: &AuditData, cfg: &AuditConfig, pairs: &BTreeMap<(u32, u32), BTreeSe
             if shared > 0 { format!("; {shared} identity value(s) (IP, email, address, buyer or postal code) are shared among them") } else { String::new() }
         );
         // Catalog-level group finding plus one per supported product.
-        let mut c = Candidate::new(FAMILY, "lockstep_group", Subject::Group(id.clone()), g.p, Effect { name: "members".into(), value: members.len() as f64 }, sentence.clone());
+        let mut c = Candidate::new(
+            FAMILY,
+            "lockstep_group",
+            Subject::Group(id.clone()),
+            g.p,
+            Effect {
+                name: "members".into(),
+                value: members.len() as f64,
+            },
+            sentence.clone(),
+        );
         c.q = Some(q);
         c.window = Some((t0.div_euclid(86_400), t1.div_euclid(86_400)));
         c.effect_ok = true;
@@ -257,14 +329,25 @@ fn groups(d: &AuditData, cfg: &AuditConfig, pairs: &BTreeMap<(u32, u32), BTreeSe
         c.review_strength = 0.0;
         out.candidates.push(c);
         for &p in &g.products {
-            let sub: Vec<u32> = g.reviews.iter().copied().filter(|&i| d.reviews[i as usize].product == p).collect();
+            let sub: Vec<u32> = g
+                .reviews
+                .iter()
+                .copied()
+                .filter(|&i| d.reviews[i as usize].product == p)
+                .collect();
             let mut c = Candidate::new(
                 FAMILY,
                 "lockstep_group_product",
                 Subject::Product(d.products[p as usize].clone()),
                 g.p,
-                Effect { name: "group reviews".into(), value: sub.len() as f64 },
-                format!("{} of its reviews come from reviewer group {id}: {sentence}", sub.len()),
+                Effect {
+                    name: "group reviews".into(),
+                    value: sub.len() as f64,
+                },
+                format!(
+                    "{} of its reviews come from reviewer group {id}: {sentence}",
+                    sub.len()
+                ),
             );
             c.q = Some(q);
             c.window = Some((t0.div_euclid(86_400), t1.div_euclid(86_400)));
@@ -324,7 +407,10 @@ fn shared_identities(d: &AuditData, members: &[u32]) -> usize {
             }
         }
     }
-    owners.iter().filter(|((kind, _), who)| who.len() >= if *kind == 4 { 3 } else { 2 }).count()
+    owners
+        .iter()
+        .filter(|((kind, _), who)| who.len() >= if *kind == 4 { 3 } else { 2 })
+        .count()
 }
 
 fn group_text_similarity(d: &AuditData, reviews: &[u32]) -> Option<f64> {
@@ -353,7 +439,10 @@ fn product_overlap(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     let mut pair_counts: BTreeMap<(u32, u32), u64> = BTreeMap::new();
     let mut multi = vec![false; d.reviewers.len()];
     for (u, revs) in d.by_reviewer.iter().enumerate() {
-        let prods: BTreeSet<u32> = revs.iter().map(|&i| d.reviews[i as usize].product).collect();
+        let prods: BTreeSet<u32> = revs
+            .iter()
+            .map(|&i| d.reviews[i as usize].product)
+            .collect();
         if prods.len() >= 2 {
             multi[u] = true;
         }
@@ -366,12 +455,17 @@ fn product_overlap(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             }
         }
     }
-    let mut top: Vec<((u32, u32), u64)> = pair_counts.into_iter().filter(|(_, c)| *c >= 2).collect();
+    let mut top: Vec<((u32, u32), u64)> =
+        pair_counts.into_iter().filter(|(_, c)| *c >= 2).collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     out.product_pairs = top
         .iter()
         .take(200)
-        .map(|((a, b), c)| ProductPair { a: d.products[*a as usize].clone(), b: d.products[*b as usize].clone(), shared_reviewers: *c })
+        .map(|((a, b), c)| ProductPair {
+            a: d.products[*a as usize].clone(),
+            b: d.products[*b as usize].clone(),
+            shared_reviewers: *c,
+        })
         .collect();
     // Share of a product's reviewers who also reviewed other catalog products.
     let (mut k_all, mut n_all) = (0u64, 0u64);
@@ -425,7 +519,14 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         }
         let mut add = |kind: &'static str, key: Option<u32>| {
             if let Some(k) = key {
-                kinds.entry(kind).or_default().entry(k).or_default().entry(r.reviewer).or_default().push(i as u32);
+                kinds
+                    .entry(kind)
+                    .or_default()
+                    .entry(k)
+                    .or_default()
+                    .entry(r.reviewer)
+                    .or_default()
+                    .push(i as u32);
             }
         };
         add("ip", r.ip);
@@ -445,7 +546,11 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         ));
         return;
     }
-    let linked = d.reviews.iter().filter(|r| r.audited && r.order.is_some()).count() as f64;
+    let linked = d
+        .reviews
+        .iter()
+        .filter(|r| r.audited && r.order.is_some())
+        .count() as f64;
     let mut postal_freq: HashMap<u32, u64> = HashMap::new();
     for o in &d.orders {
         if let Some(k) = o.postal {
@@ -475,14 +580,22 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             if by_reviewer.len() < min_accounts {
                 continue;
             }
-            hits.push((pv, by_reviewer.values().flatten().copied().collect(), by_reviewer.len()));
+            hits.push((
+                pv,
+                by_reviewer.values().flatten().copied().collect(),
+                by_reviewer.len(),
+            ));
         }
         if hits.is_empty() {
             continue;
         }
         let n_keys = keys.len() as f64;
         let p_best = hits.iter().map(|h| h.0).fold(1.0, f64::min);
-        let p_cat = if kind == "postal" { (p_best * n_keys).min(1.0) } else { 0.0 };
+        let p_cat = if kind == "postal" {
+            (p_best * n_keys).min(1.0)
+        } else {
+            0.0
+        };
         let all: Vec<u32> = hits.iter().flat_map(|h| h.1.iter().copied()).collect();
         let accounts: usize = hits.iter().map(|h| h.2).sum();
         let mut c = Candidate::new(
@@ -502,31 +615,51 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         for (pv, revs, _) in &hits {
             let mut by_p: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
             for &i in revs {
-                by_p.entry(d.reviews[i as usize].product).or_default().push(i);
+                by_p.entry(d.reviews[i as usize].product)
+                    .or_default()
+                    .push(i);
             }
             for (p, v) in by_p {
-                let who: BTreeSet<u32> = v.iter().map(|&i| d.reviews[i as usize].reviewer).collect();
+                let who: BTreeSet<u32> =
+                    v.iter().map(|&i| d.reviews[i as usize].reviewer).collect();
                 if who.len() < 2 {
                     continue;
                 }
-                let e = per_product.entry(p).or_insert_with(|| (BTreeSet::new(), Vec::new(), 1.0));
+                let e = per_product
+                    .entry(p)
+                    .or_insert_with(|| (BTreeSet::new(), Vec::new(), 1.0));
                 e.0.extend(who);
                 e.1.extend(v);
                 e.2 = e.2.min(*pv);
             }
         }
         for (p, (who, revs, pv)) in per_product {
-            let pv = if kind == "postal" { (pv * n_keys).min(1.0) } else { 0.0 };
+            let pv = if kind == "postal" {
+                (pv * n_keys).min(1.0)
+            } else {
+                0.0
+            };
             let mut c = Candidate::new(
                 FAMILY,
                 test,
                 Subject::Product(d.products[p as usize].clone()),
                 pv,
-                Effect { name: "accounts".into(), value: who.len() as f64 },
-                format!("{} accounts that share a hashed {kind} with another account reviewed {}.", who.len(), d.products[p as usize]),
+                Effect {
+                    name: "accounts".into(),
+                    value: who.len() as f64,
+                },
+                format!(
+                    "{} accounts that share a hashed {kind} with another account reviewed {}.",
+                    who.len(),
+                    d.products[p as usize]
+                ),
             );
             c.p_rating = if kind == "postal" { None } else { Some(0.0) };
-            c.max_verdict = if kind == "postal" { Verdict::Warn } else { Verdict::Fail };
+            c.max_verdict = if kind == "postal" {
+                Verdict::Warn
+            } else {
+                Verdict::Fail
+            };
             c.reviews = revs;
             c.review_strength = 0.7;
             out.candidates.push(c);

@@ -33,7 +33,16 @@ pub struct ReviewerFeatures {
 pub fn product_means(d: &AuditData) -> Vec<f64> {
     d.by_product
         .iter()
-        .map(|v| if v.is_empty() { 0.0 } else { v.iter().map(|&i| d.reviews[i as usize].rating as f64).sum::<f64>() / v.len() as f64 })
+        .map(|v| {
+            if v.is_empty() {
+                0.0
+            } else {
+                v.iter()
+                    .map(|&i| d.reviews[i as usize].rating as f64)
+                    .sum::<f64>()
+                    / v.len() as f64
+            }
+        })
         .collect()
 }
 
@@ -43,6 +52,9 @@ pub fn features(d: &AuditData, cfg: &AuditConfig, means: &[f64]) -> Vec<Reviewer
         .iter()
         .map(|revs| {
             let n = revs.len();
+            if n == 0 {
+                return ReviewerFeatures::default();
+            }
             let mut per_day: BTreeMap<i64, usize> = BTreeMap::new();
             let (mut ext, mut rd) = (0usize, 0.0);
             for &i in revs {
@@ -53,8 +65,13 @@ pub fn features(d: &AuditData, cfg: &AuditConfig, means: &[f64]) -> Vec<Reviewer
                 }
                 rd += (r.rating as f64 - means[r.product as usize]).abs() / 4.0;
             }
-            let span = (d.reviews[revs[n - 1] as usize].t - d.reviews[revs[0] as usize].t) as f64 / 86_400.0;
-            let bst = if n >= 2 && span <= cfg.burstiness_tau_days { 1.0 - span / cfg.burstiness_tau_days } else { 0.0 };
+            let span = (d.reviews[revs[n - 1] as usize].t - d.reviews[revs[0] as usize].t) as f64
+                / 86_400.0;
+            let bst = if n >= 2 && span <= cfg.burstiness_tau_days {
+                1.0 - span / cfg.burstiness_tau_days
+            } else {
+                0.0
+            };
             ReviewerFeatures {
                 n,
                 mnr: per_day.values().copied().max().unwrap_or(0),
@@ -79,8 +96,16 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         (r.rating as f64 - means[r.product as usize]).abs() / 4.0 > cfg.dev_threshold
     };
     for (test, pred, what) in [
-        ("singleton_share", &single as &dyn Fn(u32) -> bool, "come from accounts with no other review in the catalog"),
-        ("rating_deviation", &dev as &dyn Fn(u32) -> bool, "deviate from the product's mean rating by more than 2.5 stars"),
+        (
+            "singleton_share",
+            &single as &dyn Fn(u32) -> bool,
+            "come from accounts with no other review in the catalog",
+        ),
+        (
+            "rating_deviation",
+            &dev as &dyn Fn(u32) -> bool,
+            "deviate from the product's mean rating by more than 2.5 stars",
+        ),
     ] {
         let (mut k_all, mut n_all) = (0u64, 0u64);
         let per: Vec<(Vec<u32>, Vec<u32>)> = (0..d.products.len())
@@ -103,8 +128,16 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
                 test,
                 Subject::Product(d.products[p].clone()),
                 binomial_upper(k, n, p0),
-                Effect { name: "share / catalog share".into(), value: (k as f64 / n as f64) / p0 },
-                format!("{k} of {n} reviews of {} {what} ({} vs {} in the catalog).", d.products[p], pct(k as f64 / n as f64), pct(p0)),
+                Effect {
+                    name: "share / catalog share".into(),
+                    value: (k as f64 / n as f64) / p0,
+                },
+                format!(
+                    "{k} of {n} reviews of {} {what} ({} vs {} in the catalog).",
+                    d.products[p],
+                    pct(k as f64 / n as f64),
+                    pct(p0)
+                ),
             );
             c.effect_ok = k >= 5 && (k as f64 / n as f64) >= 1.5 * p0;
             if test == "singleton_share" {

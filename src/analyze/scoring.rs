@@ -23,19 +23,29 @@ use super::{round_sig, Candidate, ReviewSignal};
 pub fn prior(d: &AuditData, cfg: &AuditConfig) -> Vec<f64> {
     let means = product_means(d);
     let feats = features(d, cfg, &means);
-    let first_day: Vec<i64> = d.by_product.iter().map(|v| v.first().map(|&i| d.reviews[i as usize].day).unwrap_or(0)).collect();
+    let first_day: Vec<i64> = d
+        .by_product
+        .iter()
+        .map(|v| v.first().map(|&i| d.reviews[i as usize].day).unwrap_or(0))
+        .collect();
     let n = d.reviews.len();
-    let mut cols: Vec<Vec<f64>> = vec![Vec::with_capacity(n); 8];
+    let mut cols: Vec<Vec<f64>> = (0..8).map(|_| Vec::with_capacity(n)).collect();
     for r in &d.reviews {
         let f = &feats[r.reviewer as usize];
         cols[0].push(1.0 / f.n as f64);
-        cols[1].push(if r.rating == 1 || r.rating == 5 { 1.0 } else { 0.0 });
+        cols[1].push(if r.rating == 1 || r.rating == 5 {
+            1.0
+        } else {
+            0.0
+        });
         cols[2].push((r.rating as f64 - means[r.product as usize]).abs() / 4.0);
         cols[3].push(f.mnr as f64);
         cols[4].push(f.bst);
         cols[5].push((1.0 - (r.day - first_day[r.product as usize]) as f64 / 210.0).max(0.0));
         cols[6].push(if r.verified == Some(false) { 1.0 } else { 0.0 });
-        let night = r.hour.map(|h| (cfg.night_hours[0]..cfg.night_hours[1]).contains(&(h as u32)));
+        let night = r
+            .hour
+            .map(|h| (cfg.night_hours[0]..cfg.night_hours[1]).contains(&(h as u32)));
         cols[7].push(if night == Some(true) { 1.0 } else { 0.0 });
     }
     // Features without variation carry no information (e.g. no verified flags): drop them.
@@ -96,7 +106,11 @@ pub fn score(
         if !r.audited {
             continue;
         }
-        let mut reasons: Vec<&str> = strengths[i].iter().filter(|(_, s)| **s > 0.0).map(|(k, _)| *k).collect();
+        let mut reasons: Vec<&str> = strengths[i]
+            .iter()
+            .filter(|(_, s)| **s > 0.0)
+            .map(|(k, _)| *k)
+            .collect();
         if reasons.is_empty() && pri[i] >= 0.8 {
             reasons.push("behaviour_prior");
         }
@@ -113,13 +127,23 @@ pub fn score(
     // Reviewers: their strongest review, tempered by their average.
     let mut out_reviewers = Vec::new();
     for (u, revs) in d.by_reviewer.iter().enumerate() {
-        let aud: Vec<u32> = revs.iter().copied().filter(|&i| d.reviews[i as usize].audited).collect();
+        let aud: Vec<u32> = revs
+            .iter()
+            .copied()
+            .filter(|&i| d.reviews[i as usize].audited)
+            .collect();
         if aud.is_empty() {
             continue;
         }
-        let mx = aud.iter().map(|&i| review_scores[i as usize]).fold(0.0, f64::max);
+        let mx = aud
+            .iter()
+            .map(|&i| review_scores[i as usize])
+            .fold(0.0, f64::max);
         let mean = aud.iter().map(|&i| review_scores[i as usize]).sum::<f64>() / aud.len() as f64;
-        let reasons: BTreeSet<&str> = aud.iter().flat_map(|&i| strengths[i as usize].keys().copied()).collect();
+        let reasons: BTreeSet<&str> = aud
+            .iter()
+            .flat_map(|&i| strengths[i as usize].keys().copied())
+            .collect();
         out_reviewers.push(ReviewerScore {
             reviewer_id: d.reviewers[u].clone(),
             n_reviews: aud.len(),
@@ -131,7 +155,10 @@ pub fn score(
     let mut per_product: BTreeMap<&str, Vec<(Verdict, &str)>> = BTreeMap::new();
     for (c, v, _) in flagged {
         if let Subject::Product(p) = &c.subject {
-            per_product.entry(p.as_str()).or_default().push((*v, c.test));
+            per_product
+                .entry(p.as_str())
+                .or_default()
+                .push((*v, c.test));
         }
     }
     let mut out_products = Vec::new();
@@ -152,12 +179,25 @@ pub fn score(
         if fl.is_empty() && aud.len() < cfg.min_reviews {
             verdict = Verdict::Insufficient;
         }
-        let keep: f64 = fl.iter().map(|(v, _)| 1.0 - if *v == Verdict::Fail { 0.6 } else { 0.25 }).product();
-        let susp = if aud.is_empty() { 0.0 } else { aud.iter().filter(|&&i| review_scores[i as usize] >= 0.5).count() as f64 / aud.len() as f64 };
+        let keep: f64 = fl
+            .iter()
+            .map(|(v, _)| 1.0 - if *v == Verdict::Fail { 0.6 } else { 0.25 })
+            .product();
+        let susp = if aud.is_empty() {
+            0.0
+        } else {
+            aud.iter()
+                .filter(|&&i| review_scores[i as usize] >= 0.5)
+                .count() as f64
+                / aud.len() as f64
+        };
         let score = 1.0 - keep * (1.0 - 0.5 * susp);
         let original = super::mean_rating(d, &aud);
         let adjusted = adjusted_rating(d, &aud, &review_scores);
-        let mut reasons: Vec<String> = fl.iter().map(|(v, t)| format!("{t}:{}", v.as_str())).collect();
+        let mut reasons: Vec<String> = fl
+            .iter()
+            .map(|(v, t)| format!("{t}:{}", v.as_str()))
+            .collect();
         reasons.sort();
         reasons.dedup();
         out_products.push(ProductScore {
@@ -166,8 +206,16 @@ pub fn score(
             n_orders,
             score: round_sig(score),
             verdict,
-            original_rating: if original.is_finite() { round_sig(original) } else { 0.0 },
-            adjusted_rating: if adjusted.is_finite() { round_sig(adjusted) } else { 0.0 },
+            original_rating: if original.is_finite() {
+                round_sig(original)
+            } else {
+                0.0
+            },
+            adjusted_rating: if adjusted.is_finite() {
+                round_sig(adjusted)
+            } else {
+                0.0
+            },
             reasons: reasons.join(";"),
         });
     }
@@ -187,12 +235,20 @@ pub fn adjusted_rating(d: &AuditData, idx: &[u32], scores: &[f64]) -> f64 {
         den += w;
     }
     let original = super::mean_rating(d, idx);
-    let genuine: Vec<u32> = idx.iter().copied().filter(|&i| scores[i as usize] < 0.5).collect();
+    let genuine: Vec<u32> = idx
+        .iter()
+        .copied()
+        .filter(|&i| scores[i as usize] < 0.5)
+        .collect();
     let adj = if den > 0.0 { num / den } else { original };
     if genuine.is_empty() {
         return adj;
     }
     let g = super::mean_rating(d, &genuine);
-    let (lo, hi) = if g < original { (g, original) } else { (original, g) };
+    let (lo, hi) = if g < original {
+        (g, original)
+    } else {
+        (original, g)
+    };
     adj.clamp(lo, hi)
 }

@@ -16,7 +16,11 @@ pub fn benjamini_hochberg(p: &[f64]) -> Vec<f64> {
         return Vec::new();
     }
     let mut idx: Vec<usize> = (0..m).collect();
-    idx.sort_by(|&a, &b| p[a].partial_cmp(&p[b]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)));
+    idx.sort_by(|&a, &b| {
+        p[a].partial_cmp(&p[b])
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.cmp(&b))
+    });
     let mut q = vec![1.0; m];
     let mut running = 1.0f64;
     for (rank, &i) in idx.iter().enumerate().rev() {
@@ -66,9 +70,14 @@ pub fn mann_whitney(x: &[f64], y: &[f64]) -> Option<f64> {
     if x.iter().chain(y.iter()).all(|v| *v == first) {
         return Some(1.0);
     }
-    mannwhitneyu(x, y, MannWhitneyUMethod::AsymptoticInclContinuityCorrection, Alternative::TwoSided)
-        .ok()
-        .map(|(_, p)| p.clamp(0.0, 1.0))
+    mannwhitneyu(
+        x,
+        y,
+        MannWhitneyUMethod::AsymptoticInclContinuityCorrection,
+        Alternative::TwoSided,
+    )
+    .ok()
+    .map(|(_, p)| p.clamp(0.0, 1.0))
 }
 
 /// Two-sample Kolmogorov–Smirnov: (D, two-sided asymptotic p). `None` below 5 values a side.
@@ -76,9 +85,14 @@ pub fn ks_two_sample(x: &[f64], y: &[f64]) -> Option<(f64, f64)> {
     if x.len() < 5 || y.len() < 5 {
         return None;
     }
-    ks_twosample(x.to_vec(), y.to_vec(), KSTwoSampleAlternativeMethod::TwoSidedAsymptotic, NaNPolicy::Emit)
-        .ok()
-        .map(|(d, p)| (d, p.clamp(0.0, 1.0)))
+    ks_twosample(
+        x.to_vec(),
+        y.to_vec(),
+        KSTwoSampleAlternativeMethod::TwoSidedAsymptotic,
+        NaNPolicy::Emit,
+    )
+    .ok()
+    .map(|(d, p)| (d, p.clamp(0.0, 1.0)))
 }
 
 /// Chi-square goodness of fit of observed counts to expected proportions. Bins whose expected count
@@ -118,7 +132,11 @@ pub fn chi_square_gof(observed: &[u64], proportions: &[f64]) -> Option<(f64, usi
     if obs.len() < 2 {
         return None;
     }
-    let stat: f64 = obs.iter().zip(&exp).map(|(o, e)| (*o as f64 - e).powi(2) / e).sum();
+    let stat: f64 = obs
+        .iter()
+        .zip(&exp)
+        .map(|(o, e)| (*o as f64 - e).powi(2) / e)
+        .sum();
     let df = obs.len() - 1;
     let p = ChiSquared::new(df as f64).ok()?.sf(stat);
     Some((stat, df, p.clamp(0.0, 1.0)))
@@ -132,12 +150,18 @@ pub fn median(v: &[f64]) -> Option<f64> {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     let m = s.len() / 2;
-    Some(if s.len() % 2 == 0 { (s[m - 1] + s[m]) / 2.0 } else { s[m] })
+    Some(if s.len().is_multiple_of(2) {
+        (s[m - 1] + s[m]) / 2.0
+    } else {
+        s[m]
+    })
 }
 
 /// Robust z-scores: (x − median) / (1.4826 · MAD), with the MAD floored at `mad_floor`.
 pub fn robust_z(v: &[f64], mad_floor: f64) -> Vec<f64> {
-    let Some(med) = median(v) else { return Vec::new() };
+    let Some(med) = median(v) else {
+        return Vec::new();
+    };
     let dev: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
     let mad = median(&dev).unwrap_or(0.0).max(mad_floor);
     v.iter().map(|x| (x - med) / (1.4826 * mad)).collect()
@@ -149,7 +173,10 @@ pub fn fisher_combine(ps: &[f64]) -> f64 {
         return 1.0;
     }
     let stat: f64 = ps.iter().map(|p| -2.0 * p.max(1e-300).ln()).sum();
-    ChiSquared::new(2.0 * ps.len() as f64).map(|d| d.sf(stat)).unwrap_or(1.0).clamp(0.0, 1.0)
+    ChiSquared::new(2.0 * ps.len() as f64)
+        .map(|d| d.sf(stat))
+        .unwrap_or(1.0)
+        .clamp(0.0, 1.0)
 }
 
 /// Shannon entropy (bits) of a histogram.
@@ -208,9 +235,21 @@ mod tests {
     #[test]
     fn poisson_and_binomial_tails() {
         // Exact sums (Python: 1 - Σ_{k<10} e^-2 2^k/k!, Σ_{k≥10} C(20,k) .2^k .8^(20-k)).
-        assert!(close(poisson_upper(10, 2.0), 4.6498075017109564e-05, 1e-6), "{}", poisson_upper(10, 2.0));
-        assert!(close(binomial_upper(10, 20, 0.2), 0.0025948274006740205, 1e-6));
-        assert!(close(binomial_upper(12, 100, 0.05), 0.004274182466365898, 1e-6));
+        assert!(
+            close(poisson_upper(10, 2.0), 4.6498075017109564e-05, 1e-6),
+            "{}",
+            poisson_upper(10, 2.0)
+        );
+        assert!(close(
+            binomial_upper(10, 20, 0.2),
+            0.0025948274006740205,
+            1e-6
+        ));
+        assert!(close(
+            binomial_upper(12, 100, 0.05),
+            0.004274182466365898,
+            1e-6
+        ));
         assert_eq!(poisson_upper(0, 3.0), 1.0);
         assert_eq!(binomial_upper(5, 4, 0.5), 0.0);
     }

@@ -19,7 +19,10 @@ const BUCKET_CAP: usize = 500;
 
 /// Lower-case word tokens (letters and digits).
 pub fn tokens(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(|w| w.to_lowercase()).collect()
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_lowercase())
+        .collect()
 }
 
 fn fnv(s: &str) -> u64 {
@@ -81,7 +84,10 @@ fn minhash(set: &[u64]) -> [u64; PERMS] {
 
 /// Near-duplicate clusters: review index → cluster id, for reviews whose cluster spans at least two
 /// reviewers. Returns (cluster of review, reviewers per cluster).
-pub fn near_duplicates(d: &AuditData, cfg: &AuditConfig) -> (HashMap<u32, u32>, HashMap<u32, usize>) {
+pub fn near_duplicates(
+    d: &AuditData,
+    cfg: &AuditConfig,
+) -> (HashMap<u32, u32>, HashMap<u32, usize>) {
     let mut sets: Vec<(u32, Vec<u64>)> = Vec::new();
     for (i, r) in d.reviews.iter().enumerate() {
         if let Some(t) = &r.text {
@@ -129,7 +135,9 @@ pub fn near_duplicates(d: &AuditData, cfg: &AuditConfig) -> (HashMap<u32, u32>, 
                     if find(&mut parent, i) == find(&mut parent, j) {
                         continue;
                     }
-                    if d.reviews[sets[i].0 as usize].reviewer == d.reviews[sets[j].0 as usize].reviewer {
+                    if d.reviews[sets[i].0 as usize].reviewer
+                        == d.reviews[sets[j].0 as usize].reviewer
+                    {
                         continue;
                     }
                     if jaccard(&sets[i].1, &sets[j].1) >= cfg.near_duplicate_jaccard {
@@ -152,7 +160,10 @@ pub fn near_duplicates(d: &AuditData, cfg: &AuditConfig) -> (HashMap<u32, u32>, 
         if m.len() < 2 {
             continue;
         }
-        let who: BTreeSet<u32> = m.iter().map(|&k| d.reviews[sets[k].0 as usize].reviewer).collect();
+        let who: BTreeSet<u32> = m
+            .iter()
+            .map(|&k| d.reviews[sets[k].0 as usize].reviewer)
+            .collect();
         if who.len() < 2 {
             continue;
         }
@@ -165,9 +176,10 @@ pub fn near_duplicates(d: &AuditData, cfg: &AuditConfig) -> (HashMap<u32, u32>, 
 }
 
 const STOP: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "had", "has", "have", "i", "in", "is", "it",
-    "its", "it's", "me", "my", "of", "on", "or", "so", "that", "the", "this", "to", "was", "we", "were", "with", "you",
-    "your", "s", "t", "very", "just", "not", "no", "all", "one", "they", "them", "our", "did", "do", "if", "than", "then",
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "had", "has", "have",
+    "i", "in", "is", "it", "its", "it's", "me", "my", "of", "on", "or", "so", "that", "the",
+    "this", "to", "was", "we", "were", "with", "you", "your", "s", "t", "very", "just", "not",
+    "no", "all", "one", "they", "them", "our", "did", "do", "if", "than", "then",
 ];
 
 const INCENTIVE: &[&str] = &[
@@ -189,12 +201,22 @@ const INCENTIVE: &[&str] = &[
 pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
     let mut out = FamilyOutput::default();
     if !d.has_text {
-        for t in ["near_duplicates", "phrase_repetition", "word_count_profile", "incentive_disclaimer"] {
-            out.not_run.push(not_run(FAMILY, t, "the reviews have no text"));
+        for t in [
+            "near_duplicates",
+            "phrase_repetition",
+            "word_count_profile",
+            "incentive_disclaimer",
+        ] {
+            out.not_run
+                .push(not_run(FAMILY, t, "the reviews have no text"));
         }
         return out;
     }
-    let toks: Vec<Option<Vec<String>>> = d.reviews.iter().map(|r| r.text.as_deref().map(tokens)).collect();
+    let toks: Vec<Option<Vec<String>>> = d
+        .reviews
+        .iter()
+        .map(|r| r.text.as_deref().map(tokens))
+        .collect();
     duplicates(d, cfg, &mut out);
     phrases(d, cfg, &toks, &mut out);
     word_counts(d, cfg, &toks, &mut out);
@@ -205,17 +227,25 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
 fn duplicates(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     let (cluster, reviewers) = near_duplicates(d, cfg);
     let eligible = |i: u32| {
-        d.reviews[i as usize].text.as_deref().is_some_and(|t| tokens(t).len() >= cfg.near_duplicate_min_words)
+        d.reviews[i as usize]
+            .text
+            .as_deref()
+            .is_some_and(|t| tokens(t).len() >= cfg.near_duplicate_min_words)
     };
     for (&i, c) in &cluster {
         let n = reviewers.get(c).copied().unwrap_or(0);
-        out.signals.push(ReviewSignal { review: i, reason: "near_duplicate_text", strength: if n >= 3 { 0.85 } else { 0.5 } });
+        out.signals.push(ReviewSignal {
+            review: i,
+            reason: "near_duplicate_text",
+            strength: if n >= 3 { 0.85 } else { 0.5 },
+        });
     }
     let (mut k_all, mut n_all) = (0u64, 0u64);
     let per: Vec<(Vec<u32>, Vec<u32>)> = (0..d.products.len())
         .map(|p| {
             let el: Vec<u32> = d.audited_of(p).filter(|&i| eligible(i)).collect();
-            let (dup, rest): (Vec<u32>, Vec<u32>) = el.into_iter().partition(|i| cluster.contains_key(i));
+            let (dup, rest): (Vec<u32>, Vec<u32>) =
+                el.into_iter().partition(|i| cluster.contains_key(i));
             k_all += dup.len() as u64;
             n_all += (dup.len() + rest.len()) as u64;
             (dup, rest)
@@ -252,7 +282,10 @@ fn duplicates(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
 fn phrases(d: &AuditData, cfg: &AuditConfig, toks: &[Option<Vec<String>>], out: &mut FamilyOutput) {
     // Phrase → number of reviews containing it, catalog-wide and per product.
     let phrase_set = |t: &[String]| -> BTreeSet<String> {
-        t.windows(3).filter(|w| w.iter().any(|x| !STOP.contains(&x.as_str()))).map(|w| w.join(" ")).collect()
+        t.windows(3)
+            .filter(|w| w.iter().any(|x| !STOP.contains(&x.as_str())))
+            .map(|w| w.join(" "))
+            .collect()
     };
     let mut catalog: HashMap<String, u64> = HashMap::new();
     let mut n_cat = 0u64;
@@ -260,7 +293,13 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, toks: &[Option<Vec<String>>], out: 
         .reviews
         .iter()
         .zip(toks)
-        .map(|(r, t)| if r.audited { t.as_deref().map(phrase_set) } else { None })
+        .map(|(r, t)| {
+            if r.audited {
+                t.as_deref().map(phrase_set)
+            } else {
+                None
+            }
+        })
         .collect();
     for s in sets.iter().flatten() {
         n_cat += 1;
@@ -269,7 +308,10 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, toks: &[Option<Vec<String>>], out: 
         }
     }
     for p in 0..d.products.len() {
-        let revs: Vec<u32> = d.audited_of(p).filter(|&i| sets[i as usize].is_some()).collect();
+        let revs: Vec<u32> = d
+            .audited_of(p)
+            .filter(|&i| sets[i as usize].is_some())
+            .collect();
         let n = revs.len() as u64;
         if n < cfg.min_reviews as u64 {
             continue;
@@ -283,16 +325,27 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, toks: &[Option<Vec<String>>], out: 
         // Words in most of this product's reviews are the product's own name: not substantive.
         let mut word_df: HashMap<&str, u64> = HashMap::new();
         for &i in &revs {
-            let words: BTreeSet<&str> = toks[i as usize].iter().flatten().map(|s| s.as_str()).collect();
+            let words: BTreeSet<&str> = toks[i as usize]
+                .iter()
+                .flatten()
+                .map(|s| s.as_str())
+                .collect();
             for w in words {
                 *word_df.entry(w).or_default() += 1;
             }
         }
-        let name_like = |ph: &str| ph.split(' ').any(|w| !STOP.contains(&w) && word_df.get(w).copied().unwrap_or(0) as f64 > 0.5 * n as f64);
+        let name_like = |ph: &str| {
+            ph.split(' ').any(|w| {
+                !STOP.contains(&w) && word_df.get(w).copied().unwrap_or(0) as f64 > 0.5 * n as f64
+            })
+        };
         let mut best: Option<(&str, u64, f64)> = None;
         let tested = local.len().max(1) as f64;
         for (&ph, &k) in &local {
-            if k < cfg.phrase_min_reviews as u64 || (k as f64) < cfg.phrase_min_share * n as f64 || name_like(ph) {
+            if k < cfg.phrase_min_reviews as u64
+                || (k as f64) < cfg.phrase_min_share * n as f64
+                || name_like(ph)
+            {
                 continue;
             }
             let f = loo_share(catalog.get(ph).copied().unwrap_or(0), n_cat, k, n);
@@ -302,15 +355,25 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, toks: &[Option<Vec<String>>], out: 
             }
         }
         let Some((ph, k, pv)) = best else { continue };
-        let (sub, rest): (Vec<u32>, Vec<u32>) = revs.iter().partition(|&&i| sets[i as usize].as_ref().is_some_and(|s| s.contains(ph)));
+        let (sub, rest): (Vec<u32>, Vec<u32>) = revs
+            .iter()
+            .partition(|&&i| sets[i as usize].as_ref().is_some_and(|s| s.contains(ph)));
         let f = loo_share(catalog.get(ph).copied().unwrap_or(0), n_cat, k, n);
         let mut c = Candidate::new(
             FAMILY,
             "phrase_repetition",
             Subject::Product(d.products[p].clone()),
             pv,
-            Effect { name: "share / catalog share".into(), value: (k as f64 / n as f64) / f },
-            format!("\"{ph}\" appears in {k} of {n} reviews of {} ({} vs {} across the catalog).", d.products[p], pct(k as f64 / n as f64), pct(f)),
+            Effect {
+                name: "share / catalog share".into(),
+                value: (k as f64 / n as f64) / f,
+            },
+            format!(
+                "\"{ph}\" appears in {k} of {n} reviews of {} ({} vs {} across the catalog).",
+                d.products[p],
+                pct(k as f64 / n as f64),
+                pct(f)
+            ),
         );
         c.p_rating = rating_question(d, &sub, &rest);
         c.reviews = sub;
@@ -331,7 +394,12 @@ pub fn word_bin(n: usize) -> usize {
     }
 }
 
-fn word_counts(d: &AuditData, cfg: &AuditConfig, toks: &[Option<Vec<String>>], out: &mut FamilyOutput) {
+fn word_counts(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    toks: &[Option<Vec<String>>],
+    out: &mut FamilyOutput,
+) {
     let mut cat = [0u64; 6];
     for (r, t) in d.reviews.iter().zip(toks) {
         if let (true, Some(t)) = (r.audited, t) {
@@ -348,7 +416,9 @@ fn word_counts(d: &AuditData, cfg: &AuditConfig, toks: &[Option<Vec<String>>], o
         if obs.iter().sum::<u64>() < cfg.min_hourly_reviews as u64 {
             continue;
         }
-        let props: Vec<f64> = (0..6).map(|b| (cat[b] - obs[b].min(cat[b])) as f64 + 0.5).collect();
+        let props: Vec<f64> = (0..6)
+            .map(|b| (cat[b] - obs[b].min(cat[b])) as f64 + 0.5)
+            .collect();
         if let Some((stat, df, pv)) = chi_square_gof(&obs, &props) {
             let mut c = Candidate::new(
                 FAMILY,
@@ -389,15 +459,25 @@ fn incentives(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         }
         let p0 = loo_share(k_all, n_all, k, n).max(0.002);
         for &i in &hits {
-            out.signals.push(ReviewSignal { review: i, reason: "incentive_disclaimer", strength: 0.6 });
+            out.signals.push(ReviewSignal {
+                review: i,
+                reason: "incentive_disclaimer",
+                strength: 0.6,
+            });
         }
         let mut c = Candidate::new(
             FAMILY,
             "incentive_disclaimer",
             Subject::Product(d.products[p].clone()),
             binomial_upper(k, n, p0),
-            Effect { name: "reviews".into(), value: k as f64 },
-            format!("{k} reviews of {} say the product was free, discounted or given for a review.", d.products[p]),
+            Effect {
+                name: "reviews".into(),
+                value: k as f64,
+            },
+            format!(
+                "{k} reviews of {} say the product was free, discounted or given for a review.",
+                d.products[p]
+            ),
         );
         c.max_verdict = Verdict::Warn;
         c.reviews = hits;
@@ -422,7 +502,15 @@ mod tests {
     #[test]
     fn minhash_estimates_jaccard() {
         let t1: String = (0..60).map(|i| format!("w{i} ")).collect();
-        let t2: String = (0..60).map(|i| if i % 10 == 0 { format!("x{i} ") } else { format!("w{i} ") }).collect();
+        let t2: String = (0..60)
+            .map(|i| {
+                if i % 10 == 0 {
+                    format!("x{i} ")
+                } else {
+                    format!("w{i} ")
+                }
+            })
+            .collect();
         let (a, b) = (shingle_set(&t1), shingle_set(&t2));
         let (sa, sb) = (minhash(&a), minhash(&b));
         let est = sa.iter().zip(sb.iter()).filter(|(x, y)| x == y).count() as f64 / PERMS as f64;

@@ -7,7 +7,9 @@ use crate::findings::{Effect, Subject};
 
 use super::data::AuditData;
 use super::stats::{binomial_upper, chi_square_gof, entropy, ks_two_sample};
-use super::{loo_share, not_run, pct, rating_question, split_audited, Candidate, FamilyOutput, ReviewSignal};
+use super::{
+    loo_share, not_run, pct, rating_question, split_audited, Candidate, FamilyOutput, ReviewSignal,
+};
 
 const FAMILY: &str = "timing";
 
@@ -42,8 +44,10 @@ fn is_fast(d: &AuditData, cfg: &AuditConfig, i: u32) -> Option<bool> {
 
 fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     if !d.has_orders {
-        out.not_run.push(not_run(FAMILY, "lag_too_fast", "no orders were given"));
-        out.not_run.push(not_run(FAMILY, "lag_distribution", "no orders were given"));
+        out.not_run
+            .push(not_run(FAMILY, "lag_too_fast", "no orders were given"));
+        out.not_run
+            .push(not_run(FAMILY, "lag_distribution", "no orders were given"));
         return;
     }
     if !d.has_links {
@@ -56,22 +60,35 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     let (mut k_all, mut n_all) = (0u64, 0u64);
     let mut all_lags: Vec<(usize, f64)> = Vec::new();
     for (i, r) in d.reviews.iter().enumerate() {
-        let Some(l) = lag_secs(d, i as u32) else { continue };
+        let Some(l) = lag_secs(d, i as u32) else {
+            continue;
+        };
         if !r.audited {
             continue;
         }
         n_all += 1;
         all_lags.push((r.product as usize, l as f64 / 86_400.0));
         if l < 0 {
-            out.signals.push(ReviewSignal { review: i as u32, reason: "before_purchase", strength: 0.95 });
+            out.signals.push(ReviewSignal {
+                review: i as u32,
+                reason: "before_purchase",
+                strength: 0.95,
+            });
             k_all += 1;
         } else if is_fast(d, cfg, i as u32) == Some(true) {
-            out.signals.push(ReviewSignal { review: i as u32, reason: "too_fast", strength: 0.8 });
+            out.signals.push(ReviewSignal {
+                review: i as u32,
+                reason: "too_fast",
+                strength: 0.8,
+            });
             k_all += 1;
         }
     }
     for p in 0..d.products.len() {
-        let linked: Vec<u32> = d.audited_of(p).filter(|&i| d.reviews[i as usize].order.is_some()).collect();
+        let linked: Vec<u32> = d
+            .audited_of(p)
+            .filter(|&i| d.reviews[i as usize].order.is_some())
+            .collect();
         if linked.len() < cfg.min_linked_reviews {
             continue;
         }
@@ -83,7 +100,13 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         let rest: Vec<u32> = d.audited_of(p).filter(|i| !fast.contains(i)).collect();
         let k = fast.len() as u64;
         let n = linked.len() as u64;
-        let p0 = loo_share(k_all, n_all, k, n).max(0.005);
+        // Organic reviews almost never beat delivery: without enough other linked reviews to
+        // measure the catalog's share, assume 1%.
+        let p0 = if n_all - n >= 20 {
+            loo_share(k_all, n_all, k, n).max(0.005)
+        } else {
+            0.01
+        };
         let pv = binomial_upper(k, n, p0);
         let mut c = Candidate::new(
             FAMILY,
@@ -104,8 +127,16 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         c.review_strength = 0.8;
         out.candidates.push(c);
         // Lag distribution vs the rest of the catalog.
-        let mine: Vec<f64> = all_lags.iter().filter(|(q, _)| *q == p).map(|(_, l)| *l).collect();
-        let others: Vec<f64> = all_lags.iter().filter(|(q, _)| *q != p).map(|(_, l)| *l).collect();
+        let mine: Vec<f64> = all_lags
+            .iter()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, l)| *l)
+            .collect();
+        let others: Vec<f64> = all_lags
+            .iter()
+            .filter(|(q, _)| *q != p)
+            .map(|(_, l)| *l)
+            .collect();
         if mine.len() >= 10 {
             if let Some((dstat, pv)) = ks_two_sample(&mine, &others) {
                 let med = super::stats::median(&mine).unwrap_or(0.0);
@@ -139,7 +170,9 @@ fn unverified(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         ));
         return;
     }
-    let flag = |r: &super::data::Rev| r.verified == Some(false) || (d.has_links && r.order.is_none() && r.verified != Some(true));
+    let flag = |r: &super::data::Rev| {
+        r.verified == Some(false) || (d.has_links && r.order.is_none() && r.verified != Some(true))
+    };
     let (mut k_all, mut n_all) = (0u64, 0u64);
     for r in d.reviews.iter().filter(|r| r.audited) {
         n_all += 1;
@@ -155,14 +188,26 @@ fn unverified(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         }
         let k = sub.len() as u64;
         let p0 = loo_share(k_all, n_all, k, n).max(0.01);
-        let what = if d.has_links { "unverified or matched to no order" } else { "unverified" };
+        let what = if d.has_links {
+            "unverified or matched to no order"
+        } else {
+            "unverified"
+        };
         let mut c = Candidate::new(
             FAMILY,
             "unverified_share",
             Subject::Product(d.products[p].clone()),
             binomial_upper(k, n, p0),
-            Effect { name: "share / catalog share".into(), value: (k as f64 / n as f64) / p0 },
-            format!("{k} of {n} reviews of {} are {what} ({} vs {} in the catalog).", d.products[p], pct(k as f64 / n as f64), pct(p0)),
+            Effect {
+                name: "share / catalog share".into(),
+                value: (k as f64 / n as f64) / p0,
+            },
+            format!(
+                "{k} of {n} reviews of {} are {what} ({} vs {} in the catalog).",
+                d.products[p],
+                pct(k as f64 / n as f64),
+                pct(p0)
+            ),
         );
         c.effect_ok = k >= 3 && (k as f64 / n as f64) >= 2.0 * p0;
         c.p_rating = rating_question(d, &sub, &rest);
@@ -199,7 +244,10 @@ fn hours(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         }
     }
     for p in 0..d.products.len() {
-        let mine: Vec<u32> = d.audited_of(p).filter(|&i| d.reviews[i as usize].hour.is_some()).collect();
+        let mine: Vec<u32> = d
+            .audited_of(p)
+            .filter(|&i| d.reviews[i as usize].hour.is_some())
+            .collect();
         if mine.len() < cfg.min_hourly_reviews {
             continue;
         }
@@ -207,7 +255,9 @@ fn hours(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         for &i in &mine {
             obs[d.reviews[i as usize].hour.unwrap_or(0) as usize / 3] += 1;
         }
-        let props: Vec<f64> = (0..8).map(|b| (cat[b] - obs[b].min(cat[b])) as f64 + 0.5).collect();
+        let props: Vec<f64> = (0..8)
+            .map(|b| (cat[b] - obs[b].min(cat[b])) as f64 + 0.5)
+            .collect();
         if let Some((stat, df, pv)) = chi_square_gof(&obs, &props) {
             let mut c = Candidate::new(
                 FAMILY,
@@ -276,7 +326,9 @@ fn gaps(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         // Expected bin shares for exponential gaps at the same rate, renormalised to gaps < 33 d.
         let cdf = |x: f64| 1.0 - (-rate * x).exp();
         let total = cdf(GAP_BINS[6]);
-        let props: Vec<f64> = (0..6).map(|b| (cdf(GAP_BINS[b + 1]) - cdf(GAP_BINS[b])) / total).collect();
+        let props: Vec<f64> = (0..6)
+            .map(|b| (cdf(GAP_BINS[b + 1]) - cdf(GAP_BINS[b])) / total)
+            .collect();
         if let Some((stat, df, pv)) = chi_square_gof(&h, &props) {
             let ent = entropy(&h);
             let mut c = Candidate::new(

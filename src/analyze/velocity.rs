@@ -37,7 +37,10 @@ pub fn lag_pmf(d: &AuditData, cfg: &AuditConfig) -> (Vec<f64>, String) {
     if n >= 50 {
         // Light smoothing so empty days keep some mass.
         let total: f64 = counts.iter().sum::<f64>() + 0.01 * counts.len() as f64;
-        return (counts.iter().map(|c| (c + 0.01) / total).collect(), format!("empirical, from {n} linked reviews"));
+        return (
+            counts.iter().map(|c| (c + 0.01) / total).collect(),
+            format!("empirical, from {n} linked reviews"),
+        );
     }
     let mu = cfg.assumed_lag_median_days.max(0.5).ln();
     let sigma = 0.8f64;
@@ -46,14 +49,21 @@ pub fn lag_pmf(d: &AuditData, cfg: &AuditConfig) -> (Vec<f64>, String) {
         if x <= 0.0 {
             0.0
         } else {
-            norm.as_ref().map(|n| n.cdf((x.ln() - mu) / sigma)).unwrap_or(0.0)
+            norm.as_ref()
+                .map(|n| n.cdf((x.ln() - mu) / sigma))
+                .unwrap_or(0.0)
         }
     };
-    let v: Vec<f64> = (0..=MAX_LAG_DAYS).map(|k| cdf(k as f64 + 1.0) - cdf(k as f64)).collect();
+    let v: Vec<f64> = (0..=MAX_LAG_DAYS)
+        .map(|k| cdf(k as f64 + 1.0) - cdf(k as f64))
+        .collect();
     let s: f64 = v.iter().sum();
     (
         v.iter().map(|x| x / s).collect(),
-        format!("assumed log-normal, median {:.0} days (no linked reviews)", cfg.assumed_lag_median_days),
+        format!(
+            "assumed log-normal, median {:.0} days (no linked reviews)",
+            cfg.assumed_lag_median_days
+        ),
     )
 }
 
@@ -104,7 +114,11 @@ pub fn series(d: &AuditData, p: usize, pmf: &[f64]) -> Series {
     } else {
         None
     };
-    Series { reviews, orders, expected }
+    Series {
+        reviews,
+        orders,
+        expected,
+    }
 }
 
 struct RawWindow {
@@ -136,9 +150,14 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
             }
         }
     }
-    let r_cat = if e_sum > 0.0 { (r_sum / e_sum).max(1e-4) } else { f64::NAN };
+    let r_cat = if e_sum > 0.0 {
+        (r_sum / e_sum).max(1e-4)
+    } else {
+        f64::NAN
+    };
     if !d.has_orders {
-        out.not_run.push(not_run(FAMILY, "review_rate", "no orders were given"));
+        out.not_run
+            .push(not_run(FAMILY, "review_rate", "no orders were given"));
     }
     let off = |day: i64| (day - d.first_day) as usize;
     let mut raw: Vec<RawWindow> = Vec::new();
@@ -152,8 +171,16 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
                 let end = (st + w).min(n_days);
                 let x: u64 = s.reviews[st..end].iter().sum();
                 if x > 0 {
-                    let lambda = lambda_at_window(d, s, start, start + (end - st) as i64 - 1, cfg, r_cat);
-                    raw.push(RawWindow { product: p, start, len: (end - st) as i64, x, lambda, p: poisson_upper(x, lambda) });
+                    let lambda =
+                        lambda_at_window(d, s, start, start + (end - st) as i64 - 1, cfg, r_cat);
+                    raw.push(RawWindow {
+                        product: p,
+                        start,
+                        len: (end - st) as i64,
+                        x,
+                        lambda,
+                        p: poisson_upper(x, lambda),
+                    });
                 }
                 start += 1;
             }
@@ -163,11 +190,22 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
     // Merge significant windows per product.
     let mut sig: Vec<(usize, i64, i64, f64, f64, u64, f64)> = Vec::new(); // product, from, to, p, q, x, λ
     for (r, q) in raw.iter().zip(q) {
-        if q < cfg.fdr && r.x >= cfg.burst_min_reviews && r.x as f64 >= cfg.burst_min_ratio * r.lambda {
-            sig.push((r.product, r.start, r.start + r.len - 1, r.p, q, r.x, r.lambda));
+        if q < cfg.fdr
+            && r.x >= cfg.burst_min_reviews
+            && r.x as f64 >= cfg.burst_min_ratio * r.lambda
+        {
+            sig.push((
+                r.product,
+                r.start,
+                r.start + r.len - 1,
+                r.p,
+                q,
+                r.x,
+                r.lambda,
+            ));
         }
     }
-    sig.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    sig.sort_by_key(|a| (a.0, a.1));
     let mut merged: Vec<(usize, i64, i64, f64, f64, f64)> = Vec::new(); // product, from, to, p, q, best ratio
     for (p, from, to, pv, qv, x, l) in sig {
         match merged.last_mut() {
@@ -181,9 +219,30 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         }
     }
     for (p, from, to, pv, qv, _) in merged {
-        let inside: Vec<u32> = d.by_product[p].iter().copied().filter(|&i| (from..=to).contains(&d.reviews[i as usize].day)).collect();
-        let outside: Vec<u32> = d.by_product[p].iter().copied().filter(|&i| !(from..=to).contains(&d.reviews[i as usize].day)).collect();
+        // Trim the merged window to the days that carry the excess (a 7-day window around a one-day
+        // burst is significant too, but the burst is the day).
         let s = &all[p];
+        let excess = |day: i64| {
+            let x = s.reviews[off(day)];
+            x >= 2 && x as f64 >= cfg.burst_min_ratio * lambda_at_window(d, s, day, day, cfg, r_cat)
+        };
+        let (from, to) = match (
+            (from..=to).find(|&x| excess(x)),
+            (from..=to).rev().find(|&x| excess(x)),
+        ) {
+            (Some(a), Some(b)) => (a, b),
+            _ => (from, to),
+        };
+        let inside: Vec<u32> = d.by_product[p]
+            .iter()
+            .copied()
+            .filter(|&i| (from..=to).contains(&d.reviews[i as usize].day))
+            .collect();
+        let outside: Vec<u32> = d.by_product[p]
+            .iter()
+            .copied()
+            .filter(|&i| !(from..=to).contains(&d.reviews[i as usize].day))
+            .collect();
         let x = inside.len() as u64;
         let lambda = lambda_at_window(d, s, from, to, cfg, r_cat);
         let mut hist = [0usize; 6];
@@ -191,8 +250,14 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
             hist[d.reviews[i as usize].rating as usize] += 1;
         }
         let modal = (1..=5).max_by_key(|&k| (hist[k], k)).unwrap_or(5);
-        let orders_in: u64 = s.orders[off(from)..=off(to).min(s.orders.len() - 1)].iter().sum();
-        let basis = if s.expected.is_some() { "given orders" } else { "given the trailing baseline" };
+        let orders_in: u64 = s.orders[off(from)..=off(to).min(s.orders.len() - 1)]
+            .iter()
+            .sum();
+        let basis = if s.expected.is_some() {
+            "given orders"
+        } else {
+            "given the trailing baseline"
+        };
         let mut c = Candidate::new(
             FAMILY,
             "burst",
@@ -215,7 +280,11 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         c.p_rating = burst_rating_question(d, &inside, &outside, modal as u8);
         for &i in &inside {
             if d.reviews[i as usize].rating as usize == modal {
-                out.signals.push(ReviewSignal { review: i, reason: "burst", strength: 0.85 });
+                out.signals.push(ReviewSignal {
+                    review: i,
+                    reason: "burst",
+                    strength: 0.85,
+                });
             }
         }
         c.reviews = inside;
@@ -280,7 +349,10 @@ fn burst_rating_question(d: &AuditData, inside: &[u32], outside: &[u32], modal: 
     if outside.len() >= 20 {
         return rating_question(d, inside, outside);
     }
-    let k = inside.iter().filter(|&&i| d.reviews[i as usize].rating == modal).count() as u64;
+    let k = inside
+        .iter()
+        .filter(|&&i| d.reviews[i as usize].rating == modal)
+        .count() as u64;
     let set: std::collections::HashSet<u32> = inside.iter().copied().collect();
     let (mut kc, mut nc) = (0u64, 0u64);
     for (i, r) in d.reviews.iter().enumerate() {
@@ -292,12 +364,23 @@ fn burst_rating_question(d: &AuditData, inside: &[u32], outside: &[u32], modal: 
     if nc == 0 || inside.len() < 3 {
         return None;
     }
-    Some(super::stats::binomial_upper(k, inside.len() as u64, (kc as f64 + 1.0) / (nc as f64 + 2.0)))
+    Some(super::stats::binomial_upper(
+        k,
+        inside.len() as u64,
+        (kc as f64 + 1.0) / (nc as f64 + 2.0),
+    ))
 }
 
 /// Expected reviews in days `from..=to`: order-scaled when the product's expected-from-orders series
 /// covers the window, else from the trailing (at the start of the data: following) baseline.
-fn lambda_at_window(d: &AuditData, s: &Series, from: i64, to: i64, cfg: &AuditConfig, r_cat: f64) -> f64 {
+fn lambda_at_window(
+    d: &AuditData,
+    s: &Series,
+    from: i64,
+    to: i64,
+    cfg: &AuditConfig,
+    r_cat: f64,
+) -> f64 {
     let start = (from - d.first_day) as usize;
     let n_days = s.reviews.len();
     let end = ((to - d.first_day + 1) as usize).min(n_days);
@@ -307,10 +390,10 @@ fn lambda_at_window(d: &AuditData, s: &Series, from: i64, to: i64, cfg: &AuditCo
         if e[start..end].iter().all(|v| v.is_finite()) {
             let t0 = start.saturating_sub(2 * b);
             let (mut rr, mut ee) = (0.0, 0.0);
-            for k in t0..start {
-                if e[k].is_finite() {
-                    rr += s.reviews[k] as f64;
-                    ee += e[k];
+            for (x, ev) in s.reviews[t0..start].iter().zip(&e[t0..start]) {
+                if ev.is_finite() {
+                    rr += *x as f64;
+                    ee += ev;
                 }
             }
             let rate = (rr + 5.0) / (ee + 5.0 / r_cat);
@@ -319,9 +402,14 @@ fn lambda_at_window(d: &AuditData, s: &Series, from: i64, to: i64, cfg: &AuditCo
         }
     }
     let overall_mean = s.reviews.iter().sum::<u64>() as f64 / n_days as f64;
-    let (lo, hi) = if start >= b / 2 { (start.saturating_sub(b), start) } else { (end, (end + b).min(n_days)) };
+    let (lo, hi) = if start >= b / 2 {
+        (start.saturating_sub(b), start)
+    } else {
+        (end, (end + b).min(n_days))
+    };
     let rr: u64 = s.reviews[lo..hi].iter().sum();
-    ((rr as f64 + overall_mean * 7.0) / ((hi - lo) as f64 + 7.0) * len as f64).max(FLOOR_PER_DAY * len as f64)
+    ((rr as f64 + overall_mean * 7.0) / ((hi - lo) as f64 + 7.0) * len as f64)
+        .max(FLOOR_PER_DAY * len as f64)
 }
 
 fn trend(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
@@ -330,12 +418,19 @@ fn trend(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         out.not_run.push(not_run(
             FAMILY,
             "weekly_trend",
-            &format!("the audited period has {weeks} full weeks; the trend test needs {}", cfg.trend_min_weeks),
+            &format!(
+                "the audited period has {weeks} full weeks; the trend test needs {}",
+                cfg.trend_min_weeks
+            ),
         ));
         return;
     }
     // First review of each reviewer in the catalog (for the new-reviewer share).
-    let first_of: Vec<u32> = d.by_reviewer.iter().map(|v| v[0]).collect();
+    let first_of: Vec<u32> = d
+        .by_reviewer
+        .iter()
+        .map(|v| v.first().copied().unwrap_or(u32::MAX))
+        .collect();
     let normal = Normal::new(0.0, 1.0).ok();
     for p in 0..d.products.len() {
         let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); weeks];
@@ -351,18 +446,46 @@ fn trend(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         }
         let count: Vec<f64> = buckets.iter().map(|b| b.len() as f64).collect();
         let zc = robust_z(&count, 1.0);
-        let series = |f: &dyn Fn(&[u32]) -> f64| -> Vec<f64> { buckets.iter().map(|b| if b.len() >= 3 { f(b) } else { f64::NAN }).collect() };
+        let series = |f: &dyn Fn(&[u32]) -> f64| -> Vec<f64> {
+            buckets
+                .iter()
+                .map(|b| if b.len() >= 3 { f(b) } else { f64::NAN })
+                .collect()
+        };
         let mean = series(&|b| super::mean_rating(d, b));
-        let s5 = series(&|b| b.iter().filter(|&&i| d.reviews[i as usize].rating == 5).count() as f64 / b.len() as f64);
-        let s1 = series(&|b| b.iter().filter(|&&i| d.reviews[i as usize].rating == 1).count() as f64 / b.len() as f64);
-        let newr = series(&|b| b.iter().filter(|&&i| first_of[d.reviews[i as usize].reviewer as usize] == i).count() as f64 / b.len() as f64);
+        let s5 = series(&|b| {
+            b.iter()
+                .filter(|&&i| d.reviews[i as usize].rating == 5)
+                .count() as f64
+                / b.len() as f64
+        });
+        let s1 = series(&|b| {
+            b.iter()
+                .filter(|&&i| d.reviews[i as usize].rating == 1)
+                .count() as f64
+                / b.len() as f64
+        });
+        let newr = series(&|b| {
+            b.iter()
+                .filter(|&&i| first_of[d.reviews[i as usize].reviewer as usize] == i)
+                .count() as f64
+                / b.len() as f64
+        });
         let zs: Vec<Vec<f64>> = [(&mean, 0.5), (&s5, 0.15), (&s1, 0.15), (&newr, 0.15)]
             .iter()
             .map(|(v, floor)| {
                 let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
                 let zf = robust_z(&finite, *floor);
                 let mut it = zf.into_iter();
-                v.iter().map(|x| if x.is_finite() { it.next().unwrap_or(0.0) } else { 0.0 }).collect()
+                v.iter()
+                    .map(|x| {
+                        if x.is_finite() {
+                            it.next().unwrap_or(0.0)
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
             })
             .collect();
         let mut best: Option<(usize, f64)> = None;

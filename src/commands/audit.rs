@@ -12,10 +12,10 @@ use chrono::Datelike;
 use crate::analyze::analyze;
 use crate::analyze::data::AuditData;
 use crate::cli::AuditArgs;
-use crate::config::AuditConfig;
-use crate::report::tables::{self, DataSummary, FindingsFile, Period, SCHEMA_VERSION};
 use crate::commands::load_options;
+use crate::config::AuditConfig;
 use crate::ingest::{self, file_stem};
+use crate::report::tables::{self, DataSummary, FindingsFile, Period, SCHEMA_VERSION};
 use crate::UsageError;
 
 /// Folder with the bundled sample.
@@ -43,11 +43,17 @@ fn sample_inputs() -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
 fn parse_day(s: &str, flag: &str) -> Result<i64> {
     let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|_| UsageError(format!("{flag} '{s}' is not a date like 2026-10-01")))?;
-    Ok(d.and_hms_opt(0, 0, 0).map(|x| x.and_utc().timestamp()).unwrap_or(0).div_euclid(86_400))
+    Ok(d.and_hms_opt(0, 0, 0)
+        .map(|x| x.and_utc().timestamp())
+        .unwrap_or(0)
+        .div_euclid(86_400))
 }
 
 /// The audited window (day numbers) and its label, from --period or --from/--to.
-fn window(a: &AuditArgs) -> Result<(Option<(i64, i64)>, Option<String>)> {
+/// Inclusive day numbers audited, if limited.
+type DayWindow = Option<(i64, i64)>;
+
+fn window(a: &AuditArgs) -> Result<(DayWindow, Option<String>)> {
     if let Some(p) = &a.period {
         let first = chrono::NaiveDate::parse_from_str(&format!("{p}-01"), "%Y-%m-%d")
             .map_err(|_| UsageError(format!("--period '{p}' is not a month like 2026-10")))?;
@@ -64,12 +70,24 @@ fn window(a: &AuditArgs) -> Result<(Option<(i64, i64)>, Option<String>)> {
     match (&a.from, &a.to) {
         (None, None) => Ok((None, None)),
         (f, t) => {
-            let from = f.as_deref().map(|s| parse_day(s, "--from")).transpose()?.unwrap_or(i64::MIN / 2);
-            let to = t.as_deref().map(|s| parse_day(s, "--to")).transpose()?.unwrap_or(i64::MAX / 2);
+            let from = f
+                .as_deref()
+                .map(|s| parse_day(s, "--from"))
+                .transpose()?
+                .unwrap_or(i64::MIN / 2);
+            let to = t
+                .as_deref()
+                .map(|s| parse_day(s, "--to"))
+                .transpose()?
+                .unwrap_or(i64::MAX / 2);
             if from > to {
                 return Err(UsageError("--from is after --to".into()).into());
             }
-            let label = format!("{}_{}", f.as_deref().unwrap_or("start"), t.as_deref().unwrap_or("end"));
+            let label = format!(
+                "{}_{}",
+                f.as_deref().unwrap_or("start"),
+                t.as_deref().unwrap_or("end")
+            );
             Ok((Some((from, to)), Some(label)))
         }
     }
@@ -84,14 +102,33 @@ pub fn run(a: AuditArgs) -> Result<()> {
     };
     let (win, label) = window(&a)?;
     let sample = a.orders.is_empty() && a.reviews.is_empty();
-    let (orders, reviews) = if sample { sample_inputs()? } else { (a.orders.clone(), a.reviews.clone()) };
+    let (orders, reviews) = if sample {
+        sample_inputs()?
+    } else {
+        (a.orders.clone(), a.reviews.clone())
+    };
     if reviews.is_empty() {
-        return Err(UsageError("--reviews is required (orders alone cannot be audited)".into()).into());
+        return Err(
+            UsageError("--reviews is required (orders alone cannot be audited)".into()).into(),
+        );
     }
-    let label = label.unwrap_or_else(|| if sample { "sample".into() } else { "all".into() });
-    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(&label));
+    let label = label.unwrap_or_else(|| {
+        if sample {
+            "sample".into()
+        } else {
+            "all".into()
+        }
+    });
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(&label));
     if out.exists() && !a.force {
-        return Err(UsageError(format!("{} already exists; pass --force to replace it", out.display())).into());
+        return Err(UsageError(format!(
+            "{} already exists; pass --force to replace it",
+            out.display()
+        ))
+        .into());
     }
     let quiet = a.quiet;
     let progress = move |msg: &str| {
@@ -99,7 +136,11 @@ pub fn run(a: AuditArgs) -> Result<()> {
             eprintln!("revaudit: {msg}");
         }
     };
-    progress(&format!("loading {} orders file(s), {} reviews file(s)", orders.len(), reviews.len()));
+    progress(&format!(
+        "loading {} orders file(s), {} reviews file(s)",
+        orders.len(),
+        reviews.len()
+    ));
     let ds = ingest::load_dataset(&orders, &reviews, &opts)?;
     progress(&format!(
         "loaded {} order lines, {} reviews (link rate {:.1}%)",
@@ -137,7 +178,11 @@ pub fn run(a: AuditArgs) -> Result<()> {
             reviewers: analysis.reviewers.len(),
             orders_available: data.has_orders,
             link_rate: crate::analyze::round_sig(ds.report.link_rate),
-            review_time_resolution: if data.second_resolution { "second".into() } else { "day".into() },
+            review_time_resolution: if data.second_resolution {
+                "second".into()
+            } else {
+                "day".into()
+            },
             local_time: data.local_time.clone(),
             lag_model,
         },

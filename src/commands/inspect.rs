@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::cli::InspectArgs;
-use crate::commands::load_options;
+use crate::commands::{emit, load_options};
 use crate::ingest::{self, FileReport};
 use crate::UsageError;
 
@@ -69,7 +69,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
                 }
             }
         }
-        print!("{out}");
+        emit(&out)?;
     }
     if failed > 0 {
         return Err(UsageError(format!(

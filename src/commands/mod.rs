@@ -47,3 +47,13 @@ pub fn load_options(a: &InputArgs) -> Result<LoadOptions> {
         now: chrono::Utc::now().timestamp(),
     })
 }
+
+/// Write a command's standard output. A closed pipe (`revaudit inspect … | head`) is not an error.
+pub fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}

@@ -113,7 +113,8 @@ pub fn csv_safe(s: &str) -> String {
 }
 
 fn write_csv(path: &Path, header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<()> {
-    let mut w = csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut w =
+        csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
     w.write_record(header)?;
     for r in rows {
         w.write_record(r.iter().map(|c| csv_safe(c)))?;
@@ -123,36 +124,70 @@ fn write_csv(path: &Path, header: &[&str], rows: impl Iterator<Item = Vec<String
 }
 
 fn num(x: f64) -> String {
-    format!("{x:.6}").trim_end_matches('0').trim_end_matches('.').to_string()
+    format!("{x:.6}")
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string()
 }
 
 /// Build the summary.
 pub fn summary(a: &Analysis) -> Summary {
     let mut product_verdicts = BTreeMap::new();
-    for v in [Verdict::Pass, Verdict::Warn, Verdict::Fail, Verdict::Insufficient] {
-        product_verdicts.insert(v.as_str().to_string(), a.products.iter().filter(|p| p.verdict == v).count());
+    for v in [
+        Verdict::Pass,
+        Verdict::Warn,
+        Verdict::Fail,
+        Verdict::Insufficient,
+    ] {
+        product_verdicts.insert(
+            v.as_str().to_string(),
+            a.products.iter().filter(|p| p.verdict == v).count(),
+        );
     }
     let mut findings = BTreeMap::new();
     for v in [Verdict::Warn, Verdict::Fail] {
-        findings.insert(v.as_str().to_string(), a.findings.iter().filter(|f| f.verdict == v).count());
+        findings.insert(
+            v.as_str().to_string(),
+            a.findings.iter().filter(|f| f.verdict == v).count(),
+        );
     }
-    let mut ranked: Vec<&crate::findings::ProductScore> =
-        a.products.iter().filter(|p| matches!(p.verdict, Verdict::Warn | Verdict::Fail)).collect();
+    let mut ranked: Vec<&crate::findings::ProductScore> = a
+        .products
+        .iter()
+        .filter(|p| matches!(p.verdict, Verdict::Warn | Verdict::Fail))
+        .collect();
     ranked.sort_by(|x, y| {
-        y.verdict.cmp(&x.verdict).then(y.score.partial_cmp(&x.score).unwrap_or(std::cmp::Ordering::Equal)).then(x.product_id.cmp(&y.product_id))
+        y.verdict
+            .cmp(&x.verdict)
+            .then(
+                y.score
+                    .partial_cmp(&x.score)
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            )
+            .then(x.product_id.cmp(&y.product_id))
     });
     let n: usize = a.products.iter().map(|p| p.n_reviews).sum();
     let w = |f: &dyn Fn(&crate::findings::ProductScore) -> f64| -> f64 {
         if n == 0 {
             0.0
         } else {
-            crate::analyze::round_sig(a.products.iter().map(|p| f(p) * p.n_reviews as f64).sum::<f64>() / n as f64)
+            crate::analyze::round_sig(
+                a.products
+                    .iter()
+                    .map(|p| f(p) * p.n_reviews as f64)
+                    .sum::<f64>()
+                    / n as f64,
+            )
         }
     };
     Summary {
         product_verdicts,
         findings,
-        top_risks: ranked.iter().take(10).map(|p| p.product_id.clone()).collect(),
+        top_risks: ranked
+            .iter()
+            .take(10)
+            .map(|p| p.product_id.clone())
+            .collect(),
         original_rating: w(&|p| p.original_rating),
         adjusted_rating: w(&|p| p.adjusted_rating),
     }
@@ -165,28 +200,76 @@ pub fn write(dir: &Path, file: &FindingsFile, a: &Analysis) -> Result<()> {
     let scores = dir.join("scores");
     std::fs::create_dir_all(&scores)?;
     let mut reviews = a.reviews.clone();
-    reviews.sort_by(|x, y| y.score.partial_cmp(&x.score).unwrap_or(std::cmp::Ordering::Equal).then(x.review_id.cmp(&y.review_id)));
+    reviews.sort_by(|x, y| {
+        y.score
+            .partial_cmp(&x.score)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(x.review_id.cmp(&y.review_id))
+    });
     write_csv(
         &scores.join("reviews.csv"),
-        &["review_id", "product_id", "reviewer_id", "created_at", "rating", "score", "reasons"],
+        &[
+            "review_id",
+            "product_id",
+            "reviewer_id",
+            "created_at",
+            "rating",
+            "score",
+            "reasons",
+        ],
         reviews.iter().map(|r| {
-            vec![r.review_id.clone(), r.product_id.clone(), r.reviewer_id.clone(), r.created_at.clone(), r.rating.to_string(), num(r.score), r.reasons.clone()]
+            vec![
+                r.review_id.clone(),
+                r.product_id.clone(),
+                r.reviewer_id.clone(),
+                r.created_at.clone(),
+                r.rating.to_string(),
+                num(r.score),
+                r.reasons.clone(),
+            ]
         }),
     )?;
     let mut reviewers = a.reviewers.clone();
-    reviewers.sort_by(|x, y| y.score.partial_cmp(&x.score).unwrap_or(std::cmp::Ordering::Equal).then(x.reviewer_id.cmp(&y.reviewer_id)));
+    reviewers.sort_by(|x, y| {
+        y.score
+            .partial_cmp(&x.score)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(x.reviewer_id.cmp(&y.reviewer_id))
+    });
     write_csv(
         &scores.join("reviewers.csv"),
         &["reviewer_id", "n_reviews", "score", "reasons"],
-        reviewers.iter().map(|r| vec![r.reviewer_id.clone(), r.n_reviews.to_string(), num(r.score), r.reasons.clone()]),
+        reviewers.iter().map(|r| {
+            vec![
+                r.reviewer_id.clone(),
+                r.n_reviews.to_string(),
+                num(r.score),
+                r.reasons.clone(),
+            ]
+        }),
     )?;
     let mut products = a.products.clone();
     products.sort_by(|x, y| {
-        y.verdict.cmp(&x.verdict).then(y.score.partial_cmp(&x.score).unwrap_or(std::cmp::Ordering::Equal)).then(x.product_id.cmp(&y.product_id))
+        y.verdict
+            .cmp(&x.verdict)
+            .then(
+                y.score
+                    .partial_cmp(&x.score)
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            )
+            .then(x.product_id.cmp(&y.product_id))
     });
     write_csv(
         &scores.join("products.csv"),
-        &["product_id", "n_reviews", "n_orders", "score", "verdict", "adjusted_rating", "reasons"],
+        &[
+            "product_id",
+            "n_reviews",
+            "n_orders",
+            "score",
+            "verdict",
+            "adjusted_rating",
+            "reasons",
+        ],
         products.iter().map(|p| {
             vec![
                 p.product_id.clone(),
