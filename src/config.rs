@@ -58,6 +58,9 @@ pub struct AuditConfig {
     pub group_min_members: usize,
     /// Rating deviation (stars) of a group from non-members that answers the rating question.
     pub group_rating_deviation: f64,
+    /// Share of its products' reviews a group must have written to answer the rating question
+    /// (GSRank's group size ratio).
+    pub group_size_ratio: f64,
     /// Burstiness window τ (days) for reviewers and groups.
     pub burstiness_tau_days: f64,
     /// Near-duplicate text: Jaccard threshold on word 3-shingles.
@@ -103,6 +106,7 @@ impl Default for AuditConfig {
             lockstep_max_window_reviews: 200,
             group_min_members: 3,
             group_rating_deviation: 0.5,
+            group_size_ratio: 0.3,
             burstiness_tau_days: 28.0,
             near_duplicate_jaccard: 0.7,
             near_duplicate_min_words: 12,

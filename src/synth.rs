@@ -669,6 +669,20 @@ pub fn generate(p: SynthParams, dir: &Path) -> Result<Labels> {
     // Organic: day by day.
     const WEEKDAY: [f64; 7] = [1.0, 0.95, 0.95, 1.0, 1.05, 1.15, 1.2];
     let regulars: Vec<String> = (0..(p.products / 2).max(10)).map(|_| g.user_id()).collect();
+    // Organic unverified reviews (gifts, bought elsewhere): about 6% of the organic review volume,
+    // spread by popularity.
+    let extra_daily = 0.06
+        * products
+            .iter()
+            .map(|x| x.base_rate * x.review_prob)
+            .sum::<f64>();
+    let cum_rate: Vec<f64> = products
+        .iter()
+        .scan(0.0, |acc, x| {
+            *acc += x.base_rate;
+            Some(*acc)
+        })
+        .collect();
     for day in 0..days {
         let date = p.start + Duration::days(day);
         let wd = WEEKDAY[date.weekday().num_days_from_monday() as usize];
@@ -732,8 +746,9 @@ pub fn generate(p: SynthParams, dir: &Path) -> Result<Labels> {
             }
         }
         // A few organic unverified reviews (gifts, bought elsewhere).
-        for _ in 0..g.poisson(0.02 * n as f64 * p.scale * p.review_rate) {
-            let pi = g.weighted(&products.iter().map(|x| x.base_rate).collect::<Vec<_>>());
+        for _ in 0..g.poisson(extra_daily) {
+            let x = g.uniform() * cum_rate.last().copied().unwrap_or(0.0);
+            let pi = cum_rate.partition_point(|c| *c <= x).min(n - 1);
             let prod = &products[pi];
             let h = g.local_hour();
             let at = g.local_instant(day, h);

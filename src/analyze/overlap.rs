@@ -197,14 +197,8 @@ fn groups(
             let w = ((t.iter().max().unwrap_or(&0) - t.iter().min().unwrap_or(&0)) as f64
                 / 86_400.0)
                 .max(1.0);
-            let all_t: Vec<i64> = d.by_product[p as usize]
-                .iter()
-                .map(|&i| d.reviews[i as usize].t)
-                .collect();
-            let span = ((all_t.iter().max().unwrap_or(&0) - all_t.iter().min().unwrap_or(&0))
-                as f64
-                / 86_400.0)
-                .max(w);
+            // Null: the members' reviews of this product fall anywhere in the data's span.
+            let span = ((d.to_day - d.first_day + 1) as f64).max(w);
             // P(m reviews placed uniformly over the product's span all fall within w days).
             let m_p = sub.len() as f64;
             let p_p = (m_p * (w / span).powf(m_p - 1.0)).min(1.0);
@@ -269,8 +263,11 @@ fn groups(
         // The second question for a group (GSRank indicators): its rating deviates from everyone
         // else's, or its texts are alike, or its accounts are tied together outside reviewing
         // (one IP, email, street address or buyer; or one postal code for three or more).
+        // GSRank's group size ratio: the share of the supported products' reviews the group wrote.
+        let size_ratio = g.reviews.len() as f64 / (g.reviews.len() + others.len()).max(1) as f64;
         let b = dev.abs() >= cfg.group_rating_deviation
-            && p_rating.is_some_and(|p| p < cfg.rating_alpha * 5.0)
+            || size_ratio >= cfg.group_size_ratio
+                && p_rating.is_some_and(|p| p < cfg.rating_alpha * 5.0)
             || text_similarity.is_some_and(|s| s >= 0.5)
             || shared > 0;
         let verdict = match (a, b) {
@@ -299,7 +296,7 @@ fn groups(
             to: day_str(t1.div_euclid(86_400)),
         };
         let sentence = format!(
-            "{} accounts reviewed the same {} products within days of each other ({} reviews, {}..{}), rating {:+.2} stars against other reviewers{}{}.",
+            "{} accounts reviewed the same {} products within days of each other ({} reviews, {}..{}), rating {:+.2} stars against other reviewers{}{}{}.",
             members.len(),
             products.len(),
             g.reviews.len(),
@@ -307,6 +304,7 @@ fn groups(
             window.to,
             dev,
             text_similarity.map(|s| format!(", text similarity {s:.2}")).unwrap_or_default(),
+            format_args!(", writing {:.0}% of those products' reviews", size_ratio * 100.0),
             if shared > 0 { format!("; {shared} identity value(s) (IP, email, address, buyer or postal code) are shared among them") } else { String::new() }
         );
         // Catalog-level group finding plus one per supported product.

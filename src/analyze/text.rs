@@ -8,7 +8,7 @@ use crate::config::AuditConfig;
 use crate::findings::{Effect, Subject, Verdict};
 
 use super::data::AuditData;
-use super::stats::{binomial_upper, chi_square_gof};
+use super::stats::{binomial_upper, chi_square_gof, poisson_upper};
 use super::{loo_share, not_run, pct, rating_question, Candidate, FamilyOutput, ReviewSignal};
 
 const FAMILY: &str = "text";
@@ -287,8 +287,11 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, toks: &[Option<Vec<String>>], out: 
             .map(|w| w.join(" "))
             .collect()
     };
-    let mut catalog: HashMap<String, u64> = HashMap::new();
-    let mut n_cat = 0u64;
+    // Catalog document frequency per phrase and star rating: a phrase is compared with how often
+    // reviews of the same ratings use it elsewhere, so a mediocre product's complaints are not
+    // "repetition" just because complaints share words.
+    let mut catalog: HashMap<String, [u64; 6]> = HashMap::new();
+    let mut n_cat = [0u64; 6];
     let sets: Vec<Option<BTreeSet<String>>> = d
         .reviews
         .iter()
@@ -301,10 +304,12 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, toks: &[Option<Vec<String>>], out: 
             }
         })
         .collect();
-    for s in sets.iter().flatten() {
-        n_cat += 1;
+    for (i, s) in sets.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let r = d.reviews[i].rating as usize;
+        n_cat[r] += 1;
         for ph in s {
-            *catalog.entry(ph.clone()).or_default() += 1;
+            catalog.entry(ph.clone()).or_default()[r] += 1;
         }
     }
     for p in 0..d.products.len() {
@@ -316,12 +321,27 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, toks: &[Option<Vec<String>>], out: 
         if n < cfg.min_reviews as u64 {
             continue;
         }
-        let mut local: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut local: BTreeMap<&str, [u64; 6]> = BTreeMap::new();
+        let mut mix = [0u64; 6];
         for &i in &revs {
+            let r = d.reviews[i as usize].rating as usize;
+            mix[r] += 1;
             for ph in sets[i as usize].iter().flatten() {
-                *local.entry(ph.as_str()).or_default() += 1;
+                local.entry(ph.as_str()).or_default()[r] += 1;
             }
         }
+        // Expected reviews of this product using a phrase, given its rating mix and the rest of
+        // the catalog's use of the phrase at each rating.
+        let expected = |ph: &str, here: &[u64; 6]| -> f64 {
+            let cat = catalog.get(ph).copied().unwrap_or_default();
+            (1..=5)
+                .map(|r| {
+                    let other_k = cat[r].saturating_sub(here[r]) as f64;
+                    let other_n = n_cat[r].saturating_sub(mix[r]) as f64;
+                    mix[r] as f64 * (other_k + 0.5) / (other_n + 1.0)
+                })
+                .sum()
+        };
         // Words in most of this product's reviews are the product's own name: not substantive.
         let mut word_df: HashMap<&str, u64> = HashMap::new();
         for &i in &revs {
@@ -339,40 +359,40 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, toks: &[Option<Vec<String>>], out: 
                 !STOP.contains(&w) && word_df.get(w).copied().unwrap_or(0) as f64 > 0.5 * n as f64
             })
         };
-        let mut best: Option<(&str, u64, f64)> = None;
+        let mut best: Option<(&str, u64, f64, f64)> = None;
         let tested = local.len().max(1) as f64;
-        for (&ph, &k) in &local {
+        for (&ph, here) in &local {
+            let k: u64 = here.iter().sum();
             if k < cfg.phrase_min_reviews as u64
                 || (k as f64) < cfg.phrase_min_share * n as f64
                 || name_like(ph)
             {
                 continue;
             }
-            let f = loo_share(catalog.get(ph).copied().unwrap_or(0), n_cat, k, n);
-            let pv = (binomial_upper(k, n, f) * tested).min(1.0);
+            let lambda = expected(ph, here);
+            let pv = (poisson_upper(k, lambda) * tested).min(1.0);
             if best.is_none_or(|b| pv < b.2) {
-                best = Some((ph, k, pv));
+                best = Some((ph, k, pv, lambda));
             }
         }
-        let Some((ph, k, pv)) = best else { continue };
+        let Some((ph, k, pv, lambda)) = best else {
+            continue;
+        };
         let (sub, rest): (Vec<u32>, Vec<u32>) = revs
             .iter()
             .partition(|&&i| sets[i as usize].as_ref().is_some_and(|s| s.contains(ph)));
-        let f = loo_share(catalog.get(ph).copied().unwrap_or(0), n_cat, k, n);
         let mut c = Candidate::new(
             FAMILY,
             "phrase_repetition",
             Subject::Product(d.products[p].clone()),
             pv,
             Effect {
-                name: "share / catalog share".into(),
-                value: (k as f64 / n as f64) / f,
+                name: "observed / expected".into(),
+                value: k as f64 / lambda.max(1e-9),
             },
             format!(
-                "\"{ph}\" appears in {k} of {n} reviews of {} ({} vs {} across the catalog).",
-                d.products[p],
-                pct(k as f64 / n as f64),
-                pct(f)
+                "\"{ph}\" appears in {k} of {n} reviews of {}, where reviews with the same ratings elsewhere in the catalog predict {lambda:.1}.",
+                d.products[p]
             ),
         );
         c.p_rating = rating_question(d, &sub, &rest);

@@ -230,7 +230,11 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
             (from..=to).find(|&x| excess(x)),
             (from..=to).rev().find(|&x| excess(x)),
         ) {
-            (Some(a), Some(b)) => (a, b),
+            (Some(a), Some(b))
+                if s.reviews[off(a)..=off(b)].iter().sum::<u64>() >= cfg.burst_min_reviews =>
+            {
+                (a, b)
+            }
             _ => (from, to),
         };
         let inside: Vec<u32> = d.by_product[p]
@@ -361,7 +365,8 @@ fn burst_rating_question(d: &AuditData, inside: &[u32], outside: &[u32], modal: 
             kc += (r.rating == modal) as u64;
         }
     }
-    if nc == 0 || inside.len() < 3 {
+    // Too few reviews, or no dominant rating: nothing to compare.
+    if nc == 0 || inside.len() < 5 || (k as f64) < 0.6 * inside.len() as f64 {
         return None;
     }
     Some(super::stats::binomial_upper(
