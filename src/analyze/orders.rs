@@ -158,7 +158,8 @@ fn concentration(
             .iter()
             .flat_map(|o| reviews_of_order.get(o).cloned().unwrap_or_default())
             .collect();
-        let rest: Vec<u32> = d.audited_of(p).filter(|i| !subset.contains(i)).collect();
+        let in_subset: std::collections::HashSet<u32> = subset.iter().copied().collect();
+        let rest: Vec<u32> = d.audited_of(p).filter(|i| !in_subset.contains(i)).collect();
         let mut cand = Candidate::new(
             FAMILY,
             test,

@@ -48,6 +48,19 @@ impl Dsu {
 /// Lockstep pairs: (reviewer a, reviewer b) → products co-reviewed within Δt.
 pub fn lockstep_pairs(d: &AuditData, cfg: &AuditConfig) -> BTreeMap<(u32, u32), BTreeSet<u32>> {
     let dt = (cfg.lockstep_window_days * 86_400.0) as i64;
+    // Only reviewers with enough distinct products can share `lockstep_min_products` with anyone:
+    // everyone else (most accounts) is skipped before any pair is formed.
+    let eligible: Vec<bool> = d
+        .by_reviewer
+        .iter()
+        .map(|v| {
+            v.iter()
+                .map(|&i| d.reviews[i as usize].product)
+                .collect::<BTreeSet<u32>>()
+                .len()
+                >= cfg.lockstep_min_products
+        })
+        .collect();
     let mut pairs: HashMap<(u32, u32), BTreeSet<u32>> = HashMap::new();
     for (p, revs) in d.by_product.iter().enumerate() {
         let mut lo = 0usize;
@@ -56,12 +69,12 @@ pub fn lockstep_pairs(d: &AuditData, cfg: &AuditConfig) -> BTreeMap<(u32, u32), 
             while d.reviews[revs[lo] as usize].t < ri.t - dt {
                 lo += 1;
             }
-            if k - lo > cfg.lockstep_max_window_reviews {
+            if k - lo > cfg.lockstep_max_window_reviews || !eligible[ri.reviewer as usize] {
                 continue;
             }
             for &j in &revs[lo..k] {
                 let rj = &d.reviews[j as usize];
-                if rj.reviewer != ri.reviewer {
+                if rj.reviewer != ri.reviewer && eligible[rj.reviewer as usize] {
                     let key = (ri.reviewer.min(rj.reviewer), ri.reviewer.max(rj.reviewer));
                     pairs.entry(key).or_default().insert(p as u32);
                 }

@@ -95,6 +95,52 @@ pub fn ks_two_sample(x: &[f64], y: &[f64]) -> Option<(f64, f64)> {
     .map(|(d, p)| (d, p.clamp(0.0, 1.0)))
 }
 
+/// Kolmogorov's limiting distribution: P(K > λ) = 2 Σ (−1)^(k−1) e^(−2k²λ²).
+pub fn kolmogorov_sf(lambda: f64) -> f64 {
+    if lambda <= 0.0 {
+        return 1.0;
+    }
+    if lambda < 0.2 {
+        return 1.0;
+    }
+    let mut s = 0.0;
+    for k in 1..=100 {
+        let k = k as f64;
+        let term = (-2.0 * k * k * lambda * lambda).exp();
+        s += if k as i64 % 2 == 1 { term } else { -term };
+        if term < 1e-16 {
+            break;
+        }
+    }
+    (2.0 * s).clamp(0.0, 1.0)
+}
+
+/// Two-sample KS of a subset against the rest of a pool it belongs to, in O(n log N): `pool` is
+/// every value (sorted), `sub` the subset's values (sorted); the rest is `pool` minus `sub`.
+/// Returns (D, asymptotic p) with the usual effective size n·m/(n+m).
+pub fn ks_against_pool(pool: &[f64], sub: &[f64]) -> Option<(f64, f64)> {
+    let (n_all, n) = (pool.len(), sub.len());
+    if n < 5 || n_all < n + 5 {
+        return None;
+    }
+    let m = (n_all - n) as f64;
+    let le = |v: &[f64], x: f64| v.partition_point(|y| *y <= x) as f64;
+    let lt = |v: &[f64], x: f64| v.partition_point(|y| *y < x) as f64;
+    let mut d: f64 = 0.0;
+    for &x in sub {
+        // At x (right-continuous) and just before x: the extremes of |F_sub − F_rest| between jumps.
+        let f_sub = le(sub, x) / n as f64;
+        let f_rest = (le(pool, x) - le(sub, x)) / m;
+        let f_sub_before = lt(sub, x) / n as f64;
+        let f_rest_before = (lt(pool, x) - lt(sub, x)) / m;
+        d = d
+            .max((f_sub - f_rest).abs())
+            .max((f_sub_before - f_rest_before).abs());
+    }
+    let en = (n as f64 * m / (n as f64 + m)).sqrt();
+    Some((d, kolmogorov_sf((en + 0.12 + 0.11 / en) * d)))
+}
+
 /// Chi-square goodness of fit of observed counts to expected proportions. Bins whose expected count
 /// is below 1 are pooled into their neighbour. Returns (statistic, df, p).
 pub fn chi_square_gof(observed: &[u64], proportions: &[f64]) -> Option<(f64, usize, f64)> {
@@ -289,6 +335,20 @@ mod tests {
         assert!((d - 0.5).abs() < 1e-12, "{d}");
         // Asymptotic Kolmogorov tail at λ = 0.5·sqrt(25) = 2.5: 2Σ(−1)^(k−1) e^(−2k²λ²) ≈ 7.45e-6.
         assert!(p < 1e-4 && p > 1e-7, "{p}");
+    }
+
+    #[test]
+    fn ks_against_pool_matches_two_sample() {
+        let x: Vec<f64> = (0..50).map(|i| i as f64).collect();
+        let y: Vec<f64> = (25..75).map(|i| i as f64 + 0.5).collect();
+        let mut pool: Vec<f64> = x.iter().chain(y.iter()).copied().collect();
+        pool.sort_by(f64::total_cmp);
+        let (d1, p1) = ks_two_sample(&x, &y).unwrap();
+        let (d2, p2) = ks_against_pool(&pool, &x).unwrap();
+        assert!((d1 - d2).abs() < 1e-12, "{d1} vs {d2}");
+        assert!(p2 < 1e-3 && p1 < 1e-3, "{p1} {p2}");
+        // Q(1.0) = 0.26999967 (Kolmogorov distribution table).
+        assert!((kolmogorov_sf(1.0) - 0.269_999_67).abs() < 1e-6);
     }
 
     #[test]

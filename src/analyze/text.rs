@@ -88,16 +88,29 @@ pub fn near_duplicates(
     d: &AuditData,
     cfg: &AuditConfig,
 ) -> (HashMap<u32, u32>, HashMap<u32, usize>) {
-    let mut sets: Vec<(u32, Vec<u64>)> = Vec::new();
+    // Per eligible review only its LSH band keys are kept; shingle sets are recomputed from the
+    // text for the few candidate pairs, so memory stays O(reviews · BANDS).
+    let mut ids: Vec<u32> = Vec::new();
+    let mut bands: Vec<[u64; BANDS]> = Vec::new();
     for (i, r) in d.reviews.iter().enumerate() {
         if let Some(t) = &r.text {
             if tokens(t).len() >= cfg.near_duplicate_min_words {
-                sets.push((i as u32, shingle_set(t)));
+                let sig = minhash(&shingle_set(t));
+                let mut b = [0u64; BANDS];
+                for (band, slot) in b.iter_mut().enumerate() {
+                    let mut h = band as u64;
+                    for r in 0..ROWS {
+                        h = mix(h ^ sig[band * ROWS + r]);
+                    }
+                    *slot = h;
+                }
+                ids.push(i as u32);
+                bands.push(b);
             }
         }
     }
-    let sigs: Vec<[u64; PERMS]> = sets.iter().map(|(_, s)| minhash(s)).collect();
-    let mut parent: Vec<usize> = (0..sets.len()).collect();
+    let set_of = |k: usize| shingle_set(d.reviews[ids[k] as usize].text.as_deref().unwrap_or(""));
+    let mut parent: Vec<usize> = (0..ids.len()).collect();
     fn find(p: &mut [usize], x: usize) -> usize {
         let mut r = x;
         while p[r] != r {
@@ -113,12 +126,8 @@ pub fn near_duplicates(
     }
     for band in 0..BANDS {
         let mut buckets: HashMap<u64, Vec<usize>> = HashMap::new();
-        for (k, sig) in sigs.iter().enumerate() {
-            let mut h = band as u64;
-            for r in 0..ROWS {
-                h = mix(h ^ sig[band * ROWS + r]);
-            }
-            buckets.entry(h).or_default().push(k);
+        for (k, b) in bands.iter().enumerate() {
+            buckets.entry(b[band]).or_default().push(k);
         }
         let mut keys: Vec<u64> = buckets.keys().copied().collect();
         keys.sort_unstable();
@@ -135,12 +144,10 @@ pub fn near_duplicates(
                     if find(&mut parent, i) == find(&mut parent, j) {
                         continue;
                     }
-                    if d.reviews[sets[i].0 as usize].reviewer
-                        == d.reviews[sets[j].0 as usize].reviewer
-                    {
+                    if d.reviews[ids[i] as usize].reviewer == d.reviews[ids[j] as usize].reviewer {
                         continue;
                     }
-                    if jaccard(&sets[i].1, &sets[j].1) >= cfg.near_duplicate_jaccard {
+                    if jaccard(&set_of(i), &set_of(j)) >= cfg.near_duplicate_jaccard {
                         let (ri, rj) = (find(&mut parent, i), find(&mut parent, j));
                         let (lo, hi) = if ri < rj { (ri, rj) } else { (rj, ri) };
                         parent[hi] = lo;
@@ -150,7 +157,7 @@ pub fn near_duplicates(
         }
     }
     let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for k in 0..sets.len() {
+    for k in 0..ids.len() {
         let r = find(&mut parent, k);
         members.entry(r).or_default().push(k);
     }
@@ -162,14 +169,14 @@ pub fn near_duplicates(
         }
         let who: BTreeSet<u32> = m
             .iter()
-            .map(|&k| d.reviews[sets[k].0 as usize].reviewer)
+            .map(|&k| d.reviews[ids[k] as usize].reviewer)
             .collect();
         if who.len() < 2 {
             continue;
         }
         reviewers.insert(root as u32, who.len());
         for k in m {
-            cluster.insert(sets[k].0, root as u32);
+            cluster.insert(ids[k], root as u32);
         }
     }
     (cluster, reviewers)
@@ -212,14 +219,9 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         }
         return out;
     }
-    let toks: Vec<Option<Vec<String>>> = d
-        .reviews
-        .iter()
-        .map(|r| r.text.as_deref().map(tokens))
-        .collect();
     duplicates(d, cfg, &mut out);
-    phrases(d, cfg, &toks, &mut out);
-    word_counts(d, cfg, &toks, &mut out);
+    phrases(d, cfg, &mut out);
+    word_counts(d, cfg, &mut out);
     incentives(d, cfg, &mut out);
     out
 }
@@ -279,78 +281,44 @@ fn duplicates(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     }
 }
 
-fn phrases(d: &AuditData, cfg: &AuditConfig, toks: &[Option<Vec<String>>], out: &mut FamilyOutput) {
-    // Phrase → number of reviews containing it, catalog-wide and per product.
-    let phrase_set = |t: &[String]| -> BTreeSet<String> {
-        t.windows(3)
-            .filter(|w| w.iter().any(|x| !STOP.contains(&x.as_str())))
-            .map(|w| w.join(" "))
-            .collect()
-    };
-    // Catalog document frequency per phrase and star rating: a phrase is compared with how often
-    // reviews of the same ratings use it elsewhere, so a mediocre product's complaints are not
-    // "repetition" just because complaints share words.
-    let mut catalog: HashMap<String, [u64; 6]> = HashMap::new();
-    let mut n_cat = [0u64; 6];
-    let sets: Vec<Option<BTreeSet<String>>> = d
-        .reviews
-        .iter()
-        .zip(toks)
-        .map(|(r, t)| {
-            if r.audited {
-                t.as_deref().map(phrase_set)
-            } else {
-                None
-            }
-        })
-        .collect();
-    for (i, s) in sets.iter().enumerate() {
-        let Some(s) = s else { continue };
-        let r = d.reviews[i].rating as usize;
-        n_cat[r] += 1;
-        for ph in s {
-            catalog.entry(ph.clone()).or_default()[r] += 1;
-        }
-    }
+fn phrase_set(t: &[String]) -> BTreeSet<String> {
+    t.windows(3)
+        .filter(|w| w.iter().any(|x| !STOP.contains(&x.as_str())))
+        .map(|w| w.join(" "))
+        .collect()
+}
+
+/// A product's candidate phrase: text, count per star rating.
+struct PhraseCandidate {
+    product: usize,
+    phrase: String,
+    here: [u64; 6],
+}
+
+fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
+    // Pass 1, per product: phrases repeated by enough of its reviews (the product's own name —
+    // words in most of its reviews — is not substantive).
+    let mut cands: Vec<PhraseCandidate> = Vec::new();
+    let mut mixes: Vec<[u64; 6]> = vec![[0; 6]; d.products.len()];
     for p in 0..d.products.len() {
         let revs: Vec<u32> = d
             .audited_of(p)
-            .filter(|&i| sets[i as usize].is_some())
+            .filter(|&i| d.reviews[i as usize].text.is_some())
             .collect();
         let n = revs.len() as u64;
         if n < cfg.min_reviews as u64 {
             continue;
         }
-        let mut local: BTreeMap<&str, [u64; 6]> = BTreeMap::new();
-        let mut mix = [0u64; 6];
+        let mut local: BTreeMap<String, [u64; 6]> = BTreeMap::new();
+        let mut word_df: HashMap<String, u64> = HashMap::new();
         for &i in &revs {
-            let r = d.reviews[i as usize].rating as usize;
-            mix[r] += 1;
-            for ph in sets[i as usize].iter().flatten() {
-                local.entry(ph.as_str()).or_default()[r] += 1;
+            let r = &d.reviews[i as usize];
+            mixes[p][r.rating as usize] += 1;
+            let t = tokens(r.text.as_deref().unwrap_or(""));
+            for ph in phrase_set(&t) {
+                local.entry(ph).or_default()[r.rating as usize] += 1;
             }
-        }
-        // Expected reviews of this product using a phrase, given its rating mix and the rest of
-        // the catalog's use of the phrase at each rating.
-        let expected = |ph: &str, here: &[u64; 6]| -> f64 {
-            let cat = catalog.get(ph).copied().unwrap_or_default();
-            (1..=5)
-                .map(|r| {
-                    let other_k = cat[r].saturating_sub(here[r]) as f64;
-                    let other_n = n_cat[r].saturating_sub(mix[r]) as f64;
-                    mix[r] as f64 * (other_k + 0.5) / (other_n + 1.0)
-                })
-                .sum()
-        };
-        // Words in most of this product's reviews are the product's own name: not substantive.
-        let mut word_df: HashMap<&str, u64> = HashMap::new();
-        for &i in &revs {
-            let words: BTreeSet<&str> = toks[i as usize]
-                .iter()
-                .flatten()
-                .map(|s| s.as_str())
-                .collect();
-            for w in words {
+            for w in t.into_iter().collect::<BTreeSet<String>>() {
                 *word_df.entry(w).or_default() += 1;
             }
         }
@@ -359,46 +327,86 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, toks: &[Option<Vec<String>>], out: 
                 !STOP.contains(&w) && word_df.get(w).copied().unwrap_or(0) as f64 > 0.5 * n as f64
             })
         };
-        let mut best: Option<(&str, u64, f64, f64)> = None;
-        let tested = local.len().max(1) as f64;
-        for (&ph, here) in &local {
+        for (phrase, here) in local {
             let k: u64 = here.iter().sum();
-            if k < cfg.phrase_min_reviews as u64
-                || (k as f64) < cfg.phrase_min_share * n as f64
-                || name_like(ph)
+            if k >= cfg.phrase_min_reviews as u64
+                && k as f64 >= cfg.phrase_min_share * n as f64
+                && !name_like(&phrase)
             {
-                continue;
-            }
-            let lambda = expected(ph, here);
-            let pv = (poisson_upper(k, lambda) * tested).min(1.0);
-            if best.is_none_or(|b| pv < b.2) {
-                best = Some((ph, k, pv, lambda));
+                cands.push(PhraseCandidate {
+                    product: p,
+                    phrase,
+                    here,
+                });
             }
         }
-        let Some((ph, k, pv, lambda)) = best else {
-            continue;
-        };
-        let (sub, rest): (Vec<u32>, Vec<u32>) = revs
-            .iter()
-            .partition(|&&i| sets[i as usize].as_ref().is_some_and(|s| s.contains(ph)));
-        let mut c = Candidate::new(
+    }
+    if cands.is_empty() {
+        return;
+    }
+    // Pass 2: the catalog's use of the candidate phrases per star rating (only those phrases are
+    // counted, so memory does not grow with the vocabulary).
+    let mut catalog: HashMap<&str, [u64; 6]> = cands
+        .iter()
+        .map(|c| (c.phrase.as_str(), [0u64; 6]))
+        .collect();
+    let mut n_cat = [0u64; 6];
+    for r in d.reviews.iter().filter(|r| r.audited) {
+        let Some(t) = &r.text else { continue };
+        n_cat[r.rating as usize] += 1;
+        for ph in phrase_set(&tokens(t)) {
+            if let Some(c) = catalog.get_mut(ph.as_str()) {
+                c[r.rating as usize] += 1;
+            }
+        }
+    }
+    // Pass 3: per product, the most surprising candidate against its rating mix.
+    let mut best: BTreeMap<usize, (f64, usize, f64)> = BTreeMap::new(); // product → (p, cand, λ)
+    let mut tested: BTreeMap<usize, f64> = BTreeMap::new();
+    for (ci, c) in cands.iter().enumerate() {
+        *tested.entry(c.product).or_default() += 1.0;
+        let mix = mixes[c.product];
+        let cat = catalog.get(c.phrase.as_str()).copied().unwrap_or_default();
+        let lambda: f64 = (1..=5)
+            .map(|r| {
+                let other_k = cat[r].saturating_sub(c.here[r]) as f64;
+                let other_n = n_cat[r].saturating_sub(mix[r]) as f64;
+                mix[r] as f64 * (other_k + 0.5) / (other_n + 1.0)
+            })
+            .sum();
+        let k: u64 = c.here.iter().sum();
+        let pv = poisson_upper(k, lambda);
+        if best.get(&c.product).is_none_or(|b| pv < b.0) {
+            best.insert(c.product, (pv, ci, lambda));
+        }
+    }
+    for (p, (pv, ci, lambda)) in best {
+        let c = &cands[ci];
+        let k: u64 = c.here.iter().sum();
+        let revs: Vec<u32> = d
+            .audited_of(p)
+            .filter(|&i| d.reviews[i as usize].text.is_some())
+            .collect();
+        let n = revs.len();
+        let (sub, rest): (Vec<u32>, Vec<u32>) = revs.iter().partition(|&&i| {
+            phrase_set(&tokens(d.reviews[i as usize].text.as_deref().unwrap_or("")))
+                .contains(&c.phrase)
+        });
+        let mut cand = Candidate::new(
             FAMILY,
             "phrase_repetition",
             Subject::Product(d.products[p].clone()),
-            pv,
-            Effect {
-                name: "observed / expected".into(),
-                value: k as f64 / lambda.max(1e-9),
-            },
+            (pv * tested.get(&p).copied().unwrap_or(1.0)).min(1.0),
+            Effect { name: "observed / expected".into(), value: k as f64 / lambda.max(1e-9) },
             format!(
-                "\"{ph}\" appears in {k} of {n} reviews of {}, where reviews with the same ratings elsewhere in the catalog predict {lambda:.1}.",
-                d.products[p]
+                "\"{}\" appears in {k} of {n} reviews of {}, where reviews with the same ratings elsewhere in the catalog predict {lambda:.1}.",
+                c.phrase, d.products[p]
             ),
         );
-        c.p_rating = rating_question(d, &sub, &rest);
-        c.reviews = sub;
-        c.review_strength = 0.5;
-        out.candidates.push(c);
+        cand.p_rating = rating_question(d, &sub, &rest);
+        cand.reviews = sub;
+        cand.review_strength = 0.5;
+        out.candidates.push(cand);
     }
 }
 
@@ -414,23 +422,23 @@ pub fn word_bin(n: usize) -> usize {
     }
 }
 
-fn word_counts(
-    d: &AuditData,
-    cfg: &AuditConfig,
-    toks: &[Option<Vec<String>>],
-    out: &mut FamilyOutput,
-) {
+fn word_counts(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
+    let bins: Vec<Option<usize>> = d
+        .reviews
+        .iter()
+        .map(|r| r.text.as_deref().map(|t| word_bin(tokens(t).len())))
+        .collect();
     let mut cat = [0u64; 6];
-    for (r, t) in d.reviews.iter().zip(toks) {
-        if let (true, Some(t)) = (r.audited, t) {
-            cat[word_bin(t.len())] += 1;
+    for (r, b) in d.reviews.iter().zip(&bins) {
+        if let (true, Some(b)) = (r.audited, b) {
+            cat[*b] += 1;
         }
     }
     for p in 0..d.products.len() {
         let mut obs = [0u64; 6];
         for i in d.audited_of(p) {
-            if let Some(t) = &toks[i as usize] {
-                obs[word_bin(t.len())] += 1;
+            if let Some(b) = bins[i as usize] {
+                obs[b] += 1;
             }
         }
         if obs.iter().sum::<u64>() < cfg.min_hourly_reviews as u64 {

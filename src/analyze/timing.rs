@@ -6,7 +6,7 @@ use crate::config::AuditConfig;
 use crate::findings::{Effect, Subject};
 
 use super::data::AuditData;
-use super::stats::{binomial_upper, chi_square_gof, entropy, ks_two_sample};
+use super::stats::{binomial_upper, chi_square_gof, entropy, ks_against_pool};
 use super::{
     loo_share, not_run, pct, rating_question, split_audited, Candidate, FamilyOutput, ReviewSignal,
 };
@@ -58,7 +58,7 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     }
     // Direct signals and catalog totals.
     let (mut k_all, mut n_all) = (0u64, 0u64);
-    let mut all_lags: Vec<(usize, f64)> = Vec::new();
+    let mut lags_by_product: Vec<Vec<f64>> = vec![Vec::new(); d.products.len()];
     for (i, r) in d.reviews.iter().enumerate() {
         let Some(l) = lag_secs(d, i as u32) else {
             continue;
@@ -67,7 +67,7 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             continue;
         }
         n_all += 1;
-        all_lags.push((r.product as usize, l as f64 / 86_400.0));
+        lags_by_product[r.product as usize].push(l as f64 / 86_400.0);
         if l < 0 {
             out.signals.push(ReviewSignal {
                 review: i as u32,
@@ -84,6 +84,8 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             k_all += 1;
         }
     }
+    let mut pooled: Vec<f64> = lags_by_product.iter().flatten().copied().collect();
+    pooled.sort_by(f64::total_cmp);
     for p in 0..d.products.len() {
         let linked: Vec<u32> = d
             .audited_of(p)
@@ -97,7 +99,8 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             .copied()
             .filter(|&i| lag_secs(d, i).is_some_and(|l| l < 0) || is_fast(d, cfg, i) == Some(true))
             .collect();
-        let rest: Vec<u32> = d.audited_of(p).filter(|i| !fast.contains(i)).collect();
+        let fast_set: std::collections::HashSet<u32> = fast.iter().copied().collect();
+        let rest: Vec<u32> = d.audited_of(p).filter(|i| !fast_set.contains(i)).collect();
         let k = fast.len() as u64;
         let n = linked.len() as u64;
         // Organic reviews almost never beat delivery: without enough other linked reviews to
@@ -127,20 +130,12 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         c.review_strength = 0.8;
         out.candidates.push(c);
         // Lag distribution vs the rest of the catalog.
-        let mine: Vec<f64> = all_lags
-            .iter()
-            .filter(|(q, _)| *q == p)
-            .map(|(_, l)| *l)
-            .collect();
-        let others: Vec<f64> = all_lags
-            .iter()
-            .filter(|(q, _)| *q != p)
-            .map(|(_, l)| *l)
-            .collect();
-        if mine.len() >= 10 {
-            if let Some((dstat, pv)) = ks_two_sample(&mine, &others) {
+        let mut mine: Vec<f64> = lags_by_product[p].clone();
+        if mine.len() >= 10 && pooled.len() > mine.len() + 10 {
+            mine.sort_by(f64::total_cmp);
+            if let Some((dstat, pv)) = ks_against_pool(&pooled, &mine) {
                 let med = super::stats::median(&mine).unwrap_or(0.0);
-                let cat = super::stats::median(&others).unwrap_or(0.0);
+                let cat = super::stats::median(&pooled).unwrap_or(0.0);
                 let mut c = Candidate::new(
                     FAMILY,
                     "lag_distribution",

@@ -13,6 +13,7 @@ use crate::analyze::analyze;
 use crate::analyze::data::AuditData;
 use crate::cli::AuditArgs;
 use crate::commands::load_options;
+use crate::commands::progress::Progress;
 use crate::config::AuditConfig;
 use crate::ingest::{self, file_stem};
 use crate::report::tables::{self, DataSummary, FindingsFile, Period, SCHEMA_VERSION};
@@ -130,12 +131,8 @@ pub fn run(a: AuditArgs) -> Result<()> {
         ))
         .into());
     }
-    let quiet = a.quiet;
-    let progress = move |msg: &str| {
-        if !quiet {
-            eprintln!("revaudit: {msg}");
-        }
-    };
+    let prog = Progress::new(a.quiet);
+    let progress = |msg: &str| prog.stage(msg);
     progress(&format!(
         "loading {} orders file(s), {} reviews file(s)",
         orders.len(),
@@ -201,7 +198,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
         Ok(())
     })?;
     let s = &file.summary;
-    progress(&format!(
+    prog.done(&format!(
         "{} products: {} fail, {} warn, {} pass, {} insufficient; {} findings; wrote {}",
         analysis.products.len(),
         s.product_verdicts.get("fail").unwrap_or(&0),

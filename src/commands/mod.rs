@@ -4,6 +4,7 @@ pub mod audit;
 pub mod eval;
 pub mod generate;
 pub mod inspect;
+pub mod progress;
 
 use anyhow::Result;
 

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): generate N reviews with matching order lines, audit them with the release
+# build, print wall time and peak RSS per stage and for the whole run.
+#   bench/run.sh 1m     # about 1M order lines + 1M reviews
+#   bench/run.sh 10m    # about 10M + 10M (needs ~10 GB of disk in $BENCH_DIR)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size=${1:-1m}
+case "$size" in
+  1m) scale=21 ;;
+  10m) scale=213 ;;
+  *) echo "usage: bench/run.sh 1m|10m" >&2; exit 2 ;;
+esac
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/revaudit-target}"
+export REVAUDIT_KEY_FILE="${REVAUDIT_KEY_FILE:-$(mktemp -d)/hash.key}"
+dir="${BENCH_DIR:-/tmp/revaudit-bench}/$size"
+cargo build --release --quiet
+bin="$CARGO_TARGET_DIR/release/revaudit"
+if [ ! -f "$dir/labels.json" ]; then
+  rm -rf "$dir"
+  echo "== generate ($size): 2000 products, 184 days, scale $scale, review rate 25"
+  /usr/bin/time -f "generate: %e s wall, %M KB peak RSS" \
+    "$bin" generate --out "$dir" --seed 1 --products 2000 --scale "$scale" --review-rate 25
+fi
+ls -la "$dir"
+echo "== audit ($size)"
+/usr/bin/time -f "audit total: %e s wall, %M KB peak RSS" \
+  "$bin" audit --force --orders "$dir/orders.tsv" --reviews "$dir/reviews_linked.csv" --out "$dir/report"
