@@ -89,6 +89,10 @@ pub struct AuditData {
     pub first_day: i64,
     /// Orders were given.
     pub has_orders: bool,
+    /// First day with an order (the order export's start).
+    pub first_order_day: Option<i64>,
+    /// Reviews per star rating (index 1–5), all reviews up to the end of the window.
+    pub rating_hist: [u64; 6],
     /// Some reviews are linked to orders.
     pub has_links: bool,
     /// Every review has a time of day.
@@ -310,8 +314,14 @@ impl AuditData {
                 orders_by_product[o.product as usize].push(i as u32);
             }
         }
+        let mut rating_hist = [0u64; 6];
+        for r in &reviews {
+            rating_hist[r.rating as usize] += 1;
+        }
         AuditData {
             has_orders: !orders.is_empty(),
+            first_order_day: orders.iter().map(|o| o.day).min(),
+            rating_hist,
             products: products.names,
             reviewers: reviewers.names,
             reviews,

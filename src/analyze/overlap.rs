@@ -91,48 +91,71 @@ pub fn lockstep_pairs(d: &AuditData, cfg: &AuditConfig) -> BTreeMap<(u32, u32), 
 type Node = (u8, u32);
 
 /// Greedy peeling (FRAUDAR) of a bipartite block; returns (members kept, products kept, density).
+/// A heap with lazy deletion keeps it O(E log V).
 pub fn densest_block(edges: &[(u32, u32, f64)]) -> (Vec<u32>, Vec<u32>, f64) {
-    // Node ids: reviewers as-is tagged 0, products tagged 1.
-    let mut nodes: BTreeMap<(u8, u32), f64> = BTreeMap::new();
-    let mut adj: BTreeMap<Node, Vec<(Node, f64)>> = BTreeMap::new();
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut index: BTreeMap<Node, usize> = BTreeMap::new();
+    for &(u, p, _) in edges {
+        for node in [(0u8, u), (1u8, p)] {
+            let n = index.len();
+            index.entry(node).or_insert(n);
+        }
+    }
+    let mut nodes = vec![(0u8, 0u32); index.len()];
+    for (k, &i) in &index {
+        nodes[i] = *k;
+    }
+    let mut weight = vec![0.0f64; nodes.len()];
+    let mut adj: Vec<Vec<(usize, f64)>> = vec![Vec::new(); nodes.len()];
     let mut total = 0.0;
     for &(u, p, w) in edges {
-        *nodes.entry((0, u)).or_default() += w;
-        *nodes.entry((1, p)).or_default() += w;
-        adj.entry((0, u)).or_default().push(((1, p), w));
-        adj.entry((1, p)).or_default().push(((0, u), w));
+        let (a, b) = (index[&(0, u)], index[&(1, p)]);
+        weight[a] += w;
+        weight[b] += w;
+        adj[a].push((b, w));
+        adj[b].push((a, w));
         total += w;
     }
-    let mut alive: BTreeSet<(u8, u32)> = nodes.keys().copied().collect();
-    let mut best = (total / alive.len().max(1) as f64, alive.clone());
-    while alive.len() > 2 {
-        // Remove the node of least weighted degree (ties: by id, for determinism).
-        let (&victim, _) = nodes
-            .iter()
-            .filter(|(k, _)| alive.contains(k))
-            .min_by(|a, b| {
-                a.1.partial_cmp(b.1)
-                    .unwrap_or(std::cmp::Ordering::Equal)
-                    .then(a.0.cmp(b.0))
-            })
-            .expect("alive is not empty");
-        alive.remove(&victim);
-        total -= nodes[&victim];
-        for (nb, w) in adj.get(&victim).cloned().unwrap_or_default() {
-            if alive.contains(&nb) {
-                if let Some(x) = nodes.get_mut(&nb) {
-                    *x -= w;
-                }
+    // Non-negative weights order like their bit patterns; ties go by node id (deterministic).
+    type Entry = (Reverse<(u64, Node)>, usize);
+    let key = |w: f64, i: usize| Reverse((w.max(0.0).to_bits(), nodes[i]));
+    let mut heap: BinaryHeap<Entry> = (0..nodes.len()).map(|i| (key(weight[i], i), i)).collect();
+    let mut alive = vec![true; nodes.len()];
+    let mut n_alive = nodes.len();
+    let mut removed: Vec<usize> = Vec::new();
+    let mut best = (total / n_alive.max(1) as f64, 0usize); // density, removals at the best point
+    while n_alive > 2 {
+        let Some((Reverse((bits, _)), v)) = heap.pop() else {
+            break;
+        };
+        if !alive[v] || bits != weight[v].max(0.0).to_bits() {
+            continue; // stale entry
+        }
+        alive[v] = false;
+        n_alive -= 1;
+        removed.push(v);
+        total -= weight[v];
+        for &(nb, w) in &adj[v] {
+            if alive[nb] {
+                weight[nb] -= w;
+                heap.push((key(weight[nb], nb), nb));
             }
         }
-        nodes.insert(victim, 0.0);
-        let g = total / alive.len() as f64;
+        let g = total / n_alive as f64;
         if g > best.0 + 1e-12 {
-            best = (g, alive.clone());
+            best = (g, removed.len());
         }
     }
-    let members = best.1.iter().filter(|k| k.0 == 0).map(|k| k.1).collect();
-    let products = best.1.iter().filter(|k| k.0 == 1).map(|k| k.1).collect();
+    let gone: BTreeSet<usize> = removed[..best.1].iter().copied().collect();
+    let keep: Vec<Node> = (0..nodes.len())
+        .filter(|i| !gone.contains(i))
+        .map(|i| nodes[i])
+        .collect();
+    let mut members: Vec<u32> = keep.iter().filter(|k| k.0 == 0).map(|k| k.1).collect();
+    let mut products: Vec<u32> = keep.iter().filter(|k| k.0 == 1).map(|k| k.1).collect();
+    members.sort_unstable();
+    products.sort_unstable();
     (members, products, best.0)
 }
 

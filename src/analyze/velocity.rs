@@ -96,7 +96,7 @@ pub fn series(d: &AuditData, p: usize, pmf: &[f64]) -> Series {
         }
     }
     let expected = if d.has_orders && orders.iter().sum::<u64>() > 0 {
-        let first_order = d.orders.iter().map(|o| o.day).min().unwrap_or(d.first_day) - d.first_day;
+        let first_order = d.first_order_day.unwrap_or(d.first_day) - d.first_day;
         let mut e = vec![0.0; len];
         for (day, slot) in e.iter_mut().enumerate() {
             let (mut acc, mut mass) = (0.0, 0.0);
@@ -357,14 +357,8 @@ fn burst_rating_question(d: &AuditData, inside: &[u32], outside: &[u32], modal: 
         .iter()
         .filter(|&&i| d.reviews[i as usize].rating == modal)
         .count() as u64;
-    let set: std::collections::HashSet<u32> = inside.iter().copied().collect();
-    let (mut kc, mut nc) = (0u64, 0u64);
-    for (i, r) in d.reviews.iter().enumerate() {
-        if !set.contains(&(i as u32)) {
-            nc += 1;
-            kc += (r.rating == modal) as u64;
-        }
-    }
+    let nc = d.reviews.len() as u64 - inside.len() as u64;
+    let kc = d.rating_hist[modal as usize].saturating_sub(k);
     // Too few reviews, or no dominant rating: nothing to compare.
     if nc == 0 || inside.len() < 5 || (k as f64) < 0.6 * inside.len() as f64 {
         return None;
