@@ -166,3 +166,27 @@ impl AuditConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_is_the_defaults() {
+        let text = include_str!("../notebooks-data/audit-config.toml");
+        let c: AuditConfig = toml::from_str(text).expect("example parses");
+        assert_eq!(c, AuditConfig::default());
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn typos_and_bad_ranges_are_errors() {
+        assert!(toml::from_str::<AuditConfig>("fdr_typo = 0.1").is_err());
+        let c: AuditConfig = toml::from_str("fdr = 2.0").unwrap();
+        assert!(c.validate().is_err());
+        let c: AuditConfig = toml::from_str("timezone = \"Mars/Olympus\"").unwrap();
+        assert!(c.validate().is_err());
+        let c: AuditConfig = toml::from_str("timezone = \"Asia/Tokyo\"\nfdr = 0.05").unwrap();
+        assert_eq!((c.fdr, c.min_reviews), (0.05, 8));
+    }
+}

@@ -4,10 +4,9 @@
 //!
 //! Owns: numbers only. Every function returns `None` rather than a guess when its input is too small.
 
-use statrs::distribution::{Binomial, ChiSquared, ContinuousCDF, DiscreteCDF, Poisson};
+use statrs::distribution::{Binomial, ChiSquared, ContinuousCDF, DiscreteCDF, Normal, Poisson};
 use statrs::stats_tests::ks_test::{ks_twosample, KSTwoSampleAlternativeMethod};
-use statrs::stats_tests::mannwhitneyu::{mannwhitneyu, MannWhitneyUMethod};
-use statrs::stats_tests::{Alternative, NaNPolicy};
+use statrs::stats_tests::NaNPolicy;
 
 /// Benjamini–Hochberg adjusted p-values (q-values), in input order.
 pub fn benjamini_hochberg(p: &[f64]) -> Vec<f64> {
@@ -60,24 +59,48 @@ pub fn binomial_upper(k: u64, n: u64, p: f64) -> f64 {
     }
 }
 
-/// Two-sided Mann–Whitney U p-value (normal approximation with tie correction via statrs).
-/// `None` when either side has fewer than 3 values or all values are equal.
+/// Two-sided Mann–Whitney U p-value: normal approximation with tie and continuity correction (as
+/// scipy's `method="asymptotic"`). `None` when either side has fewer than 3 values.
+///
+/// Our own O(n log n) implementation: statrs 0.19's `mannwhitneyu` checks comparability of every
+/// pair of values first, which is quadratic and stalls on a best seller's 50,000 ratings. A unit
+/// test pins it to statrs on small samples.
 pub fn mann_whitney(x: &[f64], y: &[f64]) -> Option<f64> {
-    if x.len() < 3 || y.len() < 3 {
+    let (n1, n2) = (x.len(), y.len());
+    if n1 < 3 || n2 < 3 {
         return None;
     }
-    let first = x[0];
-    if x.iter().chain(y.iter()).all(|v| *v == first) {
+    let mut all: Vec<(f64, bool)> = x
+        .iter()
+        .map(|v| (*v, true))
+        .chain(y.iter().map(|v| (*v, false)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n = all.len();
+    let (mut r1, mut ties) = (0.0f64, 0.0f64);
+    let mut i = 0;
+    while i < n {
+        let mut j = i;
+        while j + 1 < n && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        let t = (j - i + 1) as f64;
+        ties += t * t * t - t;
+        r1 += rank * all[i..=j].iter().filter(|v| v.1).count() as f64;
+        i = j + 1;
+    }
+    let (n1f, n2f, nf) = (n1 as f64, n2 as f64, n as f64);
+    let u1 = r1 - n1f * (n1f + 1.0) / 2.0;
+    let u = u1.max(n1f * n2f - u1);
+    let mu = n1f * n2f / 2.0;
+    let var = n1f * n2f / 12.0 * ((nf + 1.0) - ties / (nf * (nf - 1.0)));
+    if var <= 0.0 {
         return Some(1.0);
     }
-    mannwhitneyu(
-        x,
-        y,
-        MannWhitneyUMethod::AsymptoticInclContinuityCorrection,
-        Alternative::TwoSided,
-    )
-    .ok()
-    .map(|(_, p)| p.clamp(0.0, 1.0))
+    let z = (u - mu - 0.5) / var.sqrt();
+    let sf = Normal::new(0.0, 1.0).map(|d| d.sf(z)).unwrap_or(1.0);
+    Some((2.0 * sf).clamp(0.0, 1.0))
 }
 
 /// Two-sample Kolmogorov–Smirnov: (D, two-sided asymptotic p). `None` below 5 values a side.
@@ -325,6 +348,23 @@ mod tests {
         assert!(close(p, 0.012186, 1e-3), "{p}");
         assert_eq!(mann_whitney(&[5.0; 4], &[5.0; 4]), Some(1.0));
         assert_eq!(mann_whitney(&[1.0], &[2.0, 3.0, 4.0]), None);
+    }
+
+    #[test]
+    fn mann_whitney_matches_statrs_with_ties() {
+        use statrs::stats_tests::mannwhitneyu::{mannwhitneyu, MannWhitneyUMethod};
+        use statrs::stats_tests::Alternative;
+        let x = [5.0, 5.0, 4.0, 5.0, 3.0, 5.0, 5.0, 1.0];
+        let y = [4.0, 3.0, 5.0, 2.0, 4.0, 3.0, 1.0, 4.0, 5.0, 2.0];
+        let (_, want) = mannwhitneyu(
+            &x,
+            &y,
+            MannWhitneyUMethod::AsymptoticInclContinuityCorrection,
+            Alternative::TwoSided,
+        )
+        .unwrap();
+        let got = mann_whitney(&x, &y).unwrap();
+        assert!((got - want).abs() < 1e-12, "{got} vs statrs {want}");
     }
 
     #[test]

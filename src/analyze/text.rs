@@ -15,7 +15,8 @@ const FAMILY: &str = "text";
 const PERMS: usize = 64;
 const BANDS: usize = 16;
 const ROWS: usize = PERMS / BANDS;
-const BUCKET_CAP: usize = 500;
+/// How many earlier members of an LSH bucket each review is compared with.
+const COMPARE_BACK: usize = 8;
 
 /// Lower-case word tokens (letters and digits).
 pub fn tokens(text: &str) -> Vec<String> {
@@ -136,10 +137,12 @@ pub fn near_duplicates(
             if b.len() < 2 {
                 continue;
             }
-            // Big buckets: compare each member with a bounded number of earlier members.
+            // Each member is compared with at most COMPARE_BACK earlier members of the bucket:
+            // near-duplicates chain through union-find, so a cluster still joins up, and a bucket
+            // of thousands of copies costs linear work. Shingle sets are built once per bucket.
+            let sets: Vec<Vec<u64>> = b.iter().map(|&k| set_of(k)).collect();
             for x in 1..b.len() {
-                let lo = x.saturating_sub(if b.len() > BUCKET_CAP { 3 } else { x });
-                for y in lo..x {
+                for y in x.saturating_sub(COMPARE_BACK)..x {
                     let (i, j) = (b[x], b[y]);
                     if find(&mut parent, i) == find(&mut parent, j) {
                         continue;
@@ -147,7 +150,7 @@ pub fn near_duplicates(
                     if d.reviews[ids[i] as usize].reviewer == d.reviews[ids[j] as usize].reviewer {
                         continue;
                     }
-                    if jaccard(&set_of(i), &set_of(j)) >= cfg.near_duplicate_jaccard {
+                    if jaccard(&sets[x], &sets[y]) >= cfg.near_duplicate_jaccard {
                         let (ri, rj) = (find(&mut parent, i), find(&mut parent, j));
                         let (lo, hi) = if ri < rj { (ri, rj) } else { (rj, ri) };
                         parent[hi] = lo;
@@ -300,7 +303,7 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     // words in most of its reviews — is not substantive).
     let mut cands: Vec<PhraseCandidate> = Vec::new();
     let mut mixes: Vec<[u64; 6]> = vec![[0; 6]; d.products.len()];
-    for p in 0..d.products.len() {
+    for (p, mix) in mixes.iter_mut().enumerate() {
         let revs: Vec<u32> = d
             .audited_of(p)
             .filter(|&i| d.reviews[i as usize].text.is_some())
@@ -313,7 +316,7 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         let mut word_df: HashMap<String, u64> = HashMap::new();
         for &i in &revs {
             let r = &d.reviews[i as usize];
-            mixes[p][r.rating as usize] += 1;
+            mix[r.rating as usize] += 1;
             let t = tokens(r.text.as_deref().unwrap_or(""));
             for ph in phrase_set(&t) {
                 local.entry(ph).or_default()[r.rating as usize] += 1;

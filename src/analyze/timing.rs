@@ -86,7 +86,7 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     }
     let mut pooled: Vec<f64> = lags_by_product.iter().flatten().copied().collect();
     pooled.sort_by(f64::total_cmp);
-    for p in 0..d.products.len() {
+    for (p, product_lags) in lags_by_product.iter().enumerate() {
         let linked: Vec<u32> = d
             .audited_of(p)
             .filter(|&i| d.reviews[i as usize].order.is_some())
@@ -130,7 +130,7 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         c.review_strength = 0.8;
         out.candidates.push(c);
         // Lag distribution vs the rest of the catalog.
-        let mut mine: Vec<f64> = lags_by_product[p].clone();
+        let mut mine: Vec<f64> = product_lags.clone();
         if mine.len() >= 10 && pooled.len() > mine.len() + 10 {
             mine.sort_by(f64::total_cmp);
             if let Some((dstat, pv)) = ks_against_pool(&pooled, &mine) {
