@@ -84,33 +84,35 @@ fn minhash(set: &[u64]) -> [u64; PERMS] {
 }
 
 /// Near-duplicate clusters: review index → cluster id, for reviews whose cluster spans at least two
-/// reviewers. Returns (cluster of review, reviewers per cluster).
+/// reviewers. Returns (cluster of review, reviewers per cluster). `words` is each review's word
+/// count. Each eligible review keeps a 64-value MinHash signature of 16-bit values (128 bytes);
+/// Jaccard is estimated from signature agreement, so no text is re-read for candidate pairs.
 pub fn near_duplicates(
     d: &AuditData,
     cfg: &AuditConfig,
+    words: &[u32],
 ) -> (HashMap<u32, u32>, HashMap<u32, usize>) {
-    // Per eligible review only its LSH band keys are kept; shingle sets are recomputed from the
-    // text for the few candidate pairs, so memory stays O(reviews · BANDS).
     let mut ids: Vec<u32> = Vec::new();
-    let mut bands: Vec<[u64; BANDS]> = Vec::new();
+    let mut sigs: Vec<[u16; PERMS]> = Vec::new();
     for (i, r) in d.reviews.iter().enumerate() {
-        if let Some(t) = &r.text {
-            if tokens(t).len() >= cfg.near_duplicate_min_words {
-                let sig = minhash(&shingle_set(t));
-                let mut b = [0u64; BANDS];
-                for (band, slot) in b.iter_mut().enumerate() {
-                    let mut h = band as u64;
-                    for r in 0..ROWS {
-                        h = mix(h ^ sig[band * ROWS + r]);
-                    }
-                    *slot = h;
-                }
-                ids.push(i as u32);
-                bands.push(b);
+        if let (Some(t), true) = (&r.text, words[i] as usize >= cfg.near_duplicate_min_words) {
+            let full = minhash(&shingle_set(t));
+            let mut sig = [0u16; PERMS];
+            for (s, f) in sig.iter_mut().zip(full.iter()) {
+                *s = (*f >> 48) as u16;
             }
+            ids.push(i as u32);
+            sigs.push(sig);
         }
     }
-    let set_of = |k: usize| shingle_set(d.reviews[ids[k] as usize].text.as_deref().unwrap_or(""));
+    let estimate = |a: usize, b: usize| {
+        sigs[a]
+            .iter()
+            .zip(sigs[b].iter())
+            .filter(|(x, y)| x == y)
+            .count() as f64
+            / PERMS as f64
+    };
     let mut parent: Vec<usize> = (0..ids.len()).collect();
     fn find(p: &mut [usize], x: usize) -> usize {
         let mut r = x;
@@ -127,8 +129,12 @@ pub fn near_duplicates(
     }
     for band in 0..BANDS {
         let mut buckets: HashMap<u64, Vec<usize>> = HashMap::new();
-        for (k, b) in bands.iter().enumerate() {
-            buckets.entry(b[band]).or_default().push(k);
+        for (k, sig) in sigs.iter().enumerate() {
+            let mut h = band as u64;
+            for r in 0..ROWS {
+                h = mix(h ^ sig[band * ROWS + r] as u64);
+            }
+            buckets.entry(h).or_default().push(k);
         }
         let mut keys: Vec<u64> = buckets.keys().copied().collect();
         keys.sort_unstable();
@@ -139,8 +145,7 @@ pub fn near_duplicates(
             }
             // Each member is compared with at most COMPARE_BACK earlier members of the bucket:
             // near-duplicates chain through union-find, so a cluster still joins up, and a bucket
-            // of thousands of copies costs linear work. Shingle sets are built once per bucket.
-            let sets: Vec<Vec<u64>> = b.iter().map(|&k| set_of(k)).collect();
+            // of thousands of copies costs linear work.
             for x in 1..b.len() {
                 for y in x.saturating_sub(COMPARE_BACK)..x {
                     let (i, j) = (b[x], b[y]);
@@ -150,7 +155,7 @@ pub fn near_duplicates(
                     if d.reviews[ids[i] as usize].reviewer == d.reviews[ids[j] as usize].reviewer {
                         continue;
                     }
-                    if jaccard(&sets[x], &sets[y]) >= cfg.near_duplicate_jaccard {
+                    if estimate(i, j) >= cfg.near_duplicate_jaccard {
                         let (ri, rj) = (find(&mut parent, i), find(&mut parent, j));
                         let (lo, hi) = if ri < rj { (ri, rj) } else { (rj, ri) };
                         parent[hi] = lo;
@@ -222,20 +227,29 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         }
         return out;
     }
-    duplicates(d, cfg, &mut out);
+    // Word counts once; every test below reuses them.
+    let words: Vec<u32> = d
+        .reviews
+        .iter()
+        .map(|r| {
+            r.text
+                .as_deref()
+                .map(|t| tokens(t).len() as u32)
+                .unwrap_or(0)
+        })
+        .collect();
+    duplicates(d, cfg, &words, &mut out);
     phrases(d, cfg, &mut out);
-    word_counts(d, cfg, &mut out);
+    word_counts(d, cfg, &words, &mut out);
     incentives(d, cfg, &mut out);
     out
 }
 
-fn duplicates(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
-    let (cluster, reviewers) = near_duplicates(d, cfg);
+fn duplicates(d: &AuditData, cfg: &AuditConfig, words: &[u32], out: &mut FamilyOutput) {
+    let (cluster, reviewers) = near_duplicates(d, cfg, words);
     let eligible = |i: u32| {
-        d.reviews[i as usize]
-            .text
-            .as_deref()
-            .is_some_and(|t| tokens(t).len() >= cfg.near_duplicate_min_words)
+        d.reviews[i as usize].text.is_some()
+            && words[i as usize] as usize >= cfg.near_duplicate_min_words
     };
     for (&i, c) in &cluster {
         let n = reviewers.get(c).copied().unwrap_or(0);
@@ -425,11 +439,12 @@ pub fn word_bin(n: usize) -> usize {
     }
 }
 
-fn word_counts(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
+fn word_counts(d: &AuditData, cfg: &AuditConfig, words: &[u32], out: &mut FamilyOutput) {
     let bins: Vec<Option<usize>> = d
         .reviews
         .iter()
-        .map(|r| r.text.as_deref().map(|t| word_bin(tokens(t).len())))
+        .zip(words)
+        .map(|(r, w)| r.text.as_ref().map(|_| word_bin(*w as usize)))
         .collect();
     let mut cat = [0u64; 6];
     for (r, b) in d.reviews.iter().zip(&bins) {
