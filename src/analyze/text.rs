@@ -26,13 +26,43 @@ pub fn tokens(text: &str) -> Vec<String> {
         .collect()
 }
 
+const FNV_OFFSET: u64 = 0xcbf29ce484222325;
+const FNV_PRIME: u64 = 0x100000001b3;
+
 fn fnv(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
+    let mut h = FNV_OFFSET;
     for b in s.as_bytes() {
         h ^= *b as u64;
-        h = h.wrapping_mul(0x100000001b3);
+        h = h.wrapping_mul(FNV_PRIME);
     }
     h
+}
+
+/// FNV hashes of a text's lower-case words, in order — the same values as `fnv` of each of
+/// `tokens(text)`, without allocating a string per word.
+pub fn word_hashes(text: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    let (mut h, mut in_word) = (FNV_OFFSET, false);
+    let mut buf = [0u8; 4];
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            for lc in c.to_lowercase() {
+                for b in lc.encode_utf8(&mut buf).bytes() {
+                    h ^= b as u64;
+                    h = h.wrapping_mul(FNV_PRIME);
+                }
+            }
+            in_word = true;
+        } else if in_word {
+            out.push(h);
+            h = FNV_OFFSET;
+            in_word = false;
+        }
+    }
+    if in_word {
+        out.push(h);
+    }
+    out
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -43,8 +73,11 @@ fn mix(mut z: u64) -> u64 {
 
 /// Sorted, de-duplicated hashes of word 3-shingles.
 pub fn shingle_set(text: &str) -> Vec<u64> {
-    let t = tokens(text);
-    let mut v: Vec<u64> = t.windows(3).map(|w| fnv(&w.join(" "))).collect();
+    let w = word_hashes(text);
+    let mut v: Vec<u64> = w
+        .windows(3)
+        .map(|t| mix(t[0] ^ mix(t[1] ^ mix(t[2]))))
+        .collect();
     v.sort_unstable();
     v.dedup();
     v
@@ -234,7 +267,7 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         .map(|r| {
             r.text
                 .as_deref()
-                .map(|t| tokens(t).len() as u32)
+                .map(|t| word_hashes(t).len() as u32)
                 .unwrap_or(0)
         })
         .collect();
@@ -298,23 +331,43 @@ fn duplicates(d: &AuditData, cfg: &AuditConfig, words: &[u32], out: &mut FamilyO
     }
 }
 
-fn phrase_set(t: &[String]) -> BTreeSet<String> {
-    t.windows(3)
-        .filter(|w| w.iter().any(|x| !STOP.contains(&x.as_str())))
-        .map(|w| w.join(" "))
-        .collect()
+/// A phrase: the hashes of its three words.
+type Phrase = (u64, u64, u64);
+
+static STOP_HASHES: std::sync::LazyLock<std::collections::HashSet<u64>> =
+    std::sync::LazyLock::new(|| STOP.iter().map(|w| fnv(w)).collect());
+
+/// The substantive 3-word phrases of a text (not all stop words), sorted and de-duplicated.
+fn phrase_set(words: &[u64]) -> Vec<Phrase> {
+    let mut v: Vec<Phrase> = words
+        .windows(3)
+        .filter(|w| w.iter().any(|x| !STOP_HASHES.contains(x)))
+        .map(|w| (w[0], w[1], w[2]))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
-/// A product's candidate phrase: text, count per star rating.
+/// The text of a phrase, recovered from a review that contains it.
+fn phrase_text(text: &str, ph: Phrase) -> Option<String> {
+    let t = tokens(text);
+    t.windows(3)
+        .find(|w| (fnv(&w[0]), fnv(&w[1]), fnv(&w[2])) == ph)
+        .map(|w| w.join(" "))
+}
+
+/// A product's candidate phrase: its word hashes and count per star rating.
 struct PhraseCandidate {
     product: usize,
-    phrase: String,
+    phrase: Phrase,
     here: [u64; 6],
 }
 
 fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     // Pass 1, per product: phrases repeated by enough of its reviews (the product's own name —
-    // words in most of its reviews — is not substantive).
+    // words in most of its reviews — is not substantive). Words and phrases are hashes, so this
+    // allocates per review, not per word.
     let mut cands: Vec<PhraseCandidate> = Vec::new();
     let mut mixes: Vec<[u64; 6]> = vec![[0; 6]; d.products.len()];
     for (p, mix) in mixes.iter_mut().enumerate() {
@@ -326,29 +379,32 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         if n < cfg.min_reviews as u64 {
             continue;
         }
-        let mut local: BTreeMap<String, [u64; 6]> = BTreeMap::new();
-        let mut word_df: HashMap<String, u64> = HashMap::new();
+        let mut local: BTreeMap<Phrase, [u64; 6]> = BTreeMap::new();
+        let mut word_df: HashMap<u64, u64> = HashMap::new();
         for &i in &revs {
             let r = &d.reviews[i as usize];
             mix[r.rating as usize] += 1;
-            let t = tokens(r.text.as_deref().unwrap_or(""));
-            for ph in phrase_set(&t) {
+            let mut w = word_hashes(r.text.as_deref().unwrap_or(""));
+            for ph in phrase_set(&w) {
                 local.entry(ph).or_default()[r.rating as usize] += 1;
             }
-            for w in t.into_iter().collect::<BTreeSet<String>>() {
-                *word_df.entry(w).or_default() += 1;
+            w.sort_unstable();
+            w.dedup();
+            for x in w {
+                *word_df.entry(x).or_default() += 1;
             }
         }
-        let name_like = |ph: &str| {
-            ph.split(' ').any(|w| {
-                !STOP.contains(&w) && word_df.get(w).copied().unwrap_or(0) as f64 > 0.5 * n as f64
+        let name_like = |ph: Phrase| {
+            [ph.0, ph.1, ph.2].iter().any(|w| {
+                !STOP_HASHES.contains(w)
+                    && word_df.get(w).copied().unwrap_or(0) as f64 > 0.5 * n as f64
             })
         };
         for (phrase, here) in local {
             let k: u64 = here.iter().sum();
             if k >= cfg.phrase_min_reviews as u64
                 && k as f64 >= cfg.phrase_min_share * n as f64
-                && !name_like(&phrase)
+                && !name_like(phrase)
             {
                 cands.push(PhraseCandidate {
                     product: p,
@@ -363,16 +419,14 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     }
     // Pass 2: the catalog's use of the candidate phrases per star rating (only those phrases are
     // counted, so memory does not grow with the vocabulary).
-    let mut catalog: HashMap<&str, [u64; 6]> = cands
-        .iter()
-        .map(|c| (c.phrase.as_str(), [0u64; 6]))
-        .collect();
+    let mut catalog: HashMap<Phrase, [u64; 6]> =
+        cands.iter().map(|c| (c.phrase, [0u64; 6])).collect();
     let mut n_cat = [0u64; 6];
     for r in d.reviews.iter().filter(|r| r.audited) {
         let Some(t) = &r.text else { continue };
         n_cat[r.rating as usize] += 1;
-        for ph in phrase_set(&tokens(t)) {
-            if let Some(c) = catalog.get_mut(ph.as_str()) {
+        for ph in phrase_set(&word_hashes(t)) {
+            if let Some(c) = catalog.get_mut(&ph) {
                 c[r.rating as usize] += 1;
             }
         }
@@ -383,7 +437,7 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     for (ci, c) in cands.iter().enumerate() {
         *tested.entry(c.product).or_default() += 1.0;
         let mix = mixes[c.product];
-        let cat = catalog.get(c.phrase.as_str()).copied().unwrap_or_default();
+        let cat = catalog.get(&c.phrase).copied().unwrap_or_default();
         let lambda: f64 = (1..=5)
             .map(|r| {
                 let other_k = cat[r].saturating_sub(c.here[r]) as f64;
@@ -405,10 +459,16 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             .filter(|&i| d.reviews[i as usize].text.is_some())
             .collect();
         let n = revs.len();
+        let text_of = |i: u32| d.reviews[i as usize].text.as_deref().unwrap_or("");
         let (sub, rest): (Vec<u32>, Vec<u32>) = revs.iter().partition(|&&i| {
-            phrase_set(&tokens(d.reviews[i as usize].text.as_deref().unwrap_or("")))
-                .contains(&c.phrase)
+            phrase_set(&word_hashes(text_of(i)))
+                .binary_search(&c.phrase)
+                .is_ok()
         });
+        let shown = sub
+            .first()
+            .and_then(|&i| phrase_text(text_of(i), c.phrase))
+            .unwrap_or_default();
         let mut cand = Candidate::new(
             FAMILY,
             "phrase_repetition",
@@ -416,8 +476,8 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             (pv * tested.get(&p).copied().unwrap_or(1.0)).min(1.0),
             Effect { name: "observed / expected".into(), value: k as f64 / lambda.max(1e-9) },
             format!(
-                "\"{}\" appears in {k} of {n} reviews of {}, where reviews with the same ratings elsewhere in the catalog predict {lambda:.1}.",
-                c.phrase, d.products[p]
+                "\"{shown}\" appears in {k} of {n} reviews of {}, where reviews with the same ratings elsewhere in the catalog predict {lambda:.1}.",
+                d.products[p]
             ),
         );
         cand.p_rating = rating_question(d, &sub, &rest);
@@ -543,6 +603,17 @@ mod tests {
         assert_eq!(a.len(), 3);
         assert!((jaccard(&a, &b) - 0.5).abs() < 1e-12);
         assert_eq!(jaccard(&a, &a), 1.0);
+    }
+
+    #[test]
+    fn word_hashes_match_tokens() {
+        let t = "Ça marche: GREAT value, 10/10!";
+        let want: Vec<u64> = tokens(t).iter().map(|w| fnv(w)).collect();
+        assert_eq!(word_hashes(t), want);
+        assert_eq!(tokens(t), ["ça", "marche", "great", "value", "10", "10"]);
+        let w = word_hashes("the quick brown fox");
+        let ph = phrase_set(&w);
+        assert_eq!(phrase_text("The quick brown fox", ph[0]).is_some(), true);
     }
 
     #[test]
