@@ -86,9 +86,6 @@ pub struct AuditArgs {
     /// TOML file overriding AuditConfig thresholds.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Last month's report folder, for the month-over-month comparison.
-    #[arg(long, value_name = "DIR")]
-    pub previous: Option<PathBuf>,
     /// Replace an existing report folder.
     #[arg(long)]
     pub force: bool,
