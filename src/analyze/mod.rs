@@ -478,6 +478,29 @@ pub fn split_audited(
     d.audited_of(p).partition(|&i| pred(&d.reviews[i as usize]))
 }
 
+/// A share test's candidate: `k` of product `p`'s `n` units have a trait where the rest of the
+/// catalog has share `p0`; p is the binomial upper tail and the effect the ratio of shares.
+pub fn share_candidate(
+    family: &'static str,
+    test: &'static str,
+    d: &AuditData,
+    p: usize,
+    (k, n, p0): (u64, u64, f64),
+    sentence: String,
+) -> Candidate {
+    Candidate::new(
+        family,
+        test,
+        Subject::Product(d.products[p].clone()),
+        stats::binomial_upper(k, n, p0),
+        Effect {
+            name: "share / catalog share".into(),
+            value: (k as f64 / n.max(1) as f64) / p0,
+        },
+        sentence,
+    )
+}
+
 /// Leave-one-out catalog share with add-one smoothing: (K − k + 1) / (N − n + 2).
 pub fn loo_share(k_total: u64, n_total: u64, k: u64, n: u64) -> f64 {
     (k_total.saturating_sub(k) as f64 + 1.0) / (n_total.saturating_sub(n) as f64 + 2.0)

@@ -9,7 +9,7 @@ use crate::findings::{Effect, Subject, Verdict};
 
 use super::data::{day_str, AuditData};
 use super::stats::{benjamini_hochberg, binomial_upper, poisson_upper};
-use super::{loo_share, not_run, pct, rating_question, Candidate, FamilyOutput};
+use super::{loo_share, not_run, pct, rating_question, share_candidate, Candidate, FamilyOutput};
 
 const FAMILY: &str = "orders";
 
@@ -64,15 +64,12 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         }
         let k = mine.iter().filter(|o| o.free).count() as u64;
         let p0 = loo_share(k_all, n_all, k, n).max(0.002);
-        let mut c = Candidate::new(
+        let mut c = share_candidate(
             FAMILY,
             "free_orders",
-            Subject::Product(d.products[p].clone()),
-            binomial_upper(k, n, p0),
-            Effect {
-                name: "share / catalog share".into(),
-                value: (k as f64 / n as f64) / p0,
-            },
+            d,
+            p,
+            (k, n, p0),
             format!(
                 "{k} of {n} shipped orders of {} were free or fully discounted (catalog: {}).",
                 d.products[p],

@@ -13,10 +13,11 @@ use crate::config::AuditConfig;
 use crate::findings::{Effect, Subject, Verdict, Window};
 
 use super::data::{day_str, AuditData};
-use super::stats::{benjamini_hochberg, binomial_upper, fisher_combine, poisson_upper};
+use super::stats::{benjamini_hochberg, fisher_combine, poisson_upper};
 use super::text::{jaccard, shingle_set};
 use super::{
-    loo_share, not_run, pct, ratings, Candidate, FamilyOutput, GroupInfo, ProductPair, ReviewSignal,
+    loo_share, not_run, pct, ratings, share_candidate, Candidate, FamilyOutput, GroupInfo,
+    ProductPair, ReviewSignal,
 };
 
 const FAMILY: &str = "overlap";
@@ -523,12 +524,12 @@ fn product_overlap(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             continue;
         }
         let p0 = loo_share(k_all, n_all, k, n);
-        let mut c = Candidate::new(
+        let mut c = share_candidate(
             FAMILY,
             "shared_reviewers",
-            Subject::Product(d.products[p].clone()),
-            binomial_upper(k, n, p0),
-            Effect { name: "share / catalog share".into(), value: (k as f64 / n as f64) / p0 },
+            d,
+            p,
+            (k, n, p0),
             format!(
                 "{k} of {n} reviewers of {} also reviewed other products of this catalog ({} vs {}).",
                 d.products[p],

@@ -6,11 +6,10 @@
 use std::collections::BTreeMap;
 
 use crate::config::AuditConfig;
-use crate::findings::{Effect, Subject, Verdict};
+use crate::findings::Verdict;
 
 use super::data::AuditData;
-use super::stats::binomial_upper;
-use super::{loo_share, pct, rating_question, Candidate, FamilyOutput};
+use super::{loo_share, pct, rating_question, share_candidate, FamilyOutput};
 
 const FAMILY: &str = "reviewers";
 
@@ -123,15 +122,12 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
             }
             let k = sub.len() as u64;
             let p0 = loo_share(k_all, n_all, k, n);
-            let mut c = Candidate::new(
+            let mut c = share_candidate(
                 FAMILY,
                 test,
-                Subject::Product(d.products[p].clone()),
-                binomial_upper(k, n, p0),
-                Effect {
-                    name: "share / catalog share".into(),
-                    value: (k as f64 / n as f64) / p0,
-                },
+                d,
+                p,
+                (k, n, p0),
                 format!(
                     "{k} of {n} reviews of {} {what} ({} vs {} in the catalog).",
                     d.products[p],

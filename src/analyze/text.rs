@@ -9,7 +9,10 @@ use crate::findings::{Effect, Subject, Verdict};
 
 use super::data::AuditData;
 use super::stats::{binomial_upper, chi_square_gof, poisson_upper};
-use super::{loo_share, not_run, pct, rating_question, Candidate, FamilyOutput, ReviewSignal};
+use super::{
+    loo_share, not_run, pct, rating_question, share_candidate, Candidate, FamilyOutput,
+    ReviewSignal,
+};
 
 const FAMILY: &str = "text";
 const PERMS: usize = 64;
@@ -310,12 +313,12 @@ fn duplicates(d: &AuditData, cfg: &AuditConfig, words: &[u32], out: &mut FamilyO
         }
         let k = dup.len() as u64;
         let p0 = loo_share(k_all, n_all, k, n).max(0.002);
-        let mut c = Candidate::new(
+        let mut c = share_candidate(
             FAMILY,
             "near_duplicates",
-            Subject::Product(d.products[p].clone()),
-            binomial_upper(k, n, p0),
-            Effect { name: "share / catalog share".into(), value: (k as f64 / n as f64) / p0 },
+            d,
+            p,
+            (k, n, p0),
             format!(
                 "{k} of {n} reviews of {} nearly repeat another account's text (Jaccard ≥ {:.1} on word triples; catalog: {}).",
                 d.products[p],

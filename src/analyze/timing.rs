@@ -8,7 +8,8 @@ use crate::findings::{Effect, Subject};
 use super::data::AuditData;
 use super::stats::{binomial_upper, chi_square_gof, entropy, ks_against_pool};
 use super::{
-    loo_share, not_run, pct, rating_question, split_audited, Candidate, FamilyOutput, ReviewSignal,
+    loo_share, not_run, pct, rating_question, share_candidate, split_audited, Candidate,
+    FamilyOutput, ReviewSignal,
 };
 
 const FAMILY: &str = "timing";
@@ -188,15 +189,12 @@ fn unverified(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         } else {
             "unverified"
         };
-        let mut c = Candidate::new(
+        let mut c = share_candidate(
             FAMILY,
             "unverified_share",
-            Subject::Product(d.products[p].clone()),
-            binomial_upper(k, n, p0),
-            Effect {
-                name: "share / catalog share".into(),
-                value: (k as f64 / n as f64) / p0,
-            },
+            d,
+            p,
+            (k, n, p0),
             format!(
                 "{k} of {n} reviews of {} are {what} ({} vs {} in the catalog).",
                 d.products[p],
@@ -274,12 +272,12 @@ fn hours(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         let k = night.len() as u64;
         let n = mine.len() as u64;
         let p0 = loo_share(k_all, n_all, k, n);
-        let mut c = Candidate::new(
+        let mut c = share_candidate(
             FAMILY,
             "night_share",
-            Subject::Product(d.products[p].clone()),
-            binomial_upper(k, n, p0),
-            Effect { name: "night share / catalog share".into(), value: (k as f64 / n as f64) / p0 },
+            d,
+            p,
+            (k, n, p0),
             format!(
                 "{k} of {n} reviews of {} were posted between {:02}:00 and {:02}:00 local time ({} vs {} in the catalog).",
                 d.products[p],
