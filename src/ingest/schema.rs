@@ -1,10 +1,7 @@
-//! The canonical schema: one order line and one review, whatever export they came from, and the
-//! Polars frames built from them for the analysis.
+//! The canonical schema: one order line and one review, whatever export they came from.
 //!
 //! Owns: the contract between ingest and analyze. Personal fields never reach these types raw: the
 //! loader stores keyed hashes (`privacy::Hasher`).
-
-use polars::prelude::*;
 
 use super::timestamp::TimeResolution;
 
@@ -108,116 +105,4 @@ pub struct Review {
     pub line: u64,
     /// Index into the dataset's orders of the order this review was linked to.
     pub linked_order: Option<u32>,
-}
-
-/// Time zone every instant column carries.
-fn utc() -> Option<TimeZone> {
-    Some(TimeZone::UTC)
-}
-
-fn instant_column(name: &str, secs: Vec<Option<i64>>) -> PolarsResult<Column> {
-    let ms: Vec<Option<i64>> = secs.into_iter().map(|s| s.map(|v| v * 1000)).collect();
-    Column::new(name.into(), ms).cast(&DataType::Datetime(TimeUnit::Milliseconds, utc()))
-}
-
-/// Reviews as a Polars frame (one row per review; instants as UTC datetimes).
-pub fn reviews_frame(reviews: &[Review]) -> PolarsResult<DataFrame> {
-    let n = reviews.len();
-    let col_str = |f: &dyn Fn(&Review) -> Option<&str>| -> Vec<Option<&str>> {
-        reviews.iter().map(f).collect()
-    };
-    let columns = vec![
-        Column::new("review_id".into(), col_str(&|r| Some(r.review_id.as_str()))),
-        Column::new(
-            "product_id".into(),
-            col_str(&|r| Some(r.product_id.as_str())),
-        ),
-        Column::new(
-            "reviewer_id".into(),
-            col_str(&|r| Some(r.reviewer_id.as_str())),
-        ),
-        Column::new(
-            "rating".into(),
-            reviews.iter().map(|r| r.rating as u32).collect::<Vec<_>>(),
-        ),
-        instant_column(
-            "created_at",
-            reviews.iter().map(|r| Some(r.created_at)).collect(),
-        )?,
-        Column::new(
-            "day_resolution".into(),
-            reviews
-                .iter()
-                .map(|r| r.resolution == TimeResolution::Day)
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "verified".into(),
-            reviews.iter().map(|r| r.verified).collect::<Vec<_>>(),
-        ),
-        Column::new("order_id".into(), col_str(&|r| r.order_id.as_deref())),
-        Column::new(
-            "linked_order".into(),
-            reviews.iter().map(|r| r.linked_order).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "has_text".into(),
-            reviews.iter().map(|r| r.text.is_some()).collect::<Vec<_>>(),
-        ),
-    ];
-    debug_assert!(columns.iter().all(|c| c.len() == n));
-    DataFrame::new(n, columns)
-}
-
-/// Order lines as a Polars frame.
-pub fn orders_frame(orders: &[OrderLine]) -> PolarsResult<DataFrame> {
-    let n = orders.len();
-    let columns = vec![
-        Column::new(
-            "order_id".into(),
-            orders
-                .iter()
-                .map(|o| o.order_id.as_str())
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "product_id".into(),
-            orders
-                .iter()
-                .map(|o| o.product_id.as_str())
-                .collect::<Vec<_>>(),
-        ),
-        instant_column(
-            "purchased_at",
-            orders.iter().map(|o| Some(o.purchased_at)).collect(),
-        )?,
-        instant_column("shipped_at", orders.iter().map(|o| o.shipped_at).collect())?,
-        Column::new(
-            "quantity".into(),
-            orders.iter().map(|o| o.quantity).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "item_price".into(),
-            orders.iter().map(|o| o.item_price).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "shipped".into(),
-            orders.iter().map(|o| o.is_shipped()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "buyer_key".into(),
-            orders
-                .iter()
-                .map(|o| o.buyer_key.as_deref())
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "postal_key".into(),
-            orders
-                .iter()
-                .map(|o| o.postal_key.as_deref())
-                .collect::<Vec<_>>(),
-        ),
-    ];
-    DataFrame::new(n, columns)
 }
