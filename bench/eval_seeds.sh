@@ -11,8 +11,19 @@ work=$(mktemp -d)
 seeds=("$@"); [ ${#seeds[@]} -gt 0 ] || seeds=(1 2 3 4 5)
 row() { # seed variant report labels
   "$bin" eval --json --labels "$4" --report "$3" | python3 -c '
-import json,sys; m=json.load(sys.stdin); s,v=sys.argv[1],sys.argv[2]
-print(f"| {s} ({v}) | {m[\"review_roc_auc\"]:.3f} | {m[\"review_average_precision\"]:.3f} | {m[\"attacked_recall_fail\"]*100:.0f}% | {m[\"attacked_recall_warn_or_fail\"]*100:.0f}% | {m[\"clean_fail_rate\"]*100:.1f}% | {m[\"promotion_verdict\"]} |")' "$1" "$2"
+import json, sys
+m = json.load(sys.stdin)
+s, v = sys.argv[1], sys.argv[2]
+cells = [
+    "%s (%s)" % (s, v),
+    "%.3f" % m["review_roc_auc"],
+    "%.3f" % m["review_average_precision"],
+    "%.0f%%" % (m["attacked_recall_fail"] * 100),
+    "%.0f%%" % (m["attacked_recall_warn_or_fail"] * 100),
+    "%.1f%%" % (m["clean_fail_rate"] * 100),
+    m["promotion_verdict"],
+]
+print("| " + " | ".join(cells) + " |")' "$1" "$2"
 }
 for s in "${seeds[@]}"; do
   g="$work/g$s"
