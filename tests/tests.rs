@@ -1149,3 +1149,91 @@ fn csv_outputs_neutralise_formulas() {
         assert!(line.contains(",'@P1,") && line.contains(",'+U"), "{line}");
     }
 }
+
+// ---------------------------------------------------------------- report
+
+#[test]
+fn html_report_is_self_contained_and_inert() {
+    let w = Work::new();
+    let mut text = String::from("review_id,product_id,reviewer_id,rating,created_at,text\n");
+    let evil = [
+        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(2)>",
+        "<a href=\"javascript:alert(3)\">click</a>",
+        "</td></tr></table><h1>broken",
+    ];
+    for i in 0..60 {
+        text.push_str(&format!(
+            "r{i},../../etc/passwd,u{i},5,2024-03-{:02}T10:00:00Z,\"{}\"\n",
+            i % 28 + 1,
+            evil[i % 4].replace('"', "\"\"")
+        ));
+    }
+    // A burst so the product is flagged and gets a section with its reviews' text.
+    for i in 0..30 {
+        text.push_str(&format!(
+            "b{i},../../etc/passwd,burst{i},5,2024-04-02T1{}:00:00Z,\"{}\"\n",
+            i % 10,
+            evil[i % 4].replace('"', "\"\"")
+        ));
+    }
+    for i in 0..80 {
+        text.push_str(&format!(
+            "o{i},OTHER,v{i},{},2024-03-{:02}T12:00:00Z,fine\n",
+            1 + i % 5,
+            i % 28 + 1
+        ));
+    }
+    let p = w.write("evil.csv", text.as_bytes());
+    let rep = w.path("rep");
+    audit(&w, &rep, &["--reviews", p.to_str().unwrap()]);
+    let html = std::fs::read_to_string(rep.join("index.html")).unwrap();
+    let lower = html.to_lowercase();
+    assert!(!lower.contains("<script"), "no script element");
+    assert!(
+        lower.contains("&lt;img src=x onerror=alert(2)&gt;"),
+        "review text shown, escaped"
+    );
+    assert!(
+        !lower.contains("<img src=x"),
+        "no live image from review text"
+    );
+    assert!(!lower.contains("href=\"javascript"), "no javascript: link");
+    assert!(!lower.contains("<h1>broken"), "broken markup stays text");
+    assert!(lower.contains("content-security-policy") && lower.contains("default-src 'none'"));
+    for (i, _) in lower.match_indices("<img") {
+        assert!(
+            lower[i..].starts_with("<img alt=\"daily reviews"),
+            "only our charts are images"
+        );
+    }
+    for (i, _) in lower.match_indices(" src=\"") {
+        assert!(
+            lower[i + 6..].starts_with("data:image/png;base64,"),
+            "images are inline"
+        );
+    }
+    assert!(
+        !lower.contains("<link") && !lower.contains("@import") && !lower.contains("url("),
+        "nothing loads from elsewhere"
+    );
+    // Chart files exist, are PNGs, and their names are safe.
+    let charts: Vec<PathBuf> = std::fs::read_dir(rep.join("charts"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!charts.is_empty());
+    for c in &charts {
+        let name = c.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with("daily-") && name.ends_with(".png"),
+            "{name}"
+        );
+        assert!(
+            name.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)),
+            "{name}"
+        );
+        assert!(std::fs::read(c).unwrap().starts_with(b"\x89PNG"));
+    }
+}

@@ -194,7 +194,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
     let load_json = serde_json::to_string_pretty(&ds.report)?;
     write_atomically(&out, a.force, |tmp| {
         std::fs::write(tmp.join("load_report.json"), format!("{load_json}\n"))?;
-        tables::write(tmp, &file, &analysis)?;
+        crate::report::write_all(tmp, &file, &analysis, &data)?;
         Ok(())
     })?;
     let s = &file.summary;

@@ -1,0 +1,311 @@
+//! `index.html`: one self-contained, script-free page (CSS inline, charts as base64 PNG, a
+//! Content-Security-Policy that forbids every network request). Review text, product and reviewer
+//! ids are written by strangers: everything from the data goes through `escape`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::analyze::data::AuditData;
+use crate::analyze::Analysis;
+use crate::findings::{Subject, Verdict};
+
+use super::tables::FindingsFile;
+
+/// Escape text for HTML element content and double-quoted attributes.
+pub fn escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c if c.is_control() && c != '\n' && c != '\t' => o.push('\u{FFFD}'),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1d2330;background:#f6f7f9}\
+main{max-width:1100px;margin:0 auto;padding:16px 24px 64px}header{background:#1d2330;color:#fff;padding:18px 24px}\
+header h1{margin:0;font-size:22px}header p{margin:4px 0 0;color:#c9ced8}nav{background:#fff;border:1px solid #dde1e7;padding:10px 16px;margin:16px 0}\
+nav a{margin-right:14px}section{background:#fff;border:1px solid #dde1e7;padding:12px 20px;margin:18px 0}\
+h2{font-size:19px;border-bottom:1px solid #e4e7ec;padding-bottom:6px}h3{font-size:16px;margin-top:26px}\
+table{border-collapse:collapse;width:100%;margin:8px 0;font-size:13px}th,td{border-bottom:1px solid #e8eaee;padding:4px 6px;text-align:left;vertical-align:top}\
+th{background:#f0f2f5}td.num{text-align:right;font-variant-numeric:tabular-nums}\
+.v{display:inline-block;padding:1px 7px;border-radius:3px;font-weight:600;font-size:12px}.fail{background:#ca0020;color:#fff}\
+.warn{background:#f4a582;color:#3b1d10}.pass{background:#92c5de;color:#0b2a3a}.insufficient{background:#d5d8dd;color:#333}\
+img{max-width:100%;height:auto;border:1px solid #e4e7ec}.ids{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}\
+.text{white-space:pre-wrap;font-size:13px;background:#f8f9fb;padding:4px 6px}.muted{color:#667085}";
+
+fn badge(v: Verdict) -> String {
+    format!("<span class=\"v {0}\">{0}</span>", v.as_str())
+}
+
+/// Render the page. `charts` maps product id → (file name, base64 PNG).
+pub fn render(
+    f: &FindingsFile,
+    a: &Analysis,
+    d: &AuditData,
+    charts: &BTreeMap<String, (String, String)>,
+) -> String {
+    let mut h = String::with_capacity(1 << 20);
+    let title = format!(
+        "revaudit report — {} ({}..{})",
+        f.period.label, f.period.from, f.period.to
+    );
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>{CSS}</style></head><body>\n\
+<header><h1>{}</h1><p>generated {} by revaudit {}</p></header><main>\n",
+        escape(&title),
+        escape(&title),
+        escape(&f.generated_at),
+        escape(f.revaudit_version)
+    );
+    // Products at risk, riskiest first.
+    let mut risky: Vec<&crate::findings::ProductScore> = a
+        .products
+        .iter()
+        .filter(|p| matches!(p.verdict, Verdict::Warn | Verdict::Fail))
+        .collect();
+    risky.sort_by(|x, y| {
+        y.verdict
+            .cmp(&x.verdict)
+            .then(
+                y.score
+                    .partial_cmp(&x.score)
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            )
+            .then(x.product_id.cmp(&y.product_id))
+    });
+    let anchor = |id: &str| format!("p-{}", super::charts::safe_name(id));
+    h.push_str("<nav><strong>Contents</strong>: <a href=\"#summary\">Summary</a><a href=\"#products\">Products at risk</a>\
+<a href=\"#groups\">Reviewer groups</a><a href=\"#catalog\">All products</a><a href=\"#quality\">Data quality</a><a href=\"#methodology\">Methodology</a></nav>\n");
+    // Summary.
+    let s = &f.summary;
+    let _ = write!(h, "<section id=\"summary\"><h2>Summary</h2><p>{} reviews audited from {} to {} ({} products, {} reviewers); {} order lines loaded; {:.1}% of reviews linked to an order.</p>",
+        f.data.reviews_audited, escape(&f.period.from), escape(&f.period.to), f.data.products, f.data.reviewers, f.data.load.order_lines, f.data.link_rate * 100.0);
+    h.push_str("<table><tr><th>verdict</th><th>products</th></tr>");
+    for v in ["fail", "warn", "pass", "insufficient"] {
+        let _ = write!(
+            h,
+            "<tr><td><span class=\"v {v}\">{v}</span></td><td class=\"num\">{}</td></tr>",
+            s.product_verdicts.get(v).unwrap_or(&0)
+        );
+    }
+    let _ = write!(h, "</table><p>Mean rating of the audited reviews: <strong>{:.2}</strong>; after down-weighting suspicious reviews: <strong>{:.2}</strong>.</p>", s.original_rating, s.adjusted_rating);
+    if !risky.is_empty() {
+        h.push_str("<h3>Top risks</h3><table><tr><th>product</th><th>verdict</th><th>score</th><th>reviews</th><th>rating → adjusted</th><th>why</th></tr>");
+        for p in risky.iter().take(10) {
+            let _ = write!(h, "<tr><td><a href=\"#{}\">{}</a></td><td>{}</td><td class=\"num\">{:.2}</td><td class=\"num\">{}</td><td class=\"num\">{:.2} → {:.2}</td><td>{}</td></tr>",
+                anchor(&p.product_id), escape(&p.product_id), badge(p.verdict), p.score, p.n_reviews, p.original_rating, p.adjusted_rating, escape(&p.reasons.replace(';', ", ")));
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</section>\n");
+    // Per product.
+    let mut by_product: BTreeMap<&str, Vec<&crate::findings::Finding>> = BTreeMap::new();
+    for x in f.findings {
+        if let Subject::Product(p) = &x.subject {
+            by_product.entry(p.as_str()).or_default().push(x);
+        }
+    }
+    let review_text: BTreeMap<&str, (Option<&str>, u8, i64)> = d
+        .reviews
+        .iter()
+        .map(|r| (r.id.as_str(), (r.text.as_deref(), r.rating, r.t)))
+        .collect();
+    h.push_str("<section id=\"products\"><h2>Products at risk</h2>");
+    if risky.is_empty() {
+        h.push_str("<p>No product warned or failed.</p>");
+    }
+    for p in &risky {
+        let _ = write!(h, "<h3 id=\"{}\">{} {}</h3><p>score {:.2} · {} reviews · {} shipped orders · rating {:.2} → adjusted {:.2}</p>",
+            anchor(&p.product_id), badge(p.verdict), escape(&p.product_id), p.score, p.n_reviews, p.n_orders, p.original_rating, p.adjusted_rating);
+        if let Some((file, b64)) = charts.get(&p.product_id) {
+            let _ = write!(h, "<img alt=\"Daily reviews by star rating and shipped orders of {}\" title=\"charts/{}\" src=\"data:image/png;base64,{b64}\">", escape(&p.product_id), escape(file));
+        }
+        h.push_str("<table><tr><th>verdict</th><th>test</th><th>finding</th><th>p</th><th>q</th><th>effect</th><th>evidence</th></tr>");
+        for x in by_product
+            .get(p.product_id.as_str())
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+        {
+            let ids: Vec<String> = x
+                .evidence
+                .review_ids
+                .iter()
+                .take(12)
+                .map(|s| escape(s))
+                .collect();
+            let more = x.evidence.review_ids.len().saturating_sub(12);
+            let days = match (x.evidence.days.first(), x.evidence.days.last()) {
+                (Some(a), Some(b)) if a != b => format!("{}..{}", escape(a), escape(b)),
+                (Some(a), _) => escape(a),
+                _ => String::new(),
+            };
+            let _ = write!(h, "<tr><td>{}</td><td>{}<br><span class=\"muted\">{}</span></td><td>{}</td><td class=\"num\">{:.2e}</td><td class=\"num\">{:.2e}</td><td class=\"num\">{} {:.3}</td><td><span class=\"ids\">{}{}</span><br><span class=\"muted\">{}</span></td></tr>",
+                badge(x.verdict), escape(&x.test), escape(&x.family), escape(&x.sentence), x.p, x.q, escape(&x.effect.name), x.effect.value,
+                ids.join(" "), if more > 0 { format!(" … and {more} more") } else { String::new() }, days);
+        }
+        h.push_str("</table>");
+        // The most suspicious reviews of the product, with their text (escaped).
+        let mut revs: Vec<&crate::findings::ReviewScore> = a
+            .reviews
+            .iter()
+            .filter(|r| r.product_id == p.product_id)
+            .collect();
+        revs.sort_by(|x, y| {
+            y.score
+                .partial_cmp(&x.score)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(x.review_id.cmp(&y.review_id))
+        });
+        h.push_str("<details><summary>Most suspicious reviews</summary><table><tr><th>review</th><th>posted</th><th>stars</th><th>score</th><th>reasons</th><th>text</th></tr>");
+        for r in revs.iter().take(8) {
+            let text = review_text
+                .get(r.review_id.as_str())
+                .and_then(|t| t.0)
+                .unwrap_or("");
+            let short: String = text.chars().take(400).collect();
+            let _ = write!(h, "<tr><td class=\"ids\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.2}</td><td>{}</td><td><div class=\"text\">{}</div></td></tr>",
+                escape(&r.review_id), escape(&r.created_at), r.rating, r.score, escape(&r.reasons.replace(';', ", ")), escape(&short));
+        }
+        h.push_str("</table></details>");
+    }
+    h.push_str("</section>\n");
+    // Groups.
+    h.push_str("<section id=\"groups\"><h2>Reviewer groups</h2>");
+    if f.groups.is_empty() {
+        h.push_str("<p>No group of accounts reviewed the same products in lockstep.</p>");
+    } else {
+        h.push_str("<table><tr><th>group</th><th>verdict</th><th>accounts</th><th>products</th><th>window</th><th>rating deviation</th><th>text similarity</th><th>q</th></tr>");
+        for g in f.groups {
+            let prods: Vec<String> = g
+                .products
+                .iter()
+                .map(|p| format!("<a href=\"#{}\">{}</a>", anchor(p), escape(p)))
+                .collect();
+            let _ = write!(h, "<tr><td>{}</td><td>{}</td><td class=\"ids\">{}</td><td>{}</td><td>{}..{}</td><td class=\"num\">{:+.2}</td><td class=\"num\">{}</td><td class=\"num\">{:.2e}</td></tr>",
+                escape(&g.id), badge(g.verdict), g.members.iter().map(|m| escape(m)).collect::<Vec<_>>().join(" "), prods.join(", "), escape(&g.window.from), escape(&g.window.to), g.rating_deviation,
+                g.text_similarity.map(|t| format!("{t:.2}")).unwrap_or_else(|| "–".into()), g.q);
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</section>\n");
+    // All products (risk order, no JavaScript needed).
+    let mut all: Vec<&crate::findings::ProductScore> = a.products.iter().collect();
+    all.sort_by(|x, y| {
+        y.verdict
+            .cmp(&x.verdict)
+            .then(
+                y.score
+                    .partial_cmp(&x.score)
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            )
+            .then(x.product_id.cmp(&y.product_id))
+    });
+    h.push_str("<section id=\"catalog\"><h2>All products, riskiest first</h2><table><tr><th>product</th><th>verdict</th><th>score</th><th>reviews</th><th>orders</th><th>rating</th><th>adjusted</th></tr>");
+    for p in all {
+        let name = if matches!(p.verdict, Verdict::Warn | Verdict::Fail) {
+            format!(
+                "<a href=\"#{}\">{}</a>",
+                anchor(&p.product_id),
+                escape(&p.product_id)
+            )
+        } else {
+            escape(&p.product_id)
+        };
+        let _ = write!(h, "<tr><td>{name}</td><td>{}</td><td class=\"num\">{:.2}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.2}</td><td class=\"num\">{:.2}</td></tr>",
+            badge(p.verdict), p.score, p.n_reviews, p.n_orders, p.original_rating, p.adjusted_rating);
+    }
+    h.push_str("</table></section>\n");
+    // Data quality.
+    h.push_str("<section id=\"quality\"><h2>Data quality</h2><table><tr><th>file</th><th>format</th><th>encoding</th><th>rows</th><th>rejected</th><th>dates</th><th>time</th></tr>");
+    for file in &f.data.load.files {
+        let _ = write!(h, "<tr><td class=\"ids\">{}</td><td>{} ({})</td><td>{}{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}..{}</td><td>{}</td></tr>",
+            escape(&file.path), escape(&file.format), file.kind.as_str(), escape(&file.encoding), if file.gzip { ", gzip" } else { "" }, file.rows, file.rejected,
+            escape(file.first.as_deref().unwrap_or("")), escape(file.last.as_deref().unwrap_or("")),
+            file.time_resolution.map(|t| format!("{t:?}").to_lowercase()).unwrap_or_default());
+    }
+    h.push_str("</table>");
+    for file in f
+        .data
+        .load
+        .files
+        .iter()
+        .filter(|x| !x.rejected_rows.is_empty())
+    {
+        let _ = write!(h, "<h3>Rejected rows of {}</h3><table><tr><th>line</th><th>column</th><th>problem</th><th>value</th></tr>", escape(&file.path));
+        for e in &file.rejected_rows {
+            let _ = write!(
+                h,
+                "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"ids\">{}</td></tr>",
+                e.line,
+                escape(&e.column),
+                escape(&e.problem),
+                escape(&e.value)
+            );
+        }
+        h.push_str("</table>");
+    }
+    let _ = write!(h, "<p>Reviews linked to orders: {:.1}%. Review time resolution: {}. Local time for hour-of-day tests: {}. Order→review lag model: {}.</p>",
+        f.data.link_rate * 100.0, escape(&f.data.review_time_resolution), escape(&f.data.local_time), escape(&f.data.lag_model));
+    if !f.tests_not_run.is_empty() {
+        h.push_str("<h3>Tests that could not run</h3><table><tr><th>family</th><th>test</th><th>why</th></tr>");
+        for t in f.tests_not_run {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&t.family),
+                escape(&t.test),
+                escape(&t.reason)
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</section>\n");
+    // Methodology.
+    h.push_str("<section id=\"methodology\"><h2>Methodology</h2><p>Every test asks two questions of a subset of reviews: (a) is it larger than expected against a baseline (Benjamini–Hochberg within each family), and (b) does its rating differ from the rest? Both → FAIL, one → WARN, neither → PASS; too few reviews → INSUFFICIENT. Expected reviews follow shipped orders, so a burst after an order surge is not a finding. Three families answering (a) for one product corroborate each other and FAIL it.</p>\
+<table><tr><th>test</th><th>family</th><th>subjects tested</th><th>warn</th><th>fail</th></tr>");
+    for (name, t) in f.tests {
+        let _ = write!(h, "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>", escape(name), escape(&t.family), t.tested, t.warn, t.fail);
+    }
+    h.push_str("</table><h3>Thresholds used</h3><table>");
+    if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(f.config) {
+        for (k, v) in m {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td class=\"ids\">{}</td></tr>",
+                escape(&k),
+                escape(&v.to_string())
+            );
+        }
+    }
+    h.push_str("</table><p class=\"muted\">Methods: ReviewMeta subset tests; SpEagle (Rayana &amp; Akoglu 2015) behavioural features and prior; BIRDNEST inter-arrival buckets; CopyCatch lockstep; FRAUDAR greedy peeling; GSRank group indicators (Mukherjee et al. 2012); Ye, Kumar &amp; Akoglu (2016) temporal multi-signal; He et al. (PNAS 2022) product overlap.</p></section>\n");
+    let _ = writeln!(h, "<p class=\"muted\">Personal data (emails, names, phones, addresses, IPs, postal codes) appears only as keyed hashes. Report generated {}.</p></main></body></html>", escape(&f.generated_at));
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(
+            escape("<script>alert('x')</script>"),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"
+        );
+        assert_eq!(
+            escape("<img src=x onerror=\"y\">"),
+            "&lt;img src=x onerror=&quot;y&quot;&gt;"
+        );
+        assert_eq!(escape("a & b"), "a &amp; b");
+    }
+}
