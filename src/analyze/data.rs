@@ -168,7 +168,8 @@ pub fn infer_offset_hours(utc_hours: &[u64; 24]) -> i64 {
 
 impl AuditData {
     /// Build the analysis view. `from_day..=to_day` is the audited window (None = everything).
-    pub fn build(ds: &Dataset, cfg: &AuditConfig, window: Option<(i64, i64)>) -> AuditData {
+    /// Review titles and texts are moved out of `ds` (not copied): the analysis view owns them.
+    pub fn build(ds: &mut Dataset, cfg: &AuditConfig, window: Option<(i64, i64)>) -> AuditData {
         let mut products = Interner::new();
         let mut reviewers = Interner::new();
         let mut keys = Interner::new();
@@ -269,12 +270,12 @@ impl AuditData {
         };
         let (from_day, to_day) = window.unwrap_or((first_day, last_day));
         let mut reviews = Vec::with_capacity(ds.reviews.len());
-        for r in &ds.reviews {
+        for r in ds.reviews.iter_mut() {
             let day = day_of(r.created_at);
-            let text = match (&r.title, &r.text) {
+            let text = match (r.title.take(), r.text.take()) {
                 (None, None) => None,
-                (Some(a), None) => Some(a.clone()),
-                (None, Some(b)) => Some(b.clone()),
+                (Some(a), None) => Some(a),
+                (None, Some(b)) => Some(b),
                 (Some(a), Some(b)) => Some(format!("{a}. {b}")),
             };
             reviews.push(Rev {

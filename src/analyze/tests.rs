@@ -85,7 +85,7 @@ impl B {
         self.ds.orders.sort_by_key(|o| o.purchased_at);
         self.ds.reviews.sort_by_key(|r| r.created_at);
         link_reviews(&mut self.ds);
-        let d = AuditData::build(&self.ds, cfg, None);
+        let d = AuditData::build(&mut self.ds, cfg, None);
         (analyze(&d, cfg, &|_| {}), d)
     }
 }
@@ -459,7 +459,7 @@ fn the_audited_window_limits_scores_but_keeps_the_baseline() {
     b.ds.orders.sort_by_key(|o| o.purchased_at);
     b.ds.reviews.sort_by_key(|r| r.created_at);
     let from = T0 / DAY + 90;
-    let d = AuditData::build(&b.ds, &cfg, Some((from, from + 29)));
+    let d = AuditData::build(&mut b.ds, &cfg, Some((from, from + 29)));
     let a = analyze(&d, &cfg, &|_| {});
     assert!(
         a.reviews

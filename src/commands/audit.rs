@@ -138,7 +138,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
         orders.len(),
         reviews.len()
     ));
-    let ds = ingest::load_dataset(&orders, &reviews, &opts)?;
+    let mut ds = ingest::load_dataset(&orders, &reviews, &opts)?;
     progress(&format!(
         "loaded {} order lines, {} reviews (link rate {:.1}%)",
         ds.report.order_lines,
@@ -146,7 +146,10 @@ pub fn run(a: AuditArgs) -> Result<()> {
         ds.report.link_rate * 100.0
     ));
     let window = win.map(|(f, t)| (f.max(i64::MIN / 4), t.min(i64::MAX / 4)));
-    let data = AuditData::build(&ds, &cfg, window);
+    let data = AuditData::build(&mut ds, &cfg, window);
+    // The canonical records are no longer needed: free them before the analysis.
+    let load_report = std::mem::take(&mut ds.report);
+    drop(ds);
     let n_audited = data.reviews.iter().filter(|r| r.audited).count();
     if n_audited == 0 {
         return Err(UsageError(format!(
@@ -169,12 +172,12 @@ pub fn run(a: AuditArgs) -> Result<()> {
         },
         config: &cfg,
         data: DataSummary {
-            load: ds.report.clone(),
+            load: load_report.clone(),
             reviews_audited: n_audited,
             products: analysis.products.len(),
             reviewers: analysis.reviewers.len(),
             orders_available: data.has_orders,
-            link_rate: crate::analyze::round_sig(ds.report.link_rate),
+            link_rate: crate::analyze::round_sig(load_report.link_rate),
             review_time_resolution: if data.second_resolution {
                 "second".into()
             } else {
@@ -191,7 +194,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
         product_pairs: &analysis.product_pairs,
     };
     progress("writing the report");
-    let load_json = serde_json::to_string_pretty(&ds.report)?;
+    let load_json = serde_json::to_string_pretty(&load_report)?;
     write_atomically(&out, a.force, |tmp| {
         std::fs::write(tmp.join("load_report.json"), format!("{load_json}\n"))?;
         crate::report::write_all(tmp, &file, &analysis, &data)?;

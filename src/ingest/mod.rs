@@ -216,6 +216,27 @@ pub struct Dataset {
     pub report: LoadReport,
 }
 
+/// Canonical field → source column indices (first non-empty wins). A handful of fields, looked up
+/// for every cell of every row: a linear scan over short names beats hashing them.
+#[derive(Debug, Default)]
+pub struct FieldIndex(Vec<(String, Vec<usize>)>);
+
+impl FieldIndex {
+    /// Columns of a field.
+    pub fn get(&self, field: &str) -> Option<&Vec<usize>> {
+        self.0.iter().find(|(f, _)| f == field).map(|(_, c)| c)
+    }
+    fn push(&mut self, field: &str, col: usize) {
+        match self.0.iter_mut().find(|(f, _)| f == field) {
+            Some((_, c)) => c.push(col),
+            None => self.0.push((field.to_string(), vec![col])),
+        }
+    }
+    fn contains_key(&self, field: &str) -> bool {
+        self.get(field).is_some()
+    }
+}
+
 /// Access to one record's cells by canonical field.
 trait Record {
     fn get(&self, field: &str) -> Option<&str>;
@@ -223,7 +244,7 @@ trait Record {
 
 struct DelimRecord<'a> {
     cells: Vec<&'a str>,
-    index: &'a HashMap<String, Vec<usize>>,
+    index: &'a FieldIndex,
     filled: &'a HashMap<String, String>,
 }
 
@@ -379,6 +400,12 @@ impl Ctx<'_> {
     }
 
     fn number(&self, field: &str, v: &str) -> Result<f64, RowError> {
+        // The common case, a plain number, allocates nothing.
+        if let Ok(x) = v.parse::<f64>() {
+            if x.is_finite() {
+                return Ok(x);
+            }
+        }
         let cleaned: String = v
             .chars()
             .filter(|c| !matches!(c, '$' | '€' | '£' | '¥' | ' '))
@@ -765,13 +792,13 @@ fn resolve_columns(
     spec: &FormatSpec,
     header: &[String],
     header_norm: &[String],
-) -> (HashMap<String, Vec<usize>>, HashMap<String, String>) {
-    let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+) -> (FieldIndex, HashMap<String, String>) {
+    let mut index = FieldIndex::default();
     let mut names = HashMap::new();
     for (field, aliases) in &spec.fields {
         for a in aliases {
             if let Some(i) = header_norm.iter().position(|h| h == a) {
-                index.entry(field.clone()).or_default().push(i);
+                index.push(field, i);
                 names
                     .entry(field.clone())
                     .or_insert_with(|| header[i].trim().to_string());
@@ -1274,20 +1301,36 @@ pub fn load_dataset(
 ) -> Result<Dataset, IngestError> {
     let mut ds = Dataset::default();
     let mut source = 0u32;
-    let mut seen_orders: HashMap<(String, String), usize> = HashMap::new();
-    let mut seen_reviews: HashMap<String, usize> = HashMap::new();
-    let mut seen_content: HashSet<(String, String, i64)> = HashSet::new();
+    // De-duplication keys are 64-bit hashes of the identifying fields (no string copies per row);
+    // a hash match is confirmed against the stored record before anything is dropped.
+    let mut seen_orders: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut seen_reviews: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut seen_content: HashMap<u64, Vec<usize>> = HashMap::new();
+    let order_item = |o: &OrderLine| -> (String, String) {
+        match &o.order_item_id {
+            Some(id) => (id.clone(), String::new()),
+            None => (o.product_id.clone(), o.sku.clone().unwrap_or_default()),
+        }
+    };
+    let order_key = |o: &OrderLine| {
+        let (a, b) = order_item(o);
+        hash_of(&[o.order_id.as_str(), a.as_str(), b.as_str()], 0)
+    };
     for (paths, kind) in [(orders, Kind::Orders), (reviews, Kind::Reviews)] {
         for p in paths {
             let load = load_file(p, source, Some(kind), opts)?;
             check_bad_rows(&load, opts.on_bad_rows)?;
             source += 1;
             for o in load.orders {
-                let item = o.order_item_id.clone().unwrap_or_else(|| {
-                    format!("{}|{}", o.product_id, o.sku.as_deref().unwrap_or(""))
+                let key = order_key(&o);
+                let same = seen_orders.get(&key).and_then(|v| {
+                    v.iter().copied().find(|&i| {
+                        ds.orders[i].order_id == o.order_id
+                            && order_item(&ds.orders[i]) == order_item(&o)
+                    })
                 });
-                match seen_orders.get(&(o.order_id.clone(), item.clone())) {
-                    Some(&i) => {
+                match same {
+                    Some(i) => {
                         ds.report.duplicate_order_lines += 1;
                         let prev = &ds.orders[i];
                         if prev.quantity != o.quantity
@@ -1298,14 +1341,18 @@ pub fn load_dataset(
                         }
                     }
                     None => {
-                        seen_orders.insert((o.order_id.clone(), item), ds.orders.len());
+                        seen_orders.entry(key).or_default().push(ds.orders.len());
                         ds.orders.push(o);
                     }
                 }
             }
             for r in load.reviews {
-                let content = (r.product_id.clone(), r.reviewer_id.clone(), r.created_at);
-                if let Some(&i) = seen_reviews.get(&r.review_id) {
+                let id_key = hash_of(&[r.review_id.as_str()], 0);
+                if let Some(i) = seen_reviews.get(&id_key).and_then(|v| {
+                    v.iter()
+                        .copied()
+                        .find(|&i| ds.reviews[i].review_id == r.review_id)
+                }) {
                     ds.report.duplicate_reviews += 1;
                     let prev = &ds.reviews[i];
                     if prev.rating != r.rating
@@ -1318,27 +1365,56 @@ pub fn load_dataset(
                     continue;
                 }
                 // Sources without ids: the same review in two overlapping downloads.
-                if r.review_id.contains('#') && seen_content.contains(&content) {
+                let content_key = hash_of(
+                    &[r.product_id.as_str(), r.reviewer_id.as_str()],
+                    r.created_at,
+                );
+                let same_content = || {
+                    seen_content.get(&content_key).is_some_and(|v| {
+                        v.iter().any(|&i| {
+                            let q = &ds.reviews[i];
+                            q.product_id == r.product_id
+                                && q.reviewer_id == r.reviewer_id
+                                && q.created_at == r.created_at
+                        })
+                    })
+                };
+                if r.review_id.contains('#') && same_content() {
                     ds.report.duplicate_reviews += 1;
                     continue;
                 }
-                seen_content.insert(content);
-                seen_reviews.insert(r.review_id.clone(), ds.reviews.len());
+                seen_content
+                    .entry(content_key)
+                    .or_default()
+                    .push(ds.reviews.len());
+                seen_reviews
+                    .entry(id_key)
+                    .or_default()
+                    .push(ds.reviews.len());
                 ds.reviews.push(r);
             }
             ds.report.files.push(load.report);
         }
     }
-    // Deterministic order regardless of file order quirks: by time, then id.
-    ds.orders.sort_by(|a, b| {
-        (a.purchased_at, &a.order_id, &a.product_id).cmp(&(
-            b.purchased_at,
-            &b.order_id,
-            &b.product_id,
+    drop((seen_orders, seen_reviews, seen_content));
+    // Deterministic order regardless of file order quirks: by time, then id. Sorting a permutation
+    // and moving each record once is much cheaper than sorting the large records themselves.
+    let mut perm: Vec<usize> = (0..ds.orders.len()).collect();
+    perm.sort_by(|&a, &b| {
+        let (x, y) = (&ds.orders[a], &ds.orders[b]);
+        (x.purchased_at, &x.order_id, &x.product_id).cmp(&(
+            y.purchased_at,
+            &y.order_id,
+            &y.product_id,
         ))
     });
-    ds.reviews
-        .sort_by(|a, b| (a.created_at, &a.review_id).cmp(&(b.created_at, &b.review_id)));
+    ds.orders = apply_permutation(std::mem::take(&mut ds.orders), &perm);
+    let mut perm: Vec<usize> = (0..ds.reviews.len()).collect();
+    perm.sort_by(|&a, &b| {
+        let (x, y) = (&ds.reviews[a], &ds.reviews[b]);
+        (x.created_at, &x.review_id).cmp(&(y.created_at, &y.review_id))
+    });
+    ds.reviews = apply_permutation(std::mem::take(&mut ds.reviews), &perm);
     link_reviews(&mut ds);
     ds.report.order_lines = ds.orders.len() as u64;
     ds.report.reviews = ds.reviews.len() as u64;
@@ -1352,6 +1428,24 @@ pub fn load_dataset(
         TimeResolution::Second
     });
     Ok(ds)
+}
+
+/// A 64-bit hash of some strings and a number (de-duplication keys; always confirmed by comparing
+/// the records themselves).
+fn hash_of(parts: &[&str], n: i64) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for p in parts {
+        p.hash(&mut h);
+    }
+    n.hash(&mut h);
+    h.finish()
+}
+
+/// Reorder `v` so that element k of the result is `v[perm[k]]`, moving each element once.
+fn apply_permutation<T>(v: Vec<T>, perm: &[usize]) -> Vec<T> {
+    let mut slots: Vec<Option<T>> = v.into_iter().map(Some).collect();
+    perm.iter().filter_map(|&i| slots[i].take()).collect()
 }
 
 /// Link each review to an order: by order id where the review carries one, else by buyer key +
