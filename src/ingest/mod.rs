@@ -895,7 +895,7 @@ pub fn load_file(
     let (index, names) = resolve_columns(&spec, &header, &header_norm);
     if let Some(miss) = required_fields(spec.kind)
         .iter()
-        .find(|f| !index.contains_key(**f))
+        .find(|f| !index.contains_key(f))
     {
         return Err(file_err(format!(
             "missing required column for {miss} (format {})",
@@ -1059,7 +1059,7 @@ fn load_jsonl(
     let (index, names) = resolve_columns(&spec, &keys, &keys_norm);
     if let Some(miss) = required_fields(spec.kind)
         .iter()
-        .find(|f| !index.contains_key(**f))
+        .find(|f| !index.contains_key(f))
     {
         return Err(IngestError::File {
             path: path.to_path_buf(),
@@ -1167,7 +1167,7 @@ fn load_rows(
     let (index, names) = resolve_columns(&spec, &header, &header_norm);
     if let Some(miss) = required_fields(spec.kind)
         .iter()
-        .find(|f| !index.contains_key(**f))
+        .find(|f| !index.contains_key(f))
     {
         return Err(IngestError::File {
             path: path.to_path_buf(),
