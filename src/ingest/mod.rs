@@ -984,7 +984,7 @@ pub fn load_file(
                 filled.clear();
                 for f in FILL {
                     if let Some(v) = index
-                        .get(*f)
+                        .get(f)
                         .and_then(|c| cells.get(c[0]))
                         .map(|s| s.trim())
                         .filter(|s| !s.is_empty())
