@@ -48,7 +48,11 @@ pub fn word_hashes(text: &str) -> Vec<u64> {
     let (mut h, mut in_word) = (FNV_OFFSET, false);
     let mut buf = [0u8; 4];
     for c in text.chars() {
-        if c.is_alphanumeric() {
+        if c.is_ascii_alphanumeric() {
+            h ^= c.to_ascii_lowercase() as u64;
+            h = h.wrapping_mul(FNV_PRIME);
+            in_word = true;
+        } else if c.is_alphanumeric() {
             for lc in c.to_lowercase() {
                 for b in lc.encode_utf8(&mut buf).bytes() {
                     h ^= b as u64;
@@ -106,11 +110,22 @@ pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
     inter as f64 / (a.len() + b.len() - inter) as f64
 }
 
+/// The 64 hash functions of the MinHash: h_k(x) = a_k·x + b_k (mod 2^64) on the already mixed
+/// shingle hash, with odd a_k — one multiply-add per function and shingle.
+static PERM_COEFFS: std::sync::LazyLock<[(u64, u64); PERMS]> = std::sync::LazyLock::new(|| {
+    let mut c = [(0u64, 0u64); PERMS];
+    for (k, slot) in c.iter_mut().enumerate() {
+        *slot = (mix(2 * k as u64 + 1) | 1, mix(2 * k as u64 + 2));
+    }
+    c
+});
+
 fn minhash(set: &[u64]) -> [u64; PERMS] {
+    let coeffs = &*PERM_COEFFS;
     let mut sig = [u64::MAX; PERMS];
     for &s in set {
-        for (k, slot) in sig.iter_mut().enumerate() {
-            let h = mix(s ^ mix(k as u64 + 1));
+        for (slot, (a, b)) in sig.iter_mut().zip(coeffs.iter()) {
+            let h = s.wrapping_mul(*a).wrapping_add(*b);
             if h < *slot {
                 *slot = h;
             }
