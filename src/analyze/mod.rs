@@ -265,7 +265,7 @@ pub fn analyze(d: &AuditData, cfg: &AuditConfig, progress: &dyn Fn(&str)) -> Ana
     findings.sort_by(|a, b| {
         b.verdict
             .cmp(&a.verdict)
-            .then(a.q.partial_cmp(&b.q).unwrap_or(std::cmp::Ordering::Equal))
+            .then(a.q.total_cmp(&b.q))
             .then(a.id.cmp(&b.id))
     });
     not_run.sort_by(|a, b| (&a.family, &a.test).cmp(&(&b.family, &b.test)));

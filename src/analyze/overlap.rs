@@ -263,11 +263,7 @@ fn groups(
         });
     }
     // Order groups by evidence for stable ids.
-    raws.sort_by(|a, b| {
-        a.p.partial_cmp(&b.p)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.members.cmp(&b.members))
-    });
+    raws.sort_by(|a, b| a.p.total_cmp(&b.p).then(a.members.cmp(&b.members)));
     let qs = benjamini_hochberg(&raws.iter().map(|r| r.p).collect::<Vec<_>>());
     for (n, (g, q)) in raws.into_iter().zip(qs).enumerate() {
         let id = format!("G{}", n + 1);

@@ -101,7 +101,8 @@ pub fn score(
     let mut out_reviews = Vec::new();
     for (i, r) in d.reviews.iter().enumerate() {
         let keep: f64 = strengths[i].values().map(|s| 1.0 - s).product();
-        let score = 1.0 - keep * (1.0 - cfg.prior_weight * pri[i]);
+        let prior_i = if pri[i].is_finite() { pri[i] } else { 0.0 };
+        let score = 1.0 - keep * (1.0 - cfg.prior_weight * prior_i);
         review_scores[i] = score;
         if !r.audited {
             continue;
@@ -111,7 +112,7 @@ pub fn score(
             .filter(|(_, s)| **s > 0.0)
             .map(|(k, _)| *k)
             .collect();
-        if reasons.is_empty() && pri[i] >= 0.8 {
+        if reasons.is_empty() && prior_i >= 0.8 {
             reasons.push("behaviour_prior");
         }
         out_reviews.push(ReviewScore {

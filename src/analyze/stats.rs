@@ -15,11 +15,7 @@ pub fn benjamini_hochberg(p: &[f64]) -> Vec<f64> {
         return Vec::new();
     }
     let mut idx: Vec<usize> = (0..m).collect();
-    idx.sort_by(|&a, &b| {
-        p[a].partial_cmp(&p[b])
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.cmp(&b))
-    });
+    idx.sort_by(|&a, &b| p[a].total_cmp(&p[b]).then(a.cmp(&b)));
     let mut q = vec![1.0; m];
     let mut running = 1.0f64;
     for (rank, &i) in idx.iter().enumerate().rev() {
@@ -217,7 +213,7 @@ pub fn median(v: &[f64]) -> Option<f64> {
         return None;
     }
     let mut s = v.to_vec();
-    s.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    s.sort_by(|a, b| a.total_cmp(b));
     let m = s.len() / 2;
     Some(if s.len().is_multiple_of(2) {
         (s[m - 1] + s[m]) / 2.0
@@ -272,7 +268,7 @@ pub fn ecdf_upper_tail(v: &[f64]) -> Vec<f64> {
         return Vec::new();
     }
     let mut sorted = v.to_vec();
-    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    sorted.sort_by(|a, b| a.total_cmp(b));
     v.iter()
         .map(|x| {
             let below = sorted.partition_point(|y| y < x);

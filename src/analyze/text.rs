@@ -179,21 +179,31 @@ pub fn near_duplicates(
         r
     }
     for band in 0..BANDS {
-        let mut buckets: HashMap<u64, Vec<usize>> = HashMap::new();
-        for (k, sig) in sigs.iter().enumerate() {
-            let mut h = band as u64;
-            for r in 0..ROWS {
-                h = mix(h ^ sig[band * ROWS + r] as u64);
+        // Buckets as runs of a sorted (band key, review) list: no per-bucket allocation.
+        let mut keyed: Vec<(u64, usize)> = sigs
+            .iter()
+            .enumerate()
+            .map(|(k, sig)| {
+                let mut h = band as u64;
+                for r in 0..ROWS {
+                    h = mix(h ^ sig[band * ROWS + r] as u64);
+                }
+                (h, k)
+            })
+            .collect();
+        keyed.sort_unstable();
+        let mut start = 0;
+        while start < keyed.len() {
+            let mut end = start + 1;
+            while end < keyed.len() && keyed[end].0 == keyed[start].0 {
+                end += 1;
             }
-            buckets.entry(h).or_default().push(k);
-        }
-        let mut keys: Vec<u64> = buckets.keys().copied().collect();
-        keys.sort_unstable();
-        for key in keys {
-            let b = &buckets[&key];
-            if b.len() < 2 {
+            if end - start < 2 {
+                start = end;
                 continue;
             }
+            let b: Vec<usize> = keyed[start..end].iter().map(|x| x.1).collect();
+            start = end;
             // Each member is compared with at most COMPARE_BACK earlier members of the bucket:
             // near-duplicates chain through union-find, so a cluster still joins up, and a bucket
             // of thousands of copies costs linear work.

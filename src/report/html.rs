@@ -76,11 +76,7 @@ pub fn render(
     risky.sort_by(|x, y| {
         y.verdict
             .cmp(&x.verdict)
-            .then(
-                y.score
-                    .partial_cmp(&x.score)
-                    .unwrap_or(std::cmp::Ordering::Equal),
-            )
+            .then(y.score.total_cmp(&x.score))
             .then(x.product_id.cmp(&y.product_id))
     });
     let anchor = |id: &str| format!("p-{}", super::charts::safe_name(id));
@@ -162,8 +158,7 @@ pub fn render(
             .collect();
         revs.sort_by(|x, y| {
             y.score
-                .partial_cmp(&x.score)
-                .unwrap_or(std::cmp::Ordering::Equal)
+                .total_cmp(&x.score)
                 .then(x.review_id.cmp(&y.review_id))
         });
         h.push_str("<details><summary>Most suspicious reviews</summary><table><tr><th>review</th><th>posted</th><th>stars</th><th>score</th><th>reasons</th><th>text</th></tr>");
@@ -203,11 +198,7 @@ pub fn render(
     all.sort_by(|x, y| {
         y.verdict
             .cmp(&x.verdict)
-            .then(
-                y.score
-                    .partial_cmp(&x.score)
-                    .unwrap_or(std::cmp::Ordering::Equal),
-            )
+            .then(y.score.total_cmp(&x.score))
             .then(x.product_id.cmp(&y.product_id))
     });
     h.push_str("<section id=\"catalog\"><h2>All products, riskiest first</h2><table><tr><th>product</th><th>verdict</th><th>score</th><th>reviews</th><th>orders</th><th>rating</th><th>adjusted</th></tr>");

@@ -159,11 +159,7 @@ pub fn summary(a: &Analysis) -> Summary {
     ranked.sort_by(|x, y| {
         y.verdict
             .cmp(&x.verdict)
-            .then(
-                y.score
-                    .partial_cmp(&x.score)
-                    .unwrap_or(std::cmp::Ordering::Equal),
-            )
+            .then(y.score.total_cmp(&x.score))
             .then(x.product_id.cmp(&y.product_id))
     });
     let n: usize = a.products.iter().map(|p| p.n_reviews).sum();
@@ -202,8 +198,7 @@ pub fn write(dir: &Path, file: &FindingsFile, a: &Analysis) -> Result<()> {
     let mut reviews = a.reviews.clone();
     reviews.sort_by(|x, y| {
         y.score
-            .partial_cmp(&x.score)
-            .unwrap_or(std::cmp::Ordering::Equal)
+            .total_cmp(&x.score)
             .then(x.review_id.cmp(&y.review_id))
     });
     write_csv(
@@ -232,8 +227,7 @@ pub fn write(dir: &Path, file: &FindingsFile, a: &Analysis) -> Result<()> {
     let mut reviewers = a.reviewers.clone();
     reviewers.sort_by(|x, y| {
         y.score
-            .partial_cmp(&x.score)
-            .unwrap_or(std::cmp::Ordering::Equal)
+            .total_cmp(&x.score)
             .then(x.reviewer_id.cmp(&y.reviewer_id))
     });
     write_csv(
@@ -252,11 +246,7 @@ pub fn write(dir: &Path, file: &FindingsFile, a: &Analysis) -> Result<()> {
     products.sort_by(|x, y| {
         y.verdict
             .cmp(&x.verdict)
-            .then(
-                y.score
-                    .partial_cmp(&x.score)
-                    .unwrap_or(std::cmp::Ordering::Equal),
-            )
+            .then(y.score.total_cmp(&x.score))
             .then(x.product_id.cmp(&y.product_id))
     });
     write_csv(
