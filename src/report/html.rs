@@ -44,6 +44,28 @@ fn badge(v: Verdict) -> String {
     format!("<span class=\"v {0}\">{0}</span>", v.as_str())
 }
 
+/// Products that get a full section (and charts): the riskiest `MAX_SECTIONS` of those that warned
+/// or failed, FAIL first. The rest are in the all-products table and `scores/products.csv`, so a
+/// catalog with thousands of flagged products still gives a page a browser can open.
+pub const MAX_SECTIONS: usize = 150;
+
+/// The products with a full section, riskiest first.
+pub fn sections(a: &Analysis) -> Vec<&crate::findings::ProductScore> {
+    let mut risky: Vec<&crate::findings::ProductScore> = a
+        .products
+        .iter()
+        .filter(|p| matches!(p.verdict, Verdict::Warn | Verdict::Fail))
+        .collect();
+    risky.sort_by(|x, y| {
+        y.verdict
+            .cmp(&x.verdict)
+            .then(y.score.total_cmp(&x.score))
+            .then(x.product_id.cmp(&y.product_id))
+    });
+    risky.truncate(MAX_SECTIONS);
+    risky
+}
+
 /// Render the page. `charts` maps product id → (file name, base64 PNG).
 pub fn render(
     f: &FindingsFile,
@@ -68,17 +90,12 @@ pub fn render(
         escape(f.revaudit_version)
     );
     // Products at risk, riskiest first.
-    let mut risky: Vec<&crate::findings::ProductScore> = a
+    let flagged = a
         .products
         .iter()
         .filter(|p| matches!(p.verdict, Verdict::Warn | Verdict::Fail))
-        .collect();
-    risky.sort_by(|x, y| {
-        y.verdict
-            .cmp(&x.verdict)
-            .then(y.score.total_cmp(&x.score))
-            .then(x.product_id.cmp(&y.product_id))
-    });
+        .count();
+    let risky = sections(a);
     let anchor = |id: &str| format!("p-{}", super::charts::safe_name(id));
     h.push_str("<nav><strong>Contents</strong>: <a href=\"#summary\">Summary</a><a href=\"#products\">Products at risk</a>\
 <a href=\"#groups\">Reviewer groups</a><a href=\"#catalog\">All products</a><a href=\"#quality\">Data quality</a><a href=\"#methodology\">Methodology</a></nav>\n");
@@ -117,6 +134,9 @@ pub fn render(
         .map(|r| (r.id.as_str(), (r.text.as_deref(), r.rating, r.t)))
         .collect();
     h.push_str("<section id=\"products\"><h2>Products at risk</h2>");
+    if flagged > risky.len() {
+        let _ = write!(h, "<p>The {} riskiest of {flagged} flagged products have a section here; all of them are in <a href=\"#catalog\">the table of all products</a> and in <code>scores/products.csv</code>.</p>", risky.len());
+    }
     if risky.is_empty() {
         h.push_str("<p>No product warned or failed.</p>");
     }
@@ -203,7 +223,7 @@ pub fn render(
     });
     h.push_str("<section id=\"catalog\"><h2>All products, riskiest first</h2><table><tr><th>product</th><th>verdict</th><th>score</th><th>reviews</th><th>orders</th><th>rating</th><th>adjusted</th></tr>");
     for p in all {
-        let name = if matches!(p.verdict, Verdict::Warn | Verdict::Fail) {
+        let name = if risky.iter().any(|r| r.product_id == p.product_id) {
             format!(
                 "<a href=\"#{}\">{}</a>",
                 anchor(&p.product_id),

@@ -14,7 +14,7 @@ use base64::Engine as _;
 
 use crate::analyze::data::AuditData;
 use crate::analyze::Analysis;
-use crate::findings::{Subject, Verdict};
+use crate::findings::Subject;
 
 /// Write everything into `dir` (a temporary folder the caller renames into place).
 pub fn write_all(
@@ -39,11 +39,7 @@ pub fn write_all(
             .map(|x| x.and_utc().timestamp().div_euclid(86_400))
     };
     let mut charts = BTreeMap::new();
-    for p in a
-        .products
-        .iter()
-        .filter(|p| matches!(p.verdict, Verdict::Warn | Verdict::Fail))
-    {
+    for p in html::sections(a) {
         let Some(&pi) = index.get(p.product_id.as_str()) else {
             continue;
         };
