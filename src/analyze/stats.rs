@@ -8,6 +8,16 @@ use statrs::distribution::{Binomial, ChiSquared, ContinuousCDF, DiscreteCDF, Nor
 use statrs::stats_tests::ks_test::{ks_twosample, KSTwoSampleAlternativeMethod};
 use statrs::stats_tests::NaNPolicy;
 
+/// A probability that is never NaN: special functions can return NaN far in their tails, and a NaN
+/// p-value would poison every comparison after it. NaN → 1 (no evidence), else clamped to [0, 1].
+pub fn sane(p: f64) -> f64 {
+    if p.is_nan() {
+        1.0
+    } else {
+        p.clamp(0.0, 1.0)
+    }
+}
+
 /// Benjamini–Hochberg adjusted p-values (q-values), in input order.
 pub fn benjamini_hochberg(p: &[f64]) -> Vec<f64> {
     let m = p.len();
@@ -35,7 +45,7 @@ pub fn poisson_upper(x: u64, lambda: f64) -> f64 {
         return 0.0;
     }
     match Poisson::new(lambda) {
-        Ok(d) => d.sf(x - 1).clamp(0.0, 1.0),
+        Ok(d) => sane(d.sf(x - 1)),
         Err(_) => 1.0,
     }
 }
@@ -48,9 +58,9 @@ pub fn binomial_upper(k: u64, n: u64, p: f64) -> f64 {
     if k > n {
         return 0.0;
     }
-    let p = p.clamp(0.0, 1.0);
+    let p = if p.is_nan() { 1.0 } else { p.clamp(0.0, 1.0) };
     match Binomial::new(p, n) {
-        Ok(d) => d.sf(k - 1).clamp(0.0, 1.0),
+        Ok(d) => sane(d.sf(k - 1)),
         Err(_) => 1.0,
     }
 }
@@ -96,7 +106,7 @@ pub fn mann_whitney(x: &[f64], y: &[f64]) -> Option<f64> {
     }
     let z = (u - mu - 0.5) / var.sqrt();
     let sf = Normal::new(0.0, 1.0).map(|d| d.sf(z)).unwrap_or(1.0);
-    Some((2.0 * sf).clamp(0.0, 1.0))
+    Some(sane(2.0 * sf))
 }
 
 /// Two-sample Kolmogorov–Smirnov: (D, two-sided asymptotic p). `None` below 5 values a side.
@@ -111,7 +121,7 @@ pub fn ks_two_sample(x: &[f64], y: &[f64]) -> Option<(f64, f64)> {
         NaNPolicy::Emit,
     )
     .ok()
-    .map(|(d, p)| (d, p.clamp(0.0, 1.0)))
+    .map(|(d, p)| (d, sane(p)))
 }
 
 /// Kolmogorov's limiting distribution: P(K > λ) = 2 Σ (−1)^(k−1) e^(−2k²λ²).
@@ -131,7 +141,7 @@ pub fn kolmogorov_sf(lambda: f64) -> f64 {
             break;
         }
     }
-    (2.0 * s).clamp(0.0, 1.0)
+    sane(2.0 * s)
 }
 
 /// Two-sample KS of a subset against the rest of a pool it belongs to, in O(n log N): `pool` is
@@ -204,7 +214,7 @@ pub fn chi_square_gof(observed: &[u64], proportions: &[f64]) -> Option<(f64, usi
         .sum();
     let df = obs.len() - 1;
     let p = ChiSquared::new(df as f64).ok()?.sf(stat);
-    Some((stat, df, p.clamp(0.0, 1.0)))
+    Some((stat, df, sane(p)))
 }
 
 /// Median of a slice (NaN-free); `None` when empty.
@@ -238,10 +248,11 @@ pub fn fisher_combine(ps: &[f64]) -> f64 {
         return 1.0;
     }
     let stat: f64 = ps.iter().map(|p| -2.0 * p.max(1e-300).ln()).sum();
-    ChiSquared::new(2.0 * ps.len() as f64)
-        .map(|d| d.sf(stat))
-        .unwrap_or(1.0)
-        .clamp(0.0, 1.0)
+    sane(
+        ChiSquared::new(2.0 * ps.len() as f64)
+            .map(|d| d.sf(stat))
+            .unwrap_or(1.0),
+    )
 }
 
 /// Shannon entropy (bits) of a histogram.
@@ -317,6 +328,29 @@ mod tests {
         ));
         assert_eq!(poisson_upper(0, 3.0), 1.0);
         assert_eq!(binomial_upper(5, 4, 0.5), 0.0);
+    }
+
+    #[test]
+    fn tails_are_never_nan() {
+        for &(x, l) in &[
+            (3_000_000u64, 2_000_000.0),
+            (1, 1e-300),
+            (50, 1e9),
+            (u32::MAX as u64, 1.0),
+        ] {
+            let p = poisson_upper(x, l);
+            assert!((0.0..=1.0).contains(&p), "poisson {x} {l}: {p}");
+        }
+        for &(k, n, q) in &[
+            (9_000_000u64, 10_000_000u64, 0.9),
+            (1, 10_000_000, 1e-12),
+            (5, 5, 1.0),
+        ] {
+            let p = binomial_upper(k, n, q);
+            assert!((0.0..=1.0).contains(&p), "binomial {k} {n} {q}: {p}");
+        }
+        assert_eq!(sane(f64::NAN), 1.0);
+        assert!((0.0..=1.0).contains(&fisher_combine(&[0.0, 1.0, f64::NAN])));
     }
 
     #[test]
