@@ -19,7 +19,7 @@ const PERMS: usize = 64;
 const BANDS: usize = 16;
 const ROWS: usize = PERMS / BANDS;
 /// How many earlier members of an LSH bucket each review is compared with.
-const COMPARE_BACK: usize = 8;
+const COMPARE_BACK: usize = 3;
 
 /// Lower-case word tokens (letters and digits).
 pub fn tokens(text: &str) -> Vec<String> {
@@ -208,8 +208,8 @@ pub fn near_duplicates(
             // near-duplicates chain through union-find, so a cluster still joins up, and a bucket
             // of thousands of copies costs linear work.
             for x in 1..b.len() {
-                for y in x.saturating_sub(COMPARE_BACK)..x {
-                    let (i, j) = (b[x], b[y]);
+                let i = b[x];
+                for &j in &b[x.saturating_sub(COMPARE_BACK)..x] {
                     if find(&mut parent, i) == find(&mut parent, j) {
                         continue;
                     }
@@ -407,7 +407,7 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         if n < cfg.min_reviews as u64 {
             continue;
         }
-        let mut local: BTreeMap<Phrase, [u64; 6]> = BTreeMap::new();
+        let mut local: HashMap<Phrase, [u64; 6]> = HashMap::new();
         let mut word_df: HashMap<u64, u64> = HashMap::new();
         for &i in &revs {
             let r = &d.reviews[i as usize];
@@ -428,6 +428,9 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
                     && word_df.get(w).copied().unwrap_or(0) as f64 > 0.5 * n as f64
             })
         };
+        // Sorted, so candidates (and ties between them) come out the same every run.
+        let mut local: Vec<(Phrase, [u64; 6])> = local.into_iter().collect();
+        local.sort_unstable_by_key(|x| x.0);
         for (phrase, here) in local {
             let k: u64 = here.iter().sum();
             if k >= cfg.phrase_min_reviews as u64
