@@ -417,3 +417,40 @@ mod tests {
         assert_eq!(i.resolution, TimeResolution::Day);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NOW: i64 = 1_900_000_000;
+
+    proptest! {
+        /// Any text: an instant or an error, never a panic.
+        #[test]
+        fn never_panics(s in "\\PC{0,40}") {
+            let _ = parse_timestamp(&s, EpochUnit::Auto, 0, NOW);
+            let _ = parse_with_format(&s, "%d/%m/%Y %H:%M", 0, NOW);
+        }
+
+        /// RFC 3339 with any offset round-trips to the same instant.
+        #[test]
+        fn rfc3339_round_trip(secs in MIN_PLAUSIBLE..NOW, off_min in -720i32..=840) {
+            let off = chrono::FixedOffset::east_opt(off_min * 60).unwrap();
+            let dt = chrono::Utc.timestamp_opt(secs, 0).unwrap().with_timezone(&off);
+            let text = dt.to_rfc3339();
+            let got = parse_timestamp(&text, EpochUnit::Auto, 0, NOW).unwrap();
+            prop_assert_eq!(got.secs, secs);
+            prop_assert_eq!(got.resolution, TimeResolution::Second);
+        }
+
+        /// Epoch seconds, milliseconds and microseconds of the same instant agree.
+        #[test]
+        fn epoch_units_agree(secs in MIN_PLAUSIBLE..NOW) {
+            let s = parse_timestamp(&secs.to_string(), EpochUnit::Auto, 0, NOW).unwrap().secs;
+            let ms = parse_timestamp(&(secs * 1000).to_string(), EpochUnit::Auto, 0, NOW).unwrap().secs;
+            let us = parse_timestamp(&(secs * 1_000_000).to_string(), EpochUnit::Auto, 0, NOW).unwrap().secs;
+            prop_assert_eq!((s, ms, us), (secs, secs, secs));
+        }
+    }
+}

@@ -278,6 +278,26 @@ pub fn write(dir: &Path, file: &FindingsFile, a: &Analysis) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a review or id contains (quotes, commas, newlines, formulas), the CSV reads back
+        /// as the neutralised cell, one record per row.
+        #[test]
+        fn csv_cells_round_trip(cells in proptest::collection::vec("\\PC{0,30}|[=+@-][^\n]{0,10}|[\",\n]{1,4}", 1..6)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t.csv");
+            let header: Vec<String> = (0..cells.len()).map(|i| format!("c{i}")).collect();
+            let header_refs: Vec<&str> = header.iter().map(|s| s.as_str()).collect();
+            write_csv(&path, &header_refs, std::iter::once(cells.clone())).unwrap();
+            let mut r = csv::Reader::from_path(&path).unwrap();
+            let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+            prop_assert_eq!(rows.len(), 1);
+            let got: Vec<String> = rows[0].iter().map(str::to_string).collect();
+            let want: Vec<String> = cells.iter().map(|c| csv_safe(c)).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
 
     #[test]
     fn formulas_are_neutralised() {
