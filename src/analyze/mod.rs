@@ -501,6 +501,39 @@ pub fn share_candidate(
     )
 }
 
+/// A profile test (WARN at most): a product's histogram `obs` against the rest of the catalog's
+/// (`cat` minus `obs`, half a count added per bin), chi-square goodness of fit. The sentence gets
+/// the statistic and degrees of freedom.
+pub fn profile_candidate(
+    family: &'static str,
+    test: &'static str,
+    d: &AuditData,
+    p: usize,
+    obs: &[u64],
+    cat: &[u64],
+    sentence: impl FnOnce(f64, usize) -> String,
+) -> Option<Candidate> {
+    let props: Vec<f64> = obs
+        .iter()
+        .zip(cat)
+        .map(|(o, c)| (c - (*o).min(*c)) as f64 + 0.5)
+        .collect();
+    let (stat, df, pv) = stats::chi_square_gof(obs, &props)?;
+    let mut c = Candidate::new(
+        family,
+        test,
+        Subject::Product(d.products[p].clone()),
+        pv,
+        Effect {
+            name: "chi-square".into(),
+            value: stat,
+        },
+        sentence(stat, df),
+    );
+    c.max_verdict = Verdict::Warn;
+    Some(c)
+}
+
 /// Leave-one-out catalog share with add-one smoothing: (K − k + 1) / (N − n + 2).
 pub fn loo_share(k_total: u64, n_total: u64, k: u64, n: u64) -> f64 {
     (k_total.saturating_sub(k) as f64 + 1.0) / (n_total.saturating_sub(n) as f64 + 2.0)

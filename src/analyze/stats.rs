@@ -5,8 +5,6 @@
 //! Owns: numbers only. Every function returns `None` rather than a guess when its input is too small.
 
 use statrs::distribution::{Binomial, ChiSquared, ContinuousCDF, DiscreteCDF, Normal, Poisson};
-use statrs::stats_tests::ks_test::{ks_twosample, KSTwoSampleAlternativeMethod};
-use statrs::stats_tests::NaNPolicy;
 
 /// A probability that is never NaN: special functions can return NaN far in their tails, and a NaN
 /// p-value would poison every comparison after it. NaN → 1 (no evidence), else clamped to [0, 1].
@@ -107,21 +105,6 @@ pub fn mann_whitney(x: &[f64], y: &[f64]) -> Option<f64> {
     let z = (u - mu - 0.5) / var.sqrt();
     let sf = Normal::new(0.0, 1.0).map(|d| d.sf(z)).unwrap_or(1.0);
     Some(sane(2.0 * sf))
-}
-
-/// Two-sample Kolmogorov–Smirnov: (D, two-sided asymptotic p). `None` below 5 values a side.
-pub fn ks_two_sample(x: &[f64], y: &[f64]) -> Option<(f64, f64)> {
-    if x.len() < 5 || y.len() < 5 {
-        return None;
-    }
-    ks_twosample(
-        x.to_vec(),
-        y.to_vec(),
-        KSTwoSampleAlternativeMethod::TwoSidedAsymptotic,
-        NaNPolicy::Emit,
-    )
-    .ok()
-    .map(|(d, p)| (d, sane(p)))
 }
 
 /// Kolmogorov's limiting distribution: P(K > λ) = 2 Σ (−1)^(k−1) e^(−2k²λ²).
@@ -291,6 +274,23 @@ pub fn ecdf_upper_tail(v: &[f64]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use statrs::stats_tests::ks_test::{ks_twosample, KSTwoSampleAlternativeMethod};
+    use statrs::stats_tests::NaNPolicy;
+
+    /// statrs' two-sample KS, the reference `ks_against_pool` is checked against.
+    fn ks_two_sample(x: &[f64], y: &[f64]) -> Option<(f64, f64)> {
+        if x.len() < 5 || y.len() < 5 {
+            return None;
+        }
+        ks_twosample(
+            x.to_vec(),
+            y.to_vec(),
+            KSTwoSampleAlternativeMethod::TwoSidedAsymptotic,
+            NaNPolicy::Emit,
+        )
+        .ok()
+        .map(|(d, p)| (d, sane(p)))
+    }
 
     fn close(a: f64, b: f64, rel: f64) -> bool {
         (a - b).abs() <= rel * b.abs().max(1e-300)

@@ -8,10 +8,10 @@ use crate::config::AuditConfig;
 use crate::findings::{Effect, Subject, Verdict};
 
 use super::data::AuditData;
-use super::stats::{binomial_upper, chi_square_gof, poisson_upper};
+use super::stats::{binomial_upper, poisson_upper};
 use super::{
-    loo_share, not_run, pct, rating_question, share_candidate, Candidate, FamilyOutput,
-    ReviewSignal,
+    loo_share, not_run, pct, profile_candidate, rating_question, share_candidate, Candidate,
+    FamilyOutput, ReviewSignal,
 };
 
 const FAMILY: &str = "text";
@@ -553,21 +553,21 @@ fn word_counts(d: &AuditData, cfg: &AuditConfig, words: &[u32], out: &mut Family
         if obs.iter().sum::<u64>() < cfg.min_hourly_reviews as u64 {
             continue;
         }
-        let props: Vec<f64> = (0..6)
-            .map(|b| (cat[b] - obs[b].min(cat[b])) as f64 + 0.5)
-            .collect();
-        if let Some((stat, df, pv)) = chi_square_gof(&obs, &props) {
-            let mut c = Candidate::new(
-                FAMILY,
-                "word_count_profile",
-                Subject::Product(d.products[p].clone()),
-                pv,
-                Effect { name: "chi-square".into(), value: stat },
-                format!("Review lengths of {} differ from the catalog's (chi-square {stat:.1}, {df} df).", d.products[p]),
-            );
-            c.max_verdict = Verdict::Warn;
-            out.candidates.push(c);
-        }
+        let sentence = |stat: f64, df: usize| {
+            format!(
+                "Review lengths of {} differ from the catalog's (chi-square {stat:.1}, {df} df).",
+                d.products[p]
+            )
+        };
+        out.candidates.extend(profile_candidate(
+            FAMILY,
+            "word_count_profile",
+            d,
+            p,
+            &obs,
+            &cat,
+            sentence,
+        ));
     }
 }
 

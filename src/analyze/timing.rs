@@ -8,8 +8,8 @@ use crate::findings::{Effect, Subject};
 use super::data::AuditData;
 use super::stats::{binomial_upper, chi_square_gof, entropy, ks_against_pool};
 use super::{
-    loo_share, not_run, pct, rating_question, share_candidate, split_audited, Candidate,
-    FamilyOutput, ReviewSignal,
+    loo_share, not_run, pct, profile_candidate, rating_question, share_candidate, split_audited,
+    Candidate, FamilyOutput, ReviewSignal,
 };
 
 const FAMILY: &str = "timing";
@@ -248,26 +248,23 @@ fn hours(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         for &i in &mine {
             obs[d.reviews[i as usize].hour.unwrap_or(0) as usize / 3] += 1;
         }
-        let props: Vec<f64> = (0..8)
-            .map(|b| (cat[b] - obs[b].min(cat[b])) as f64 + 0.5)
-            .collect();
-        if let Some((stat, df, pv)) = chi_square_gof(&obs, &props) {
-            let mut c = Candidate::new(
-                FAMILY,
-                "hour_profile",
-                Subject::Product(d.products[p].clone()),
-                pv,
-                Effect { name: "chi-square".into(), value: stat },
-                format!(
-                    "Posting hours of {} differ from the catalog's (chi-square {stat:.1}, {df} df, {} reviews; local time {}).",
-                    d.products[p],
-                    mine.len(),
-                    d.local_time
-                ),
-            );
-            c.max_verdict = crate::findings::Verdict::Warn;
-            out.candidates.push(c);
-        }
+        let sentence = |stat: f64, df: usize| {
+            format!(
+                "Posting hours of {} differ from the catalog's (chi-square {stat:.1}, {df} df, {} reviews; local time {}).",
+                d.products[p],
+                mine.len(),
+                d.local_time
+            )
+        };
+        out.candidates.extend(profile_candidate(
+            FAMILY,
+            "hour_profile",
+            d,
+            p,
+            &obs,
+            &cat,
+            sentence,
+        ));
         let (night, day) = split_audited(d, p, |r| r.hour.is_some_and(|h| in_night(cfg, h)));
         let k = night.len() as u64;
         let n = mine.len() as u64;
