@@ -1,6 +1,6 @@
-//! Statistical tests and helpers statrs lacks (Benjamini–Hochberg, binomial and Poisson tails,
-//! robust z, Fisher's combination, entropy, ECDF tails) and thin wrappers over the statrs 0.19 tests
-//! (chi-square goodness of fit, two-sample Kolmogorov–Smirnov, Mann–Whitney U).
+//! Statistical tests and helpers statrs lacks (Benjamini–Hochberg, binomial and Poisson tails via
+//! statrs distributions, robust z, Fisher's combination, entropy, ECDF tails, KS of a subset against
+//! its pool, an O(n log n) Mann–Whitney U) and chi-square goodness of fit on statrs' distribution.
 //!
 //! Owns: numbers only. Every function returns `None` rather than a guess when its input is too small.
 
