@@ -86,6 +86,10 @@ pub struct AuditArgs {
     /// TOML file overriding AuditConfig thresholds.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Last month's report folder: say which findings are new, persisting or resolved, which
+    /// reviews disappeared or changed their rating, and how each product's verdict evolved.
+    #[arg(long, value_name = "DIR")]
+    pub previous: Option<PathBuf>,
     /// Replace an existing report folder.
     #[arg(long)]
     pub force: bool,

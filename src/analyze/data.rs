@@ -29,6 +29,8 @@ pub struct Rev {
     pub day: i64,
     /// Local hour (shop time zone), when the time of day is known.
     pub hour: Option<u8>,
+    /// Local weekday (0 = Monday), when the time of day is known.
+    pub wday: Option<u8>,
     /// Verified flag.
     pub verified: Option<bool>,
     /// Linked order index.
@@ -272,6 +274,9 @@ impl AuditData {
         let mut reviews = Vec::with_capacity(ds.reviews.len());
         for r in ds.reviews.iter_mut() {
             let day = day_of(r.created_at);
+            // Local instant (1970-01-01 was a Thursday: weekday 3 counting from Monday).
+            let local = (r.resolution == TimeResolution::Second)
+                .then(|| r.created_at + offset_fn(r.created_at));
             let text = match (r.title.take(), r.text.take()) {
                 (None, None) => None,
                 (Some(a), None) => Some(a),
@@ -285,9 +290,8 @@ impl AuditData {
                 rating: r.rating,
                 t: r.created_at,
                 day,
-                hour: (r.resolution == TimeResolution::Second).then(|| {
-                    ((r.created_at + offset_fn(r.created_at)).rem_euclid(86_400) / 3600) as u8
-                }),
+                hour: local.map(|l| (l.rem_euclid(86_400) / 3600) as u8),
+                wday: local.map(|l| (l.div_euclid(86_400) + 3).rem_euclid(7) as u8),
                 verified: r.verified,
                 order: r.linked_order,
                 email: r.reviewer_key.as_deref().map(|k| keys.get(k)),

@@ -31,7 +31,9 @@ fn sample_inputs() -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
             .map(|e| e.path())
             .find(|p| file_stem(p) == stem)
     };
-    match (find("orders"), find("reviews")) {
+    // The review-app export (with order ids) shows every chart; the plain Amazon file is the
+    // fallback.
+    match (find("orders"), find("reviews_linked").or_else(|| find("reviews"))) {
         (Some(o), Some(r)) => Ok((vec![o], vec![r])),
         _ => Err(UsageError(format!(
             "no input flags given and the bundled sample ({SAMPLE_DIR}/orders.*, reviews.*) was not found; \
@@ -131,6 +133,11 @@ pub fn run(a: AuditArgs) -> Result<()> {
         ))
         .into());
     }
+    // Read last month's report first: a wrong folder should not cost a whole analysis.
+    let previous = match &a.previous {
+        Some(p) => Some(crate::report::compare::Previous::load(p)?),
+        None => None,
+    };
     let prog = Progress::new(a.quiet);
     let progress = |msg: &str| prog.stage(msg);
     progress(&format!(
@@ -161,7 +168,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
     }
     let analysis = analyze(&data, &cfg, &progress);
     let (_, lag_model) = crate::analyze::velocity::lag_pmf(&data, &cfg);
-    let file = FindingsFile {
+    let mut file = FindingsFile {
         schema_version: SCHEMA_VERSION,
         revaudit_version: env!("CARGO_PKG_VERSION"),
         generated_at: tables::generated_at(),
@@ -192,12 +199,17 @@ pub fn run(a: AuditArgs) -> Result<()> {
         findings: &analysis.findings,
         groups: &analysis.groups,
         product_pairs: &analysis.product_pairs,
+        comparison: None,
     };
+    let comparison = previous
+        .as_ref()
+        .map(|p| crate::report::compare::compare(p, &file, &analysis, &data));
+    file.comparison = comparison.as_ref();
     progress("writing the report");
     let load_json = serde_json::to_string_pretty(&load_report)?;
     write_atomically(&out, a.force, |tmp| {
         std::fs::write(tmp.join("load_report.json"), format!("{load_json}\n"))?;
-        crate::report::write_all(tmp, &file, &analysis, &data)?;
+        crate::report::write_all(tmp, &file, &analysis, &data, comparison.as_ref())?;
         Ok(())
     })?;
     let s = &file.summary;

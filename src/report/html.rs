@@ -9,7 +9,169 @@ use crate::analyze::data::AuditData;
 use crate::analyze::Analysis;
 use crate::findings::{Subject, Verdict};
 
+use super::compare::Comparison;
 use super::tables::FindingsFile;
+use super::{ChartRef, Charts};
+use crate::findings::Finding;
+
+/// An inline chart (the same PNG is in `charts/`).
+fn img(h: &mut String, c: &ChartRef) {
+    let _ = write!(
+        h,
+        "<figure><img alt=\"{}\" title=\"charts/{}\" src=\"data:image/png;base64,{}\"></figure>",
+        escape(&c.alt),
+        escape(&c.file),
+        c.b64
+    );
+}
+
+/// A product id, linked to its section when it has one.
+fn linked_product(in_sections: &std::collections::BTreeSet<&str>, p: &str) -> String {
+    if in_sections.contains(p) {
+        format!("<a href=\"#p-{}\">{}</a>", super::charts::safe_name(p), escape(p))
+    } else {
+        escape(p)
+    }
+}
+
+/// Rows shown per list in "Since last month" (findings.json has up to 5000, the totals always).
+const CHANGES_SHOWN: usize = 200;
+
+fn verdict_cell(v: &str) -> String {
+    match v {
+        "pass" | "warn" | "fail" | "insufficient" => format!("<span class=\"v {v}\">{v}</span>"),
+        "" => "<span class=\"muted\">–</span>".into(),
+        other => escape(other),
+    }
+}
+
+/// "Since last month": findings new / persisting / resolved, deleted reviews, changed ratings and
+/// the verdict trend per product.
+fn since(h: &mut String, c: &Comparison, linked: &dyn Fn(&str) -> String) {
+    let _ = write!(h, "<section id=\"since\"><h2>Since last month ({} , {}..{})</h2>",
+        escape(&c.previous_period), escape(&c.previous_from), escape(&c.previous_to));
+    let _ = write!(h, "<table><tr><th>what</th><th>count</th></tr>\
+<tr><td>new findings (warn or fail now, not last month)</td><td class=\"num\">{}</td></tr>\
+<tr><td>persisting findings</td><td class=\"num\">{}</td></tr>\
+<tr><td>resolved findings (last month's, gone now)</td><td class=\"num\">{}</td></tr>\
+<tr><td>reviews that disappeared</td><td class=\"num\">{}</td></tr>\
+<tr><td>reviews whose star rating changed</td><td class=\"num\">{}</td></tr>\
+<tr><td>last month's reviews older than this month's exports (not compared)</td><td class=\"num\">{}</td></tr></table>\
+<p class=\"muted\">Reviews matched by {}.</p>",
+        c.findings_new.len(), c.findings_persisting.len(), c.findings_resolved.len(), c.reviews_deleted_total,
+        c.ratings_changed_total, c.reviews_outside_this_export, escape(&c.matched_by));
+    // Verdict trend.
+    if !c.verdict_trend.is_empty() {
+        let changed = super::compare::changed_verdicts(c);
+        let mut rows: Vec<(&String, &Vec<String>)> = c.verdict_trend.iter().collect();
+        rows.sort_by_key(|(p, v)| {
+            let last = v.last().map(|x| x.as_str()).unwrap_or("");
+            let sev = match last { "fail" => 0, "warn" => 1, "insufficient" => 3, "pass" => 2, _ => 4 };
+            (!changed.contains(p.as_str()), sev, p.to_string())
+        });
+        h.push_str("<h3>Verdict trend per product</h3><table><tr><th>product</th>");
+        for p in &c.periods {
+            let _ = write!(h, "<th>{}</th>", escape(p));
+        }
+        h.push_str("</tr>");
+        for (p, v) in rows.iter().take(CHANGES_SHOWN) {
+            let _ = write!(h, "<tr><td>{}</td>", linked(p));
+            for x in v.iter() {
+                let _ = write!(h, "<td>{}</td>", verdict_cell(x));
+            }
+            h.push_str("</tr>");
+        }
+        h.push_str("</table>");
+        if rows.len() > CHANGES_SHOWN {
+            let _ = write!(h, "<p>{} more products in findings.json.</p>", rows.len() - CHANGES_SHOWN);
+        }
+    }
+    for (title, list) in [
+        ("New findings", &c.findings_new),
+        ("Persisting findings", &c.findings_persisting),
+        ("Resolved findings", &c.findings_resolved),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        let _ = write!(h, "<h3>{title}</h3><table><tr><th>test</th><th>subject</th><th>last month</th><th>now</th></tr>");
+        for x in list.iter().take(CHANGES_SHOWN) {
+            let mut parts = x.key.splitn(3, ':');
+            let (test, kind, id) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let subject = if kind == "product" { linked(id) } else { format!("{} {}", escape(kind), escape(id)) };
+            let _ = write!(h, "<tr><td>{}</td><td>{subject}</td><td>{}</td><td>{}</td></tr>", escape(test), verdict_cell(&x.previous_verdict), verdict_cell(&x.verdict));
+        }
+        h.push_str("</table>");
+    }
+    if !c.reviews_deleted.is_empty() {
+        let _ = write!(h, "<h3>Reviews that disappeared ({})</h3><p>In last month's snapshot, missing from this month's exports although they cover that date: deleted by the platform or the author.</p><table><tr><th>review</th><th>product</th><th>stars</th><th>posted</th></tr>", c.reviews_deleted_total);
+        for r in c.reviews_deleted.iter().take(CHANGES_SHOWN) {
+            let _ = write!(h, "<tr><td class=\"ids\">{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>", escape(&r.review_id), linked(&r.product_id), r.rating, escape(&r.created_at));
+        }
+        h.push_str("</table>");
+    }
+    if !c.ratings_changed.is_empty() {
+        let _ = write!(h, "<h3>Star ratings that changed ({})</h3><table><tr><th>review</th><th>product</th><th>last month</th><th>now</th></tr>", c.ratings_changed_total);
+        for r in c.ratings_changed.iter().take(CHANGES_SHOWN) {
+            let _ = write!(h, "<tr><td class=\"ids\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>", escape(&r.review_id), linked(&r.product_id), r.from, r.to);
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</section>\n");
+}
+
+/// Ids shown inline per finding (all of them are in findings.json).
+const IDS_SHOWN: usize = 12;
+
+fn id_list(ids: &[String]) -> String {
+    let shown: Vec<String> = ids.iter().take(IDS_SHOWN).map(|s| escape(s)).collect();
+    let more = ids.len().saturating_sub(IDS_SHOWN);
+    if more > 0 {
+        format!("{} … and {more} more", shown.join(" "))
+    } else {
+        shown.join(" ")
+    }
+}
+
+/// The findings of one subject: verdict, test, sentence, p, q, effect and the evidence (review ids,
+/// reviewer ids, days).
+fn findings_table(h: &mut String, findings: &[&Finding]) {
+    if findings.is_empty() {
+        return;
+    }
+    h.push_str("<table><tr><th>verdict</th><th>test</th><th>finding</th><th>p</th><th>q</th><th>effect</th><th>evidence</th></tr>");
+    for x in findings {
+        let days = match (x.evidence.days.first(), x.evidence.days.last()) {
+            (Some(a), Some(b)) if a != b => format!("days {}..{}", escape(a), escape(b)),
+            (Some(a), _) => format!("day {}", escape(a)),
+            _ => match &x.window {
+                Some(w) => format!("window {}..{}", escape(&w.from), escape(&w.to)),
+                None => String::new(),
+            },
+        };
+        let mut ev = String::new();
+        if !x.evidence.review_ids.is_empty() {
+            let _ = write!(
+                ev,
+                "<div><span class=\"muted\">reviews:</span> <span class=\"ids\">{}</span></div>",
+                id_list(&x.evidence.review_ids)
+            );
+        }
+        if !x.evidence.reviewer_ids.is_empty() {
+            let _ = write!(
+                ev,
+                "<div><span class=\"muted\">reviewers:</span> <span class=\"ids\">{}</span></div>",
+                id_list(&x.evidence.reviewer_ids)
+            );
+        }
+        if !days.is_empty() {
+            let _ = write!(ev, "<div class=\"muted\">{days}</div>");
+        }
+        let _ = write!(h, "<tr><td>{}</td><td>{}<br><span class=\"muted\">{}</span></td><td>{}</td><td class=\"num\">{:.2e}</td><td class=\"num\">{:.2e}</td><td class=\"num\">{} {:.3}</td><td>{ev}</td></tr>",
+            badge(x.verdict), escape(&x.test), escape(&x.family), escape(&x.sentence), x.p, x.q, escape(&x.effect.name), x.effect.value);
+    }
+    h.push_str("</table>");
+}
 
 /// Escape text for HTML element content and double-quoted attributes.
 pub fn escape(s: &str) -> String {
@@ -28,7 +190,7 @@ pub fn escape(s: &str) -> String {
     o
 }
 
-const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1d2330;background:#f6f7f9}\
+const CSS: &str = "figure{margin:10px 0}body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1d2330;background:#f6f7f9}\
 main{max-width:1100px;margin:0 auto;padding:16px 24px 64px}header{background:#1d2330;color:#fff;padding:18px 24px}\
 header h1{margin:0;font-size:22px}header p{margin:4px 0 0;color:#c9ced8}nav{background:#fff;border:1px solid #dde1e7;padding:10px 16px;margin:16px 0}\
 nav a{margin-right:14px}section{background:#fff;border:1px solid #dde1e7;padding:12px 20px;margin:18px 0}\
@@ -71,7 +233,8 @@ pub fn render(
     f: &FindingsFile,
     a: &Analysis,
     d: &AuditData,
-    charts: &BTreeMap<String, (String, String)>,
+    charts: &Charts,
+    comparison: Option<&Comparison>,
 ) -> String {
     let mut h = String::with_capacity(1 << 20);
     let title = format!(
@@ -97,8 +260,12 @@ pub fn render(
         .count();
     let risky = sections(a);
     let anchor = |id: &str| format!("p-{}", super::charts::safe_name(id));
-    h.push_str("<nav><strong>Contents</strong>: <a href=\"#summary\">Summary</a><a href=\"#products\">Products at risk</a>\
-<a href=\"#groups\">Reviewer groups</a><a href=\"#catalog\">All products</a><a href=\"#quality\">Data quality</a><a href=\"#methodology\">Methodology</a></nav>\n");
+    let in_sections: std::collections::BTreeSet<&str> =
+        risky.iter().map(|p| p.product_id.as_str()).collect();
+    let linked = |p: &str| linked_product(&in_sections, p);
+    let _ = write!(h, "<nav><strong>Contents</strong>: <a href=\"#summary\">Summary</a>{}<a href=\"#products\">Products at risk</a>\
+<a href=\"#groups\">Reviewer groups</a><a href=\"#views\">Catalog-wide views</a><a href=\"#catalog\">All products</a><a href=\"#quality\">Data quality</a><a href=\"#methodology\">Methodology</a></nav>\n",
+        if comparison.is_some() { "<a href=\"#since\">Since last month</a>" } else { "" });
     // Summary.
     let s = &f.summary;
     let _ = write!(h, "<section id=\"summary\"><h2>Summary</h2><p>{} reviews audited from {} to {} ({} products, {} reviewers); {} order lines loaded; {:.1}% of reviews linked to an order.</p>",
@@ -121,6 +288,9 @@ pub fn render(
         h.push_str("</table>");
     }
     h.push_str("</section>\n");
+    if let Some(c) = comparison {
+        since(&mut h, c, &linked);
+    }
     // Per product.
     let mut by_product: BTreeMap<&str, Vec<&crate::findings::Finding>> = BTreeMap::new();
     for x in f.findings {
@@ -143,33 +313,16 @@ pub fn render(
     for p in &risky {
         let _ = write!(h, "<h3 id=\"{}\">{} {}</h3><p>score {:.2} · {} reviews · {} shipped orders · rating {:.2} → adjusted {:.2}</p>",
             anchor(&p.product_id), badge(p.verdict), escape(&p.product_id), p.score, p.n_reviews, p.n_orders, p.original_rating, p.adjusted_rating);
-        if let Some((file, b64)) = charts.get(&p.product_id) {
-            let _ = write!(h, "<img alt=\"Daily reviews by star rating and shipped orders of {}\" title=\"charts/{}\" src=\"data:image/png;base64,{b64}\">", escape(&p.product_id), escape(file));
+        for c in charts.products.get(&p.product_id).into_iter().flatten() {
+            img(&mut h, c);
         }
-        h.push_str("<table><tr><th>verdict</th><th>test</th><th>finding</th><th>p</th><th>q</th><th>effect</th><th>evidence</th></tr>");
-        for x in by_product
-            .get(p.product_id.as_str())
-            .map(|v| v.as_slice())
-            .unwrap_or(&[])
-        {
-            let ids: Vec<String> = x
-                .evidence
-                .review_ids
-                .iter()
-                .take(12)
-                .map(|s| escape(s))
-                .collect();
-            let more = x.evidence.review_ids.len().saturating_sub(12);
-            let days = match (x.evidence.days.first(), x.evidence.days.last()) {
-                (Some(a), Some(b)) if a != b => format!("{}..{}", escape(a), escape(b)),
-                (Some(a), _) => escape(a),
-                _ => String::new(),
-            };
-            let _ = write!(h, "<tr><td>{}</td><td>{}<br><span class=\"muted\">{}</span></td><td>{}</td><td class=\"num\">{:.2e}</td><td class=\"num\">{:.2e}</td><td class=\"num\">{} {:.3}</td><td><span class=\"ids\">{}{}</span><br><span class=\"muted\">{}</span></td></tr>",
-                badge(x.verdict), escape(&x.test), escape(&x.family), escape(&x.sentence), x.p, x.q, escape(&x.effect.name), x.effect.value,
-                ids.join(" "), if more > 0 { format!(" … and {more} more") } else { String::new() }, days);
-        }
-        h.push_str("</table>");
+        findings_table(
+            &mut h,
+            by_product
+                .get(p.product_id.as_str())
+                .map(|v| v.as_slice())
+                .unwrap_or(&[]),
+        );
         // The most suspicious reviews of the product, with their text (escaped).
         let mut revs: Vec<&crate::findings::ReviewScore> = a
             .reviews
@@ -195,20 +348,63 @@ pub fn render(
     }
     h.push_str("</section>\n");
     // Groups.
+    let mut by_group: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
+    let mut catalog_findings: Vec<&Finding> = Vec::new();
+    for x in f.findings {
+        match &x.subject {
+            Subject::Group(g) => by_group.entry(g.as_str()).or_default().push(x),
+            Subject::Catalog(_) => catalog_findings.push(x),
+            Subject::Product(_) => {}
+        }
+    }
     h.push_str("<section id=\"groups\"><h2>Reviewer groups</h2>");
     if f.groups.is_empty() {
         h.push_str("<p>No group of accounts reviewed the same products in lockstep.</p>");
     } else {
+        h.push_str("<p>Accounts that reviewed the same products within days of each other, more often than chance allows. Each group's matrix shows who reviewed what and when.</p>");
         h.push_str("<table><tr><th>group</th><th>verdict</th><th>accounts</th><th>products</th><th>window</th><th>rating deviation</th><th>text similarity</th><th>q</th></tr>");
         for g in f.groups {
-            let prods: Vec<String> = g
-                .products
-                .iter()
-                .map(|p| format!("<a href=\"#{}\">{}</a>", anchor(p), escape(p)))
-                .collect();
-            let _ = write!(h, "<tr><td>{}</td><td>{}</td><td class=\"ids\">{}</td><td>{}</td><td>{}..{}</td><td class=\"num\">{:+.2}</td><td class=\"num\">{}</td><td class=\"num\">{:.2e}</td></tr>",
-                escape(&g.id), badge(g.verdict), g.members.iter().map(|m| escape(m)).collect::<Vec<_>>().join(" "), prods.join(", "), escape(&g.window.from), escape(&g.window.to), g.rating_deviation,
+            let prods: Vec<String> = g.products.iter().map(|p| linked(p)).collect();
+            let _ = write!(h, "<tr><td><a href=\"#g-{}\">{}</a></td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}..{}</td><td class=\"num\">{:+.2}</td><td class=\"num\">{}</td><td class=\"num\">{:.2e}</td></tr>",
+                super::charts::safe_name(&g.id), escape(&g.id), badge(g.verdict), g.members.len(), prods.join(", "), escape(&g.window.from), escape(&g.window.to), g.rating_deviation,
                 g.text_similarity.map(|t| format!("{t:.2}")).unwrap_or_else(|| "–".into()), g.q);
+        }
+        h.push_str("</table>");
+        for g in f.groups.iter().take(super::MAX_GROUP_CHARTS) {
+            let _ = write!(
+                h,
+                "<h3 id=\"g-{}\">Group {} {}</h3><p><span class=\"muted\">accounts:</span> <span class=\"ids\">{}</span></p>",
+                super::charts::safe_name(&g.id),
+                escape(&g.id),
+                badge(g.verdict),
+                g.members.iter().map(|m| escape(m)).collect::<Vec<_>>().join(" ")
+            );
+            if let Some(c) = charts.groups.get(&g.id) {
+                img(&mut h, c);
+            }
+            findings_table(
+                &mut h,
+                by_group.get(g.id.as_str()).map(|v| v.as_slice()).unwrap_or(&[]),
+            );
+        }
+        if f.groups.len() > super::MAX_GROUP_CHARTS {
+            let _ = write!(h, "<p>The other {} groups are in findings.json.</p>", f.groups.len() - super::MAX_GROUP_CHARTS);
+        }
+    }
+    h.push_str("</section>\n");
+    // Catalog-wide views.
+    h.push_str("<section id=\"views\"><h2>Catalog-wide views</h2>");
+    if !catalog_findings.is_empty() {
+        h.push_str("<h3>Catalog-wide findings</h3>");
+        findings_table(&mut h, &catalog_findings);
+    }
+    for c in &charts.catalog {
+        img(&mut h, c);
+    }
+    if !f.product_pairs.is_empty() {
+        h.push_str("<h3>Product pairs sharing the most reviewers</h3><table><tr><th>product</th><th>product</th><th>shared reviewers</th></tr>");
+        for pp in f.product_pairs.iter().take(20) {
+            let _ = write!(h, "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>", linked(&pp.a), linked(&pp.b), pp.shared_reviewers);
         }
         h.push_str("</table>");
     }
@@ -223,15 +419,7 @@ pub fn render(
     });
     h.push_str("<section id=\"catalog\"><h2>All products, riskiest first</h2><table><tr><th>product</th><th>verdict</th><th>score</th><th>reviews</th><th>orders</th><th>rating</th><th>adjusted</th></tr>");
     for p in all {
-        let name = if risky.iter().any(|r| r.product_id == p.product_id) {
-            format!(
-                "<a href=\"#{}\">{}</a>",
-                anchor(&p.product_id),
-                escape(&p.product_id)
-            )
-        } else {
-            escape(&p.product_id)
-        };
+        let name = linked(&p.product_id);
         let _ = write!(h, "<tr><td>{name}</td><td>{}</td><td class=\"num\">{:.2}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.2}</td><td class=\"num\">{:.2}</td></tr>",
             badge(p.verdict), p.score, p.n_reviews, p.n_orders, p.original_rating, p.adjusted_rating);
     }

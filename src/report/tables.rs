@@ -93,6 +93,9 @@ pub struct FindingsFile<'a> {
     pub groups: &'a [GroupInfo],
     /// Product pairs sharing the most reviewers.
     pub product_pairs: &'a [ProductPair],
+    /// What changed since last month's report (with `--previous`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<&'a super::compare::Comparison>,
 }
 
 /// `generated_at`: SOURCE_DATE_EPOCH when set (reproducible builds), else now.

@@ -1,0 +1,528 @@
+//! Month over month. Every report folder keeps a compact snapshot of what it saw
+//! (`snapshot/reviews.csv.gz`: review id, product, reviewer, stars, time — no text, personal fields
+//! were hashed at load; `snapshot/verdicts.csv`: the verdict of each product in this and up to 11
+//! earlier periods). `--previous DIR` reads last month's folder and says which findings are new,
+//! persisting or resolved, which reviews disappeared and which ratings changed, and carries the
+//! verdict trend forward.
+//!
+//! Reviews are matched by their source id. Where the source has none (ids `<file stem>#<index>`,
+//! which shift when an export grows) they are matched by product, reviewer and time instead. A
+//! review of last month's snapshot counts as deleted only if it is not older than the earliest review of this
+//! month's exports (an export that starts later simply does not cover it: counted as "outside this
+//! export").
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::tables::FindingsFile;
+use crate::analyze::data::AuditData;
+use crate::analyze::Analysis;
+use crate::ingest::timestamp::format_utc;
+use crate::UsageError;
+
+/// Periods kept in `snapshot/verdicts.csv`.
+pub const HISTORY: usize = 12;
+/// Longest list of reviews or findings written per kind (totals are always given).
+pub const MAX_LISTED: usize = 5000;
+
+/// A review as a snapshot keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SnapReview {
+    /// Source id (or `<stem>#<index>`).
+    pub review_id: String,
+    /// Product.
+    pub product_id: String,
+    /// Reviewer.
+    pub reviewer_id: String,
+    /// Stars.
+    pub rating: u8,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// Last month's report folder, read.
+#[derive(Debug)]
+pub struct Previous {
+    /// Its period label, first and last day.
+    pub period: (String, String, String),
+    /// Its WARN/FAIL findings: key → (id, verdict).
+    pub findings: BTreeMap<String, (String, String)>,
+    /// Its snapshot of reviews.
+    pub reviews: Vec<SnapReview>,
+    /// Its verdict history: period labels, then product → verdict per period ("" = not audited).
+    pub history: (Vec<String>, BTreeMap<String, Vec<String>>),
+}
+
+/// A finding compared with last month.
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingChange {
+    /// `test:subject kind:subject id` — what is compared (windows move from month to month).
+    pub key: String,
+    /// This month's finding id (or last month's, for resolved findings).
+    pub id: String,
+    /// Verdict this month (`pass` when resolved).
+    pub verdict: String,
+    /// Verdict last month (`pass` when new).
+    pub previous_verdict: String,
+}
+
+/// A rating that changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct RatingChange {
+    /// Review id (this month's).
+    pub review_id: String,
+    /// Product.
+    pub product_id: String,
+    /// Stars last month.
+    pub from: u8,
+    /// Stars now.
+    pub to: u8,
+}
+
+/// What changed since last month (`comparison` in findings.json).
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// Last month's period label.
+    pub previous_period: String,
+    /// Its first and last day.
+    pub previous_from: String,
+    /// Last day.
+    pub previous_to: String,
+    /// How reviews were matched: `review_id` or `product, reviewer and time`.
+    pub matched_by: String,
+    /// Findings (WARN/FAIL) not there last month.
+    pub findings_new: Vec<FindingChange>,
+    /// Findings there both months.
+    pub findings_persisting: Vec<FindingChange>,
+    /// Last month's findings that are gone.
+    pub findings_resolved: Vec<FindingChange>,
+    /// Reviews of last month's snapshot missing now (first `MAX_LISTED`).
+    pub reviews_deleted: Vec<SnapReview>,
+    /// How many.
+    pub reviews_deleted_total: usize,
+    /// Reviews whose stars changed (first `MAX_LISTED`).
+    pub ratings_changed: Vec<RatingChange>,
+    /// How many.
+    pub ratings_changed_total: usize,
+    /// Last month's reviews older than this month's exports reach (not counted as deleted).
+    pub reviews_outside_this_export: usize,
+    /// Period labels of the verdict history, oldest first, this period last.
+    pub periods: Vec<String>,
+    /// Per product: verdict per period ("" = not audited then), for products that warned or failed
+    /// in any of them.
+    pub verdict_trend: BTreeMap<String, Vec<String>>,
+}
+
+fn usage(dir: &Path, what: String) -> anyhow::Error {
+    UsageError(format!("--previous {}: {what}", dir.display())).into()
+}
+
+fn finding_key(test: &str, kind: &str, id: &str) -> String {
+    format!("{test}:{kind}:{id}")
+}
+
+/// Ids revaudit made up (`<file stem>#<record index>`): not stable across exports.
+fn assigned_id(id: &str) -> bool {
+    id.rsplit_once('#')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+impl Previous {
+    /// Read last month's report folder.
+    pub fn load(dir: &Path) -> Result<Previous> {
+        if !dir.is_dir() {
+            return Err(usage(dir, "is not a report folder".into()));
+        }
+        let fpath = dir.join("findings.json");
+        let text = std::fs::read_to_string(&fpath)
+            .map_err(|e| usage(dir, format!("cannot read findings.json: {e}")))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| usage(dir, format!("findings.json is not valid JSON: {e}")))?;
+        if v["schema_version"].as_u64() != Some(super::tables::SCHEMA_VERSION as u64) {
+            return Err(usage(
+                dir,
+                format!(
+                    "findings.json has schema_version {} (this revaudit reads {})",
+                    v["schema_version"],
+                    super::tables::SCHEMA_VERSION
+                ),
+            ));
+        }
+        let s = |x: &serde_json::Value| x.as_str().unwrap_or("").to_string();
+        let period = (
+            s(&v["period"]["label"]),
+            s(&v["period"]["from"]),
+            s(&v["period"]["to"]),
+        );
+        let mut findings = BTreeMap::new();
+        for f in v["findings"].as_array().into_iter().flatten() {
+            let key = finding_key(
+                f["test"].as_str().unwrap_or(""),
+                f["subject"]["kind"].as_str().unwrap_or(""),
+                f["subject"]["id"].as_str().unwrap_or(""),
+            );
+            let verdict = s(&f["verdict"]);
+            // Several windows of one test on one subject: keep the worst.
+            let e = findings.entry(key).or_insert((s(&f["id"]), verdict.clone()));
+            if rank(&verdict) > rank(&e.1) {
+                *e = (s(&f["id"]), verdict);
+            }
+        }
+        let snap = dir.join("snapshot");
+        let reviews = read_reviews(&snap.join("reviews.csv.gz"))
+            .map_err(|e| usage(dir, format!("{e:#}")))?;
+        let history = read_history(&snap.join("verdicts.csv"))
+            .map_err(|e| usage(dir, format!("{e:#}")))?;
+        Ok(Previous {
+            period,
+            findings,
+            reviews,
+            history,
+        })
+    }
+}
+
+fn rank(v: &str) -> u8 {
+    match v {
+        "fail" => 3,
+        "warn" => 2,
+        "insufficient" => 1,
+        _ => 0,
+    }
+}
+
+fn read_reviews(path: &Path) -> Result<Vec<SnapReview>> {
+    let f = std::fs::File::open(path)
+        .with_context(|| format!("cannot open snapshot/{}", file_name(path)))?;
+    let mut r = csv::Reader::from_reader(BufReader::new(flate2::read::GzDecoder::new(f)));
+    let want = ["review_id", "product_id", "reviewer_id", "rating", "created_at"];
+    let header = r.headers().context("snapshot/reviews.csv.gz is unreadable")?;
+    if header.iter().collect::<Vec<_>>() != want {
+        anyhow::bail!("snapshot/reviews.csv.gz has an unexpected header");
+    }
+    let mut out = Vec::new();
+    for (k, rec) in r.records().enumerate() {
+        let rec = rec.with_context(|| format!("snapshot/reviews.csv.gz line {}", k + 2))?;
+        let rating: u8 = rec[3]
+            .parse()
+            .ok()
+            .filter(|x| (1..=5).contains(x))
+            .with_context(|| {
+                format!(
+                    "snapshot/reviews.csv.gz line {}: rating '{}' is not 1–5",
+                    k + 2,
+                    &rec[3]
+                )
+            })?;
+        out.push(SnapReview {
+            review_id: rec[0].to_string(),
+            product_id: rec[1].to_string(),
+            reviewer_id: rec[2].to_string(),
+            rating,
+            created_at: rec[4].to_string(),
+        });
+    }
+    Ok(out)
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+type History = (Vec<String>, BTreeMap<String, Vec<String>>);
+
+fn read_history(path: &Path) -> Result<History> {
+    let f = std::fs::File::open(path)
+        .with_context(|| format!("cannot open snapshot/{}", file_name(path)))?;
+    let mut r = csv::Reader::from_reader(BufReader::new(f));
+    let header = r.headers().context("snapshot/verdicts.csv is unreadable")?;
+    if header.get(0) != Some("product_id") {
+        anyhow::bail!("snapshot/verdicts.csv has an unexpected header");
+    }
+    let periods: Vec<String> = header.iter().skip(1).map(|s| s.to_string()).collect();
+    let mut products = BTreeMap::new();
+    for rec in r.records() {
+        let rec = rec.context("snapshot/verdicts.csv is unreadable")?;
+        let mut v: Vec<String> = rec.iter().skip(1).map(|s| s.to_string()).collect();
+        v.resize(periods.len(), String::new());
+        products.insert(rec[0].to_string(), v);
+    }
+    Ok((periods, products))
+}
+
+fn push_limited<T>(v: &mut Vec<T>, total: &mut usize, x: T) {
+    *total += 1;
+    if v.len() < MAX_LISTED {
+        v.push(x);
+    }
+}
+
+/// Compare this month's results with last month's folder.
+pub fn compare(prev: &Previous, file: &FindingsFile, a: &Analysis, d: &AuditData) -> Comparison {
+    // Findings.
+    let mut now: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for f in file.findings {
+        let (kind, id) = match &f.subject {
+            crate::findings::Subject::Product(s) => ("product", s),
+            crate::findings::Subject::Group(s) => ("group", s),
+            crate::findings::Subject::Catalog(s) => ("catalog", s),
+        };
+        let key = finding_key(&f.test, kind, id);
+        let v = f.verdict.as_str().to_string();
+        let e = now.entry(key).or_insert((f.id.clone(), v.clone()));
+        if rank(&v) > rank(&e.1) {
+            *e = (f.id.clone(), v);
+        }
+    }
+    let mut findings_new = Vec::new();
+    let mut findings_persisting = Vec::new();
+    let mut findings_resolved = Vec::new();
+    for (key, (id, v)) in &now {
+        match prev.findings.get(key) {
+            Some((_, pv)) => findings_persisting.push(FindingChange {
+                key: key.clone(),
+                id: id.clone(),
+                verdict: v.clone(),
+                previous_verdict: pv.clone(),
+            }),
+            None => findings_new.push(FindingChange {
+                key: key.clone(),
+                id: id.clone(),
+                verdict: v.clone(),
+                previous_verdict: "pass".into(),
+            }),
+        }
+    }
+    for (key, (id, pv)) in &prev.findings {
+        if !now.contains_key(key) {
+            findings_resolved.push(FindingChange {
+                key: key.clone(),
+                id: id.clone(),
+                verdict: "pass".into(),
+                previous_verdict: pv.clone(),
+            });
+        }
+    }
+    // Reviews.
+    let by_source_id = prev.reviews.iter().all(|r| !assigned_id(&r.review_id))
+        && d.reviews.iter().all(|r| !assigned_id(&r.id));
+    let key_of = |id: &str, product: &str, reviewer: &str, t: &str| -> String {
+        if by_source_id {
+            id.to_string()
+        } else {
+            format!("{product}\u{1f}{reviewer}\u{1f}{t}")
+        }
+    };
+    let current: HashMap<String, (usize, u8)> = d
+        .reviews
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                key_of(
+                    &r.id,
+                    &d.products[r.product as usize],
+                    &d.reviewers[r.reviewer as usize],
+                    &format_utc(r.t),
+                ),
+                (i, r.rating),
+            )
+        })
+        .collect();
+    let earliest = d.reviews.iter().map(|r| r.t).min();
+    let mut reviews_deleted = Vec::new();
+    let mut reviews_deleted_total = 0;
+    let mut ratings_changed = Vec::new();
+    let mut ratings_changed_total = 0;
+    let mut outside = 0;
+    for r in &prev.reviews {
+        let k = key_of(&r.review_id, &r.product_id, &r.reviewer_id, &r.created_at);
+        match current.get(&k) {
+            Some(&(i, rating)) => {
+                if rating != r.rating {
+                    let cur = &d.reviews[i];
+                    push_limited(
+                        &mut ratings_changed,
+                        &mut ratings_changed_total,
+                        RatingChange {
+                            review_id: cur.id.clone(),
+                            product_id: d.products[cur.product as usize].clone(),
+                            from: r.rating,
+                            to: rating,
+                        },
+                    );
+                }
+            }
+            None => {
+                let t = chrono::DateTime::parse_from_rfc3339(&r.created_at)
+                    .ok()
+                    .map(|x| x.timestamp());
+                if matches!((t, earliest), (Some(t), Some(e)) if t >= e) {
+                    push_limited(&mut reviews_deleted, &mut reviews_deleted_total, r.clone());
+                } else {
+                    outside += 1;
+                }
+            }
+        }
+    }
+    // Verdict trend.
+    let (mut periods, mut hist) = (prev.history.0.clone(), prev.history.1.clone());
+    periods.push(file.period.label.clone());
+    let width = periods.len();
+    for v in hist.values_mut() {
+        v.resize(width, String::new());
+    }
+    for p in &a.products {
+        let v = hist
+            .entry(p.product_id.clone())
+            .or_insert_with(|| vec![String::new(); width]);
+        v[width - 1] = p.verdict.as_str().to_string();
+    }
+    trim_history(&mut periods, &mut hist);
+    let verdict_trend = hist
+        .into_iter()
+        .filter(|(_, v)| v.iter().any(|x| x == "warn" || x == "fail"))
+        .collect();
+    Comparison {
+        previous_period: prev.period.0.clone(),
+        previous_from: prev.period.1.clone(),
+        previous_to: prev.period.2.clone(),
+        matched_by: if by_source_id {
+            "review_id".into()
+        } else {
+            "product, reviewer and time".into()
+        },
+        findings_new: findings_new.into_iter().take(MAX_LISTED).collect(),
+        findings_persisting: findings_persisting.into_iter().take(MAX_LISTED).collect(),
+        findings_resolved: findings_resolved.into_iter().take(MAX_LISTED).collect(),
+        reviews_deleted,
+        reviews_deleted_total,
+        ratings_changed,
+        ratings_changed_total,
+        reviews_outside_this_export: outside,
+        periods,
+        verdict_trend,
+    }
+}
+
+fn trim_history(periods: &mut Vec<String>, hist: &mut BTreeMap<String, Vec<String>>) {
+    if periods.len() > HISTORY {
+        let cut = periods.len() - HISTORY;
+        periods.drain(..cut);
+        for v in hist.values_mut() {
+            v.drain(..cut.min(v.len()));
+        }
+    }
+    hist.retain(|_, v| v.iter().any(|x| !x.is_empty()));
+}
+
+/// Write `snapshot/` into the report folder.
+pub fn write_snapshot(
+    dir: &Path,
+    file: &FindingsFile,
+    a: &Analysis,
+    d: &AuditData,
+    comparison: Option<&Comparison>,
+) -> Result<()> {
+    let snap: PathBuf = dir.join("snapshot");
+    std::fs::create_dir_all(&snap)?;
+    let path = snap.join("reviews.csv.gz");
+    let f = std::fs::File::create(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    // No file name and mtime 0 in the gzip header: same reviews, same bytes.
+    let gz = flate2::GzBuilder::new().write(std::io::BufWriter::new(f), flate2::Compression::default());
+    let mut w = csv::Writer::from_writer(gz);
+    w.write_record(["review_id", "product_id", "reviewer_id", "rating", "created_at"])?;
+    for r in &d.reviews {
+        w.write_record([
+            r.id.as_str(),
+            d.products[r.product as usize].as_str(),
+            d.reviewers[r.reviewer as usize].as_str(),
+            &r.rating.to_string(),
+            &format_utc(r.t),
+        ])?;
+    }
+    let gz = w
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    gz.finish()?.flush()?;
+    // Verdict history.
+    let (mut periods, mut hist) = match comparison {
+        Some(c) => {
+            // The comparison kept only products that ever warned; the snapshot keeps all.
+            let mut h: BTreeMap<String, Vec<String>> = c.verdict_trend.clone();
+            let width = c.periods.len();
+            for p in &a.products {
+                h.entry(p.product_id.clone())
+                    .or_insert_with(|| vec![String::new(); width])[width - 1] =
+                    p.verdict.as_str().to_string();
+            }
+            (c.periods.clone(), h)
+        }
+        None => (
+            vec![file.period.label.clone()],
+            a.products
+                .iter()
+                .map(|p| (p.product_id.clone(), vec![p.verdict.as_str().to_string()]))
+                .collect(),
+        ),
+    };
+    trim_history(&mut periods, &mut hist);
+    let path = snap.join("verdicts.csv");
+    let mut w = csv::Writer::from_path(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let mut header = vec!["product_id".to_string()];
+    header.extend(periods.iter().cloned());
+    w.write_record(&header)?;
+    for (p, v) in &hist {
+        let mut row = vec![p.clone()];
+        row.extend(v.iter().cloned());
+        w.write_record(&row)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Product ids of `trend` whose last verdict differs from the one before (for the summary).
+pub fn changed_verdicts(c: &Comparison) -> BTreeSet<&str> {
+    c.verdict_trend
+        .iter()
+        .filter(|(_, v)| v.len() >= 2 && v[v.len() - 1] != v[v.len() - 2])
+        .map(|(p, _)| p.as_str())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assigned_ids_are_recognised() {
+        assert!(assigned_id("reviews#12"));
+        assert!(assigned_id("my file#0"));
+        assert!(!assigned_id("R1ABCDEF"));
+        assert!(!assigned_id("reviews#"));
+        assert!(!assigned_id("a#b"));
+    }
+
+    #[test]
+    fn history_keeps_twelve_periods_and_drops_empty_rows() {
+        let mut periods: Vec<String> = (1..=14).map(|m| format!("p{m}")).collect();
+        let mut hist = BTreeMap::new();
+        let mut v = vec![String::new(); 14];
+        v[0] = "fail".into();
+        hist.insert("gone".to_string(), v);
+        hist.insert("kept".to_string(), vec!["pass".to_string(); 14]);
+        trim_history(&mut periods, &mut hist);
+        assert_eq!(periods.len(), HISTORY);
+        assert_eq!(periods[0], "p3");
+        assert!(!hist.contains_key("gone"));
+        assert_eq!(hist["kept"].len(), HISTORY);
+    }
+}
