@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod browser;
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
@@ -903,6 +905,332 @@ fn bundled_sample_inspects_and_loads() {
         "{}",
         f["summary"]
     );
+    full_report_is_there(&out_dir, &f);
+}
+
+/// The sample report carries every kind of chart, as a PNG file and inline, and every section.
+fn full_report_is_there(dir: &Path, f: &Value) {
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    let files: Vec<String> = std::fs::read_dir(dir.join("charts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for name in [
+        "catalog-daily.png",
+        "catalog-lag.png",
+        "catalog-hours.png",
+        "catalog-ratings.png",
+        "product-pairs.png",
+    ] {
+        assert!(files.iter().any(|f| f == name), "{name} missing: {files:?}");
+    }
+    // Every flagged product (the sample has fewer than the section cap) has its section and its
+    // daily, lag, hour × weekday, rating and weekly charts.
+    let products = read_csv(&dir.join("scores/products.csv"));
+    let flagged: Vec<&Vec<String>> = products
+        .1
+        .iter()
+        .filter(|r| r[4] == "warn" || r[4] == "fail")
+        .collect();
+    assert!(flagged.len() >= 10);
+    for r in &flagged {
+        let n: u64 = r[1].parse().unwrap();
+        for kind in ["daily", "lag", "hours", "ratings", "weekly"] {
+            // Hour heatmaps need a minimum of reviews; lag histograms need reviews linked to an
+            // order (counted below).
+            if kind == "hours" && n < revaudit::report::charts::MIN_HOUR_REVIEWS || kind == "lag" {
+                continue;
+            }
+            let prefix = format!("{kind}-{}-", r[0]);
+            assert!(
+                files.iter().any(|f| f.starts_with(&prefix)),
+                "{prefix} missing"
+            );
+        }
+        assert!(
+            html.contains(&format!(">{}</h3>", r[0]))
+                || html.contains(&format!("</span> {}</h3>", r[0])),
+            "section of {}",
+            r[0]
+        );
+    }
+    let lag = flagged
+        .iter()
+        .filter(|r| {
+            files
+                .iter()
+                .any(|f| f.starts_with(&format!("lag-{}-", r[0])))
+        })
+        .count();
+    assert!(
+        lag * 4 >= flagged.len() * 3,
+        "{lag} of {} have a lag chart",
+        flagged.len()
+    );
+    let groups = f["groups"].as_array().unwrap();
+    assert!(!groups.is_empty());
+    for g in groups {
+        let prefix = format!("group-{}-", g["id"].as_str().unwrap());
+        assert!(
+            files.iter().any(|f| f.starts_with(&prefix)),
+            "{prefix} missing"
+        );
+    }
+    // Each PNG decodes, and the same bytes are inline in the page.
+    let mut inline = 0;
+    for name in &files {
+        let bytes = std::fs::read(dir.join("charts").join(name)).unwrap();
+        let decoder = png::Decoder::new(std::io::Cursor::new(&bytes));
+        let reader = decoder
+            .read_info()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let info = reader.info();
+        assert!(info.width >= 600 && info.height >= 300, "{name}");
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        if html.contains(&b64) {
+            inline += 1;
+        }
+    }
+    assert_eq!(inline, files.len(), "every chart is inline");
+    for id in [
+        "summary",
+        "products",
+        "groups",
+        "views",
+        "catalog",
+        "quality",
+        "methodology",
+    ] {
+        assert!(
+            html.contains(&format!("<section id=\"{id}\">")),
+            "section {id}"
+        );
+    }
+    // Evidence: each finding's first review id and its sentence are on the page.
+    for x in f["findings"].as_array().unwrap() {
+        let subject_shown = match x["subject"]["kind"].as_str().unwrap() {
+            "product" => flagged
+                .iter()
+                .any(|r| r[0] == x["subject"]["id"].as_str().unwrap()),
+            _ => true,
+        };
+        if !subject_shown {
+            continue;
+        }
+        let sentence = x["sentence"].as_str().unwrap();
+        assert!(
+            html.contains(&escape_html(sentence)),
+            "sentence missing: {sentence}"
+        );
+        if let Some(id) = x["evidence"]["review_ids"][0].as_str() {
+            assert!(html.contains(id), "evidence {id} missing");
+        }
+    }
+    // Rendered in a real browser: no console errors, no requests, every image decoded.
+    if let Some(pages) = browser::check(&[&dir.join("index.html")]) {
+        let page = &pages[0];
+        assert!(page.errors.is_empty(), "console errors: {:?}", page.errors);
+        assert!(page.requests.is_empty(), "requests: {:?}", page.requests);
+        assert_eq!(page.images.len(), files.len());
+        assert!(
+            page.images.iter().all(|&(ok, w, _)| ok && w >= 600),
+            "{:?}",
+            page.images
+        );
+    }
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+#[test]
+fn month_over_month() {
+    use std::io::Read as _;
+    let w = Work::new();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open("notebooks-data/sample/reviews_linked.csv.gz").unwrap(),
+    )
+    .read_to_string(&mut text)
+    .unwrap();
+    let orders = "notebooks-data/sample/orders.tsv.gz";
+    let sep = w.write("reviews-sep.csv", text.as_bytes());
+    let prev = w.path("2026-09");
+    let out = w.run(&[
+        "audit",
+        "-q",
+        "--orders",
+        orders,
+        "--reviews",
+        sep.to_str().unwrap(),
+        "--period",
+        "2026-09",
+        "--out",
+        prev.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(prev.join("snapshot/reviews.csv.gz").is_file());
+    assert!(prev.join("snapshot/verdicts.csv").is_file());
+    // October's export: three September reviews are gone and one changed its rating.
+    let mut lines: Vec<String> = text.lines().map(|l| l.to_string()).collect();
+    let september: Vec<usize> = (1..lines.len())
+        .filter(|&i| {
+            lines[i]
+                .split(',')
+                .nth(4)
+                .is_some_and(|t| t.starts_with("2026-09"))
+        })
+        .collect();
+    let deleted: Vec<String> = september[..3]
+        .iter()
+        .map(|&i| lines[i].split(',').next().unwrap().to_string())
+        .collect();
+    let changed = september[10];
+    let mut cells: Vec<String> = lines[changed].split(',').map(|c| c.to_string()).collect();
+    let old_rating = cells[3].clone();
+    cells[3] = if old_rating == "1" {
+        "5".into()
+    } else {
+        "1".into()
+    };
+    lines[changed] = cells.join(",");
+    let changed_id = cells[0].clone();
+    let kept: Vec<&String> = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !september[..3].contains(i))
+        .map(|(_, l)| l)
+        .collect();
+    let oct = w.write(
+        "reviews-oct.csv",
+        (kept
+            .iter()
+            .map(|l| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n")
+            .as_bytes(),
+    );
+    let cur = w.path("2026-10");
+    let out = w.run(&[
+        "audit",
+        "-q",
+        "--orders",
+        orders,
+        "--reviews",
+        oct.to_str().unwrap(),
+        "--period",
+        "2026-10",
+        "--out",
+        cur.to_str().unwrap(),
+        "--previous",
+        prev.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = |d: &Path| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("findings.json")).unwrap()).unwrap()
+    };
+    let (p, c) = (read(&prev), read(&cur));
+    let cmp = &c["comparison"];
+    assert_eq!(cmp["previous_period"], "2026-09");
+    // The sample's ids look like revaudit's own `<stem>#<index>` ids, which shift when an export
+    // grows: matched by content.
+    assert_eq!(cmp["matched_by"], "product, reviewer and time");
+    assert_eq!(cmp["reviews_deleted_total"], 3, "{cmp}");
+    let mut del: Vec<&str> = cmp["reviews_deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["review_id"].as_str().unwrap())
+        .collect();
+    del.sort();
+    let mut deleted_sorted = deleted.clone();
+    deleted_sorted.sort();
+    assert_eq!(del, deleted_sorted);
+    assert_eq!(cmp["ratings_changed_total"], 1);
+    assert_eq!(cmp["ratings_changed"][0]["review_id"], changed_id.as_str());
+    assert_eq!(cmp["ratings_changed"][0]["from"].to_string(), old_rating);
+    // Findings: new ∪ persisting = this month's keys; resolved ∪ persisting = last month's.
+    let keys = |f: &Value| -> std::collections::BTreeSet<String> {
+        f["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                format!(
+                    "{}:{}:{}",
+                    x["test"].as_str().unwrap(),
+                    x["subject"]["kind"].as_str().unwrap(),
+                    x["subject"]["id"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let list = |name: &str| -> std::collections::BTreeSet<String> {
+        cmp[name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (kp, kc) = (keys(&p), keys(&c));
+    assert_eq!(
+        list("findings_persisting"),
+        kp.intersection(&kc).cloned().collect()
+    );
+    assert_eq!(list("findings_new"), kc.difference(&kp).cloned().collect());
+    assert_eq!(
+        list("findings_resolved"),
+        kp.difference(&kc).cloned().collect()
+    );
+    assert!(!list("findings_persisting").is_empty());
+    // Verdict trend over both months, and the next snapshot carries it on.
+    assert_eq!(cmp["periods"], serde_json::json!(["2026-09", "2026-10"]));
+    let trend = cmp["verdict_trend"].as_object().unwrap();
+    assert!(!trend.is_empty());
+    for (_, v) in trend {
+        assert_eq!(v.as_array().unwrap().len(), 2);
+    }
+    let verdicts = std::fs::read_to_string(cur.join("snapshot/verdicts.csv")).unwrap();
+    assert!(
+        verdicts.starts_with("product_id,2026-09,2026-10\n"),
+        "{verdicts:.80}"
+    );
+    let html = std::fs::read_to_string(cur.join("index.html")).unwrap();
+    assert!(html.contains("<section id=\"since\">"));
+    for id in &deleted {
+        assert!(html.contains(id.as_str()), "{id} listed");
+    }
+    // No snapshot of personal data: the snapshot has ids, product, reviewer, stars, time only.
+    let mut snap = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(cur.join("snapshot/reviews.csv.gz")).unwrap())
+        .read_to_string(&mut snap)
+        .unwrap();
+    assert!(snap.starts_with("review_id,product_id,reviewer_id,rating,created_at\n"));
+    // A folder that is not a report: exit 2 with the reason, nothing written.
+    let bad = w.path("2026-11");
+    let out = w.run(&[
+        "audit",
+        "-q",
+        "--orders",
+        orders,
+        "--reviews",
+        oct.to_str().unwrap(),
+        "--out",
+        bad.to_str().unwrap(),
+        "--previous",
+        w.path("nothing").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--previous"), "{}", stderr(&out));
+    assert!(!bad.exists());
 }
 
 // ---------------------------------------------------------------- audit engine
@@ -1201,10 +1529,26 @@ fn html_report_is_self_contained_and_inert() {
     assert!(!lower.contains("href=\"javascript"), "no javascript: link");
     assert!(!lower.contains("<h1>broken"), "broken markup stays text");
     assert!(lower.contains("content-security-policy") && lower.contains("default-src 'none'"));
+    // Every image is one of our charts: alt text, then the chart file it was drawn into.
     for (i, _) in lower.match_indices("<img") {
+        let tag = &lower[i..i + lower[i..].find('>').unwrap()];
+        assert!(tag.starts_with("<img alt=\""), "{tag:.80}");
+        let file = tag
+            .split("title=\"charts/")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         assert!(
-            lower[i..].starts_with("<img alt=\"daily reviews"),
-            "only our charts are images"
+            rep.join("charts").join(file).is_file()
+                || std::fs::read_dir(rep.join("charts")).unwrap().any(|e| e
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .to_lowercase()
+                    == file),
+            "{file}"
         );
     }
     for (i, _) in lower.match_indices(" src=\"") {
@@ -1225,10 +1569,7 @@ fn html_report_is_self_contained_and_inert() {
     assert!(!charts.is_empty());
     for c in &charts {
         let name = c.file_name().unwrap().to_str().unwrap();
-        assert!(
-            name.starts_with("daily-") && name.ends_with(".png"),
-            "{name}"
-        );
+        assert!(name.ends_with(".png"), "{name}");
         assert!(
             name.chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)),
@@ -1236,4 +1577,35 @@ fn html_report_is_self_contained_and_inert() {
         );
         assert!(std::fs::read(c).unwrap().starts_with(b"\x89PNG"));
     }
+    // In a real browser: nothing runs, nothing is requested, every chart decodes. A control page
+    // that does request, log an error and carry a broken image proves the check can fail.
+    let control = w.write(
+        "control.html",
+        b"<!DOCTYPE html><html><head><title>control</title></head><body>\
+<img src=\"http://127.0.0.1:9/x.png\"><img src=\"data:image/png;base64,AAAA\">\
+<script>console.error('boom')</script></body></html>",
+    );
+    let Some(pages) = browser::check(&[&rep.join("index.html"), &control]) else {
+        return;
+    };
+    let (page, ctl) = (&pages[0], &pages[1]);
+    assert!(page.errors.is_empty(), "console errors: {:?}", page.errors);
+    assert!(page.requests.is_empty(), "requests: {:?}", page.requests);
+    assert_eq!(page.images.len(), lower.matches("<img").count());
+    assert!(
+        page.images
+            .iter()
+            .all(|&(ok, w, h)| ok && w > 100 && h > 100),
+        "{:?}",
+        page.images
+    );
+    assert!(page.title.starts_with("revaudit report"), "{}", page.title);
+    assert!(
+        ctl.requests
+            .iter()
+            .any(|u| u.starts_with("http://127.0.0.1:9/")),
+        "{ctl:?}"
+    );
+    assert!(!ctl.errors.is_empty(), "{ctl:?}");
+    assert!(ctl.images.iter().any(|&(ok, _, _)| !ok), "{ctl:?}");
 }

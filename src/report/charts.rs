@@ -126,11 +126,20 @@ fn legend_row(area: &Area, items: &[(String, Key)]) -> DrawResult {
                 area.draw(&Rectangle::new([(x, 5), (x + 14, 17)], c.filled()))?;
             }
             Key::Line(c) => {
-                area.draw(&PathElement::new(vec![(x, 11), (x + 16, 11)], c.stroke_width(2)))?;
+                area.draw(&PathElement::new(
+                    vec![(x, 11), (x + 16, 11)],
+                    c.stroke_width(2),
+                ))?;
             }
             Key::Dashed(c) => {
-                area.draw(&PathElement::new(vec![(x, 11), (x + 5, 11)], c.stroke_width(2)))?;
-                area.draw(&PathElement::new(vec![(x + 10, 11), (x + 16, 11)], c.stroke_width(2)))?;
+                area.draw(&PathElement::new(
+                    vec![(x, 11), (x + 5, 11)],
+                    c.stroke_width(2),
+                ))?;
+                area.draw(&PathElement::new(
+                    vec![(x + 10, 11), (x + 16, 11)],
+                    c.stroke_width(2),
+                ))?;
             }
         }
         area.draw(&Text::new(label.clone(), (x + 22, 4), style(12)))?;
@@ -141,7 +150,11 @@ fn legend_row(area: &Area, items: &[(String, Key)]) -> DrawResult {
 }
 
 /// Title on top, a legend row under it, the plot below.
-fn frame<'a>(root: &Area<'a>, title: &str, legend: &[(String, Key)]) -> std::result::Result<Area<'a>, Box<dyn std::error::Error + Send + Sync>> {
+fn frame<'a>(
+    root: &Area<'a>,
+    title: &str,
+    legend: &[(String, Key)],
+) -> std::result::Result<Area<'a>, Box<dyn std::error::Error + Send + Sync>> {
     root.fill(&WHITE)?;
     let body = root.titled(title, (FAMILY, 18))?;
     let (top, rest) = body.split_vertically(24);
@@ -207,7 +220,12 @@ pub fn daily(d: &AuditData, p: Option<usize>, windows: &[(i64, i64)]) -> Result<
     let omax = orders.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.2;
     let title = format!("{}: reviews and shipped orders per day", subject_name(d, p));
     let mut legend: Vec<(String, Key)> = (1..=5)
-        .map(|r| (format!("{r}-star reviews"), Key::Fill(RATING_COLOURS[r - 1])))
+        .map(|r| {
+            (
+                format!("{r}-star reviews"),
+                Key::Fill(RATING_COLOURS[r - 1]),
+            )
+        })
         .collect();
     if d.has_orders {
         legend.push(("shipped orders (right axis)".into(), Key::Line(BLACK)));
@@ -382,16 +400,7 @@ fn shares(counts: &[u64]) -> Vec<f64> {
 /// Lag buckets: before purchase, then these upper edges in hours.
 const LAG_EDGES_H: [f64; 9] = [1.0, 6.0, 24.0, 48.0, 96.0, 168.0, 336.0, 720.0, 1440.0];
 const LAG_LABELS: [&str; 11] = [
-    "before",
-    "< 1 h",
-    "1–6 h",
-    "6–24 h",
-    "1–2 d",
-    "2–4 d",
-    "4–7 d",
-    "1–2 wk",
-    "2–4 wk",
-    "1–2 mo",
+    "before", "< 1 h", "1–6 h", "6–24 h", "1–2 d", "2–4 d", "4–7 d", "1–2 wk", "2–4 wk", "1–2 mo",
     "> 2 mo",
 ];
 
@@ -433,7 +442,11 @@ pub fn lag(d: &AuditData, p: Option<usize>) -> Result<Option<Vec<u8>>> {
         return Ok(None);
     }
     let n_all: u64 = all.iter().sum();
-    let mut series = vec![(format!("{} (n = {n})", subject_name(d, p)), SUBJECT, shares(&mine))];
+    let mut series = vec![(
+        format!("{} (n = {n})", subject_name(d, p)),
+        SUBJECT,
+        shares(&mine),
+    )];
     if p.is_some() {
         series.push((format!("catalog (n = {n_all})"), BASELINE, shares(&all)));
     }
@@ -464,7 +477,11 @@ pub fn ratings(d: &AuditData, p: Option<usize>) -> Result<Vec<u8>> {
     };
     let mine = hist(&mut audited(d, p).into_iter());
     let n: u64 = mine.iter().sum();
-    let mut series = vec![(format!("{} (n = {n})", subject_name(d, p)), SUBJECT, shares(&mine))];
+    let mut series = vec![(
+        format!("{} (n = {n})", subject_name(d, p)),
+        SUBJECT,
+        shares(&mine),
+    )];
     let earlier = match p {
         Some(p) => hist(
             &mut d.by_product[p]
@@ -488,7 +505,10 @@ pub fn ratings(d: &AuditData, p: Option<usize>) -> Result<Vec<u8>> {
         series.push((format!("catalog (n = {n_all})"), BASELINE, shares(&all)));
     }
     grouped_bars(Bars {
-        title: format!("{}: star ratings of the audited reviews", subject_name(d, p)),
+        title: format!(
+            "{}: star ratings of the audited reviews",
+            subject_name(d, p)
+        ),
         x_desc: "star rating",
         y_desc: "share of reviews (%)",
         categories: (1..=5)
@@ -503,7 +523,7 @@ pub fn ratings(d: &AuditData, p: Option<usize>) -> Result<Vec<u8>> {
 const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
 /// Minimum reviews with a time of day for a product's heatmap.
-pub const MIN_HOUR_REVIEWS: u64 = 20;
+pub const MIN_HOUR_REVIEWS: u64 = 10;
 
 fn hour_grid(d: &AuditData, reviews: &[u32]) -> ([[u64; 24]; 7], u64) {
     let mut g = [[0u64; 24]; 7];
@@ -584,10 +604,7 @@ pub fn hours(d: &AuditData, p: Option<usize>, local_time: &str) -> Result<Option
     if n < MIN_HOUR_REVIEWS {
         return Ok(None);
     }
-    let other = match p {
-        Some(_) => Some(hour_grid(d, &audited(d, None))),
-        None => None,
-    };
+    let other = p.map(|_| hour_grid(d, &audited(d, None)));
     // "UTC-5 (inferred from …)" → "UTC-5, inferred"; a zone name stays as it is.
     let zone = match local_time.split_once(" (") {
         Some((z, rest)) if rest.starts_with("inferred") => format!("{z}, inferred"),
@@ -628,7 +645,13 @@ pub fn hours(d: &AuditData, p: Option<usize>, local_time: &str) -> Result<Option
             [(x0, y0), (x0 + bar_w, y0 + 14)],
             BLACK.mix(0.4),
         ))?;
-        for (v, label) in [(0.0, "0"), (1.0, "1×"), (2.0, "2×"), (3.0, "3×"), (4.0, "≥ 4×")] {
+        for (v, label) in [
+            (0.0, "0"),
+            (1.0, "1×"),
+            (2.0, "2×"),
+            (3.0, "3×"),
+            (4.0, "≥ 4×"),
+        ] {
             let x = x0 + (v / HEAT_MAX * bar_w as f64) as i32;
             legend.draw(&Text::new(label, (x - 6, y0 + 20), style(11)))?;
         }
@@ -871,13 +894,19 @@ where
     let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
     for (w, v) in values.iter().enumerate() {
         match v {
-            Some(v) => runs.last_mut().into_iter().for_each(|r| r.push((w as f64 + 0.5, *v))),
+            Some(v) => runs
+                .last_mut()
+                .into_iter()
+                .for_each(|r| r.push((w as f64 + 0.5, *v))),
             None => runs.push(Vec::new()),
         }
     }
     for run in runs.into_iter().filter(|r| !r.is_empty()) {
         chart.draw_series(LineSeries::new(run.clone(), colour.stroke_width(2)))?;
-        chart.draw_series(run.into_iter().map(|xy| Circle::new(xy, 3, colour.filled())))?;
+        chart.draw_series(
+            run.into_iter()
+                .map(|xy| Circle::new(xy, 3, colour.filled())),
+        )?;
     }
     Ok(())
 }
@@ -997,7 +1026,7 @@ pub fn group_matrix(d: &AuditData, g: &GroupInfo) -> Result<Vec<u8>> {
             String::new()
         }
     };
-    Ok(matrix(Matrix {
+    matrix(Matrix {
         title: format!("Reviewer group {}: who reviewed what, and when", g.id),
         note: format!(
             "{} accounts, {} products, {}..{}; cell = the account's review (colour: stars, label: month-day){}{}",
@@ -1025,7 +1054,7 @@ pub fn group_matrix(d: &AuditData, g: &GroupInfo) -> Result<Vec<u8>> {
         legend: (1..=5)
             .map(|s| (format!("{s} star{}", if s == 1 { "" } else { "s" }), RATING_COLOURS[s - 1]))
             .collect(),
-    })?)
+    })
 }
 
 /// Product × product heatmap: for the (at most 30) products that share the most reviewers with
@@ -1062,7 +1091,8 @@ pub fn product_pairs(d: &AuditData) -> Result<Option<Vec<u8>>> {
             e.1 += c;
         }
     }
-    let mut ranked: Vec<(u32, (u64, u64))> = strength.into_iter().filter(|(_, s)| s.0 >= 2).collect();
+    let mut ranked: Vec<(u32, (u64, u64))> =
+        strength.into_iter().filter(|(_, s)| s.0 >= 2).collect();
     if ranked.len() < 2 {
         return Ok(None);
     }
@@ -1088,7 +1118,10 @@ pub fn product_pairs(d: &AuditData) -> Result<Option<Vec<u8>>> {
     } else {
         "cell = accounts that reviewed both products in the period (products sharing ≥ 2 accounts with another)".to_string()
     };
-    let names: Vec<String> = ids.iter().map(|&p| d.products[p as usize].clone()).collect();
+    let names: Vec<String> = ids
+        .iter()
+        .map(|&p| d.products[p as usize].clone())
+        .collect();
     Ok(Some(matrix(Matrix {
         title: "Products that share reviewers".into(),
         note,

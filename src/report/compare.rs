@@ -24,6 +24,8 @@ use crate::analyze::Analysis;
 use crate::ingest::timestamp::format_utc;
 use crate::UsageError;
 
+/// A finding's verdict in a month it was not raised (the subject may still be insufficient).
+pub const NOT_FLAGGED: &str = "not flagged";
 /// Periods kept in `snapshot/verdicts.csv`.
 pub const HISTORY: usize = 12;
 /// Longest list of reviews or findings written per kind (totals are always given).
@@ -64,9 +66,9 @@ pub struct FindingChange {
     pub key: String,
     /// This month's finding id (or last month's, for resolved findings).
     pub id: String,
-    /// Verdict this month (`pass` when resolved).
+    /// Verdict this month (`not flagged` when resolved).
     pub verdict: String,
-    /// Verdict last month (`pass` when new).
+    /// Verdict last month (`not flagged` when new).
     pub previous_verdict: String,
 }
 
@@ -167,16 +169,18 @@ impl Previous {
             );
             let verdict = s(&f["verdict"]);
             // Several windows of one test on one subject: keep the worst.
-            let e = findings.entry(key).or_insert((s(&f["id"]), verdict.clone()));
+            let e = findings
+                .entry(key)
+                .or_insert((s(&f["id"]), verdict.clone()));
             if rank(&verdict) > rank(&e.1) {
                 *e = (s(&f["id"]), verdict);
             }
         }
         let snap = dir.join("snapshot");
-        let reviews = read_reviews(&snap.join("reviews.csv.gz"))
-            .map_err(|e| usage(dir, format!("{e:#}")))?;
-        let history = read_history(&snap.join("verdicts.csv"))
-            .map_err(|e| usage(dir, format!("{e:#}")))?;
+        let reviews =
+            read_reviews(&snap.join("reviews.csv.gz")).map_err(|e| usage(dir, format!("{e:#}")))?;
+        let history =
+            read_history(&snap.join("verdicts.csv")).map_err(|e| usage(dir, format!("{e:#}")))?;
         Ok(Previous {
             period,
             findings,
@@ -199,8 +203,16 @@ fn read_reviews(path: &Path) -> Result<Vec<SnapReview>> {
     let f = std::fs::File::open(path)
         .with_context(|| format!("cannot open snapshot/{}", file_name(path)))?;
     let mut r = csv::Reader::from_reader(BufReader::new(flate2::read::GzDecoder::new(f)));
-    let want = ["review_id", "product_id", "reviewer_id", "rating", "created_at"];
-    let header = r.headers().context("snapshot/reviews.csv.gz is unreadable")?;
+    let want = [
+        "review_id",
+        "product_id",
+        "reviewer_id",
+        "rating",
+        "created_at",
+    ];
+    let header = r
+        .headers()
+        .context("snapshot/reviews.csv.gz is unreadable")?;
     if header.iter().collect::<Vec<_>>() != want {
         anyhow::bail!("snapshot/reviews.csv.gz has an unexpected header");
     }
@@ -295,7 +307,7 @@ pub fn compare(prev: &Previous, file: &FindingsFile, a: &Analysis, d: &AuditData
                 key: key.clone(),
                 id: id.clone(),
                 verdict: v.clone(),
-                previous_verdict: "pass".into(),
+                previous_verdict: NOT_FLAGGED.into(),
             }),
         }
     }
@@ -304,7 +316,7 @@ pub fn compare(prev: &Previous, file: &FindingsFile, a: &Analysis, d: &AuditData
             findings_resolved.push(FindingChange {
                 key: key.clone(),
                 id: id.clone(),
-                verdict: "pass".into(),
+                verdict: NOT_FLAGGED.into(),
                 previous_verdict: pv.clone(),
             });
         }
@@ -433,12 +445,19 @@ pub fn write_snapshot(
     let snap: PathBuf = dir.join("snapshot");
     std::fs::create_dir_all(&snap)?;
     let path = snap.join("reviews.csv.gz");
-    let f = std::fs::File::create(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let f =
+        std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
     // No file name and mtime 0 in the gzip header: same reviews, same bytes.
-    let gz = flate2::GzBuilder::new().write(std::io::BufWriter::new(f), flate2::Compression::default());
+    let gz =
+        flate2::GzBuilder::new().write(std::io::BufWriter::new(f), flate2::Compression::default());
     let mut w = csv::Writer::from_writer(gz);
-    w.write_record(["review_id", "product_id", "reviewer_id", "rating", "created_at"])?;
+    w.write_record([
+        "review_id",
+        "product_id",
+        "reviewer_id",
+        "rating",
+        "created_at",
+    ])?;
     for r in &d.reviews {
         w.write_record([
             r.id.as_str(),

@@ -28,7 +28,11 @@ fn img(h: &mut String, c: &ChartRef) {
 /// A product id, linked to its section when it has one.
 fn linked_product(in_sections: &std::collections::BTreeSet<&str>, p: &str) -> String {
     if in_sections.contains(p) {
-        format!("<a href=\"#p-{}\">{}</a>", super::charts::safe_name(p), escape(p))
+        format!(
+            "<a href=\"#p-{}\">{}</a>",
+            super::charts::safe_name(p),
+            escape(p)
+        )
     } else {
         escape(p)
     }
@@ -48,8 +52,13 @@ fn verdict_cell(v: &str) -> String {
 /// "Since last month": findings new / persisting / resolved, deleted reviews, changed ratings and
 /// the verdict trend per product.
 fn since(h: &mut String, c: &Comparison, linked: &dyn Fn(&str) -> String) {
-    let _ = write!(h, "<section id=\"since\"><h2>Since last month ({} , {}..{})</h2>",
-        escape(&c.previous_period), escape(&c.previous_from), escape(&c.previous_to));
+    let _ = write!(
+        h,
+        "<section id=\"since\"><h2>Since last month ({}, {}..{})</h2>",
+        escape(&c.previous_period),
+        escape(&c.previous_from),
+        escape(&c.previous_to)
+    );
     let _ = write!(h, "<table><tr><th>what</th><th>count</th></tr>\
 <tr><td>new findings (warn or fail now, not last month)</td><td class=\"num\">{}</td></tr>\
 <tr><td>persisting findings</td><td class=\"num\">{}</td></tr>\
@@ -66,7 +75,13 @@ fn since(h: &mut String, c: &Comparison, linked: &dyn Fn(&str) -> String) {
         let mut rows: Vec<(&String, &Vec<String>)> = c.verdict_trend.iter().collect();
         rows.sort_by_key(|(p, v)| {
             let last = v.last().map(|x| x.as_str()).unwrap_or("");
-            let sev = match last { "fail" => 0, "warn" => 1, "insufficient" => 3, "pass" => 2, _ => 4 };
+            let sev = match last {
+                "fail" => 0,
+                "warn" => 1,
+                "insufficient" => 3,
+                "pass" => 2,
+                _ => 4,
+            };
             (!changed.contains(p.as_str()), sev, p.to_string())
         });
         h.push_str("<h3>Verdict trend per product</h3><table><tr><th>product</th>");
@@ -83,7 +98,11 @@ fn since(h: &mut String, c: &Comparison, linked: &dyn Fn(&str) -> String) {
         }
         h.push_str("</table>");
         if rows.len() > CHANGES_SHOWN {
-            let _ = write!(h, "<p>{} more products in findings.json.</p>", rows.len() - CHANGES_SHOWN);
+            let _ = write!(
+                h,
+                "<p>{} more products in findings.json.</p>",
+                rows.len() - CHANGES_SHOWN
+            );
         }
     }
     for (title, list) in [
@@ -97,16 +116,37 @@ fn since(h: &mut String, c: &Comparison, linked: &dyn Fn(&str) -> String) {
         let _ = write!(h, "<h3>{title}</h3><table><tr><th>test</th><th>subject</th><th>last month</th><th>now</th></tr>");
         for x in list.iter().take(CHANGES_SHOWN) {
             let mut parts = x.key.splitn(3, ':');
-            let (test, kind, id) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let subject = if kind == "product" { linked(id) } else { format!("{} {}", escape(kind), escape(id)) };
-            let _ = write!(h, "<tr><td>{}</td><td>{subject}</td><td>{}</td><td>{}</td></tr>", escape(test), verdict_cell(&x.previous_verdict), verdict_cell(&x.verdict));
+            let (test, kind, id) = (
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+            );
+            let subject = if kind == "product" {
+                linked(id)
+            } else {
+                format!("{} {}", escape(kind), escape(id))
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{subject}</td><td>{}</td><td>{}</td></tr>",
+                escape(test),
+                verdict_cell(&x.previous_verdict),
+                verdict_cell(&x.verdict)
+            );
         }
         h.push_str("</table>");
     }
     if !c.reviews_deleted.is_empty() {
         let _ = write!(h, "<h3>Reviews that disappeared ({})</h3><p>In last month's snapshot, missing from this month's exports although they cover that date: deleted by the platform or the author.</p><table><tr><th>review</th><th>product</th><th>stars</th><th>posted</th></tr>", c.reviews_deleted_total);
         for r in c.reviews_deleted.iter().take(CHANGES_SHOWN) {
-            let _ = write!(h, "<tr><td class=\"ids\">{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>", escape(&r.review_id), linked(&r.product_id), r.rating, escape(&r.created_at));
+            let _ = write!(
+                h,
+                "<tr><td class=\"ids\">{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                escape(&r.review_id),
+                linked(&r.product_id),
+                r.rating,
+                escape(&r.created_at)
+            );
         }
         h.push_str("</table>");
     }
@@ -264,7 +304,7 @@ pub fn render(
         risky.iter().map(|p| p.product_id.as_str()).collect();
     let linked = |p: &str| linked_product(&in_sections, p);
     let _ = write!(h, "<nav><strong>Contents</strong>: <a href=\"#summary\">Summary</a>{}<a href=\"#products\">Products at risk</a>\
-<a href=\"#groups\">Reviewer groups</a><a href=\"#views\">Catalog-wide views</a><a href=\"#catalog\">All products</a><a href=\"#quality\">Data quality</a><a href=\"#methodology\">Methodology</a></nav>\n",
+<a href=\"#groups\">Reviewer groups</a><a href=\"#views\">Catalog-wide views</a><a href=\"#catalog\">All products</a><a href=\"#quality\">Data quality</a><a href=\"#methodology\">Methodology</a></nav>",
         if comparison.is_some() { "<a href=\"#since\">Since last month</a>" } else { "" });
     // Summary.
     let s = &f.summary;
@@ -313,8 +353,22 @@ pub fn render(
     for p in &risky {
         let _ = write!(h, "<h3 id=\"{}\">{} {}</h3><p>score {:.2} · {} reviews · {} shipped orders · rating {:.2} → adjusted {:.2}</p>",
             anchor(&p.product_id), badge(p.verdict), escape(&p.product_id), p.score, p.n_reviews, p.n_orders, p.original_rating, p.adjusted_rating);
-        for c in charts.products.get(&p.product_id).into_iter().flatten() {
-            img(&mut h, c);
+        // The daily chart in view; the other charts folded (a catalog with a hundred flagged
+        // products stays scrollable).
+        let mine = charts
+            .products
+            .get(&p.product_id)
+            .map(|v| v.as_slice())
+            .unwrap_or(&[]);
+        if let Some((first, rest)) = mine.split_first() {
+            img(&mut h, first);
+            if !rest.is_empty() {
+                h.push_str("<details><summary>More charts: lag after purchase, hour × weekday, star ratings, weekly signals</summary>");
+                for c in rest {
+                    img(&mut h, c);
+                }
+                h.push_str("</details>");
+            }
         }
         findings_table(
             &mut h,
@@ -384,11 +438,18 @@ pub fn render(
             }
             findings_table(
                 &mut h,
-                by_group.get(g.id.as_str()).map(|v| v.as_slice()).unwrap_or(&[]),
+                by_group
+                    .get(g.id.as_str())
+                    .map(|v| v.as_slice())
+                    .unwrap_or(&[]),
             );
         }
         if f.groups.len() > super::MAX_GROUP_CHARTS {
-            let _ = write!(h, "<p>The other {} groups are in findings.json.</p>", f.groups.len() - super::MAX_GROUP_CHARTS);
+            let _ = write!(
+                h,
+                "<p>The other {} groups are in findings.json.</p>",
+                f.groups.len() - super::MAX_GROUP_CHARTS
+            );
         }
     }
     h.push_str("</section>\n");
@@ -404,7 +465,13 @@ pub fn render(
     if !f.product_pairs.is_empty() {
         h.push_str("<h3>Product pairs sharing the most reviewers</h3><table><tr><th>product</th><th>product</th><th>shared reviewers</th></tr>");
         for pp in f.product_pairs.iter().take(20) {
-            let _ = write!(h, "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>", linked(&pp.a), linked(&pp.b), pp.shared_reviewers);
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+                linked(&pp.a),
+                linked(&pp.b),
+                pp.shared_reviewers
+            );
         }
         h.push_str("</table>");
     }

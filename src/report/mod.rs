@@ -103,9 +103,18 @@ fn plan<'a>(file: &tables::FindingsFile, a: &'a Analysis, d: &AuditData) -> Vec<
         })
     };
     let catalog = [
-        ("catalog-daily", "Daily reviews by star rating and shipped orders, all products"),
-        ("catalog-lag", "Time from purchase to review, all linked reviews"),
-        ("catalog-hours", "Reviews by local hour and weekday, all products"),
+        (
+            "catalog-daily",
+            "Daily reviews by star rating and shipped orders, all products",
+        ),
+        (
+            "catalog-lag",
+            "Time from purchase to review, all linked reviews",
+        ),
+        (
+            "catalog-hours",
+            "Reviews by local hour and weekday, all products",
+        ),
         ("catalog-ratings", "Star ratings of all audited reviews"),
         ("product-pairs", "Products that share reviewers"),
     ];
@@ -128,10 +137,26 @@ fn plan<'a>(file: &tables::FindingsFile, a: &'a Analysis, d: &AuditData) -> Vec<
         let bursts = windows_of(file.findings, id, "burst");
         let weeks = windows_of(file.findings, id, "weekly_trend");
         let jobs = [
-            ("daily", "Daily reviews by star rating and shipped orders", Job::Daily(Some(pi), bursts)),
-            ("lag", "Time from purchase to review against the catalog", Job::Lag(Some(pi))),
-            ("hours", "Reviews by local hour and weekday against the catalog", Job::Hours(Some(pi))),
-            ("ratings", "Star ratings against the catalog", Job::Ratings(Some(pi))),
+            (
+                "daily",
+                "Daily reviews by star rating and shipped orders",
+                Job::Daily(Some(pi), bursts),
+            ),
+            (
+                "lag",
+                "Time from purchase to review against the catalog",
+                Job::Lag(Some(pi)),
+            ),
+            (
+                "hours",
+                "Reviews by local hour and weekday against the catalog",
+                Job::Hours(Some(pi)),
+            ),
+            (
+                "ratings",
+                "Star ratings against the catalog",
+                Job::Ratings(Some(pi)),
+            ),
             ("weekly", "Weekly signals", Job::Weekly(pi, weeks)),
         ];
         for (kind, alt, job) in jobs {
@@ -166,11 +191,14 @@ fn draw(job: &Job, d: &AuditData) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// A drawn chart's PNG (`None`: not enough data for it).
+type Drawn = Result<Option<Vec<u8>>>;
+
 /// Draw every chart (on all cores; the result does not depend on the thread count) and write the
 /// PNG files into `charts_dir`.
 fn draw_all(specs: &[Spec], d: &AuditData, charts_dir: &Path) -> Result<Charts> {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<Option<Vec<u8>>>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(usize, Drawn)>> = Mutex::new(Vec::new());
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
