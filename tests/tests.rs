@@ -615,7 +615,36 @@ fn personal_data_is_hashed_at_load() {
         fixture("judgeme.csv").to_str().unwrap(),
         fixture("amazon-fba-shipments.tsv").to_str().unwrap(),
     ]);
-    let mut everything = std::fs::read_to_string(out_dir.join("load_report.json")).unwrap();
+    // Every file of the report (gzip files decompressed), the logs and inspect's output.
+    let mut everything = String::new();
+    let mut stack = vec![out_dir.clone()];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            files += 1;
+            let bytes = std::fs::read(&p).unwrap();
+            if p.extension().is_some_and(|x| x == "gz") {
+                use std::io::Read as _;
+                let mut s = String::new();
+                flate2::read::GzDecoder::new(&bytes[..])
+                    .read_to_string(&mut s)
+                    .unwrap();
+                everything.push_str(&s);
+            } else {
+                everything.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+    }
+    assert!(files >= 8, "{files} files");
+    assert!(
+        everything.contains("review_id,product_id,reviewer_id"),
+        "snapshot read"
+    );
     everything.push_str(&stdout(&out));
     everything.push_str(&stderr(&out));
     everything.push_str(&stdout(&inspect));
@@ -626,6 +655,8 @@ fn personal_data_is_hashed_at_load() {
         "198.51.100.23",
         "x7kq2lmnb9@marketplace",
         "Jane Buyer",
+        "Buyer One",
+        "Second Person",
         "12 Pine Street",
         "555 0100",
     ] {
@@ -1392,16 +1423,39 @@ fn audit_is_deterministic() {
     let (a, b) = (w.path("a"), w.path("b"));
     audit(&w, &a, &args);
     audit(&w, &b, &args);
-    for f in [
+    // With SOURCE_DATE_EPOCH set (the audit helper sets it) every file is byte-identical: the
+    // contract files, the charts, the snapshot and the page.
+    let list = |d: &Path| -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![d.to_path_buf()];
+        while let Some(x) = stack.pop() {
+            for e in std::fs::read_dir(&x).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p.strip_prefix(d).unwrap().to_path_buf());
+                }
+            }
+        }
+        out.sort();
+        out
+    };
+    let files = list(&a);
+    assert_eq!(files, list(&b));
+    for want in [
         "findings.json",
         "scores/reviews.csv",
-        "scores/reviewers.csv",
-        "scores/products.csv",
-        "load_report.json",
+        "index.html",
+        "snapshot/reviews.csv.gz",
     ] {
+        assert!(files.contains(&PathBuf::from(want)), "{want}");
+    }
+    assert!(files.iter().filter(|f| f.starts_with("charts")).count() >= 5);
+    for f in &files {
         let x = std::fs::read(a.join(f)).unwrap();
         let y = std::fs::read(b.join(f)).unwrap();
-        assert!(x == y, "{f} differs between two runs");
+        assert!(x == y, "{} differs between two runs", f.display());
     }
 }
 

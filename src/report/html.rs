@@ -230,7 +230,7 @@ pub fn escape(s: &str) -> String {
     o
 }
 
-const CSS: &str = "figure{margin:10px 0}body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1d2330;background:#f6f7f9}\
+const CSS: &str = "figure{margin:10px 0}.toc a{margin-left:10px}body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1d2330;background:#f6f7f9}\
 main{max-width:1100px;margin:0 auto;padding:16px 24px 64px}header{background:#1d2330;color:#fff;padding:18px 24px}\
 header h1{margin:0;font-size:22px}header p{margin:4px 0 0;color:#c9ced8}nav{background:#fff;border:1px solid #dde1e7;padding:10px 16px;margin:16px 0}\
 nav a{margin-right:14px}section{background:#fff;border:1px solid #dde1e7;padding:12px 20px;margin:18px 0}\
@@ -349,6 +349,19 @@ pub fn render(
     }
     if risky.is_empty() {
         h.push_str("<p>No product warned or failed.</p>");
+    } else {
+        // An index of the sections, riskiest first.
+        h.push_str("<p class=\"toc\">");
+        for p in &risky {
+            let _ = write!(
+                h,
+                "<a href=\"#{}\">{}</a>&nbsp;<span class=\"v {2}\">{2}</span> ",
+                anchor(&p.product_id),
+                escape(&p.product_id),
+                p.verdict.as_str()
+            );
+        }
+        h.push_str("</p>");
     }
     for p in &risky {
         let _ = write!(h, "<h3 id=\"{}\">{} {}</h3><p>score {:.2} · {} reviews · {} shipped orders · rating {:.2} → adjusted {:.2}</p>",
