@@ -468,6 +468,188 @@ fn unusable_files_get_one_clear_line_and_exit_2() {
     }
 }
 
+/// What a broken file must produce.
+enum Expect {
+    /// The file cannot be used: exit 2, and the message says this.
+    FileError(&'static str),
+    /// Loaded, with exactly this many rows rejected, each listed with its line; one says this.
+    Rejected(u64, &'static str),
+    /// Loaded with a warning (or a mangled-value note) saying this.
+    Warning(&'static str),
+    /// Loaded cleanly: an unusual but valid file.
+    Clean,
+}
+
+#[test]
+fn broken_input_corpus() {
+    use Expect::*;
+    let cases: &[(&str, Expect)] = &[
+        ("a-directory.csv", FileError("is a directory")),
+        ("bad-date.tsv", Rejected(1, "unparseable date")),
+        ("duplicate-conflicting-ids.csv", Clean), // conflicts are a dataset matter: see below
+        ("empty.tsv", FileError("is empty")),
+        ("epochs-micro-negative.jsonl", Rejected(1, "negative epoch")),
+        ("excel-mangled.csv", Rejected(1, "mangled by Excel")),
+        ("excel-postal-codes.tsv", Warning("postal code '2.1345E+4'")),
+        ("future-and-ancient-dates.csv", Rejected(2, "date")),
+        ("header-only.tsv", Warning("no data rows")),
+        ("html-error-page.tsv", FileError("HTML")),
+        ("json-array.json", FileError("JSON array")),
+        ("malformed-line.jsonl", Rejected(1, "malformed JSON")),
+        (
+            "missing-column.tsv",
+            FileError("required column(s) are missing: asin"),
+        ),
+        (
+            "nonnumeric-quantity.tsv",
+            Rejected(1, "quantity is not a number"),
+        ),
+        ("not-gzip.tsv.gz", FileError("not gzip")),
+        ("nul-byte.csv", Rejected(1, "NUL byte")),
+        ("rating-out-of-range.jsonl", Rejected(1, "rating must be")),
+        ("reviews export März ünïcode.csv", Clean),
+        ("semicolon-european.csv", Clean),
+        (
+            "tab-in-product-name.tsv",
+            Rejected(1, "a tab inside a text field"),
+        ),
+        ("truncated.tsv.gz", FileError("corrupt or truncated")),
+        ("two-megabyte-line.csv.gz", Warning("MB long")),
+        (
+            "unknown-layout.csv",
+            FileError("unrecognised export layout"),
+        ),
+        ("utf16-excel-unicode.txt", Clean),
+        ("windows-1252.csv", Clean),
+        (
+            "wrong-field-count.tsv",
+            Rejected(1, "wrong number of fields"),
+        ),
+        ("zip-named.csv", FileError("zip archive")),
+    ];
+    assert!(cases.len() >= 25);
+    // Every file in the corpus has an expectation.
+    let mut on_disk: Vec<String> = std::fs::read_dir(fixture("bad"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = cases.iter().map(|c| c.0.to_string()).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed);
+    let w = Work::new();
+    let good_reviews = fixture("generic-reviews.csv");
+    let good_orders = fixture("amazon-all-orders.tsv");
+    for (name, expect) in cases {
+        let path = fixture(&format!("bad/{name}"));
+        let (v, out) = w.inspect_json(&[&path], &[]);
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        let f = file0(&v);
+        match expect {
+            FileError(msg) => {
+                assert_eq!(out.status.code(), Some(2), "{name}");
+                let e = f["error"].as_str().unwrap_or_else(|| panic!("{name}: {f}"));
+                assert!(e.contains(msg), "{name}: {e}");
+            }
+            Rejected(n, msg) => {
+                assert!(out.status.success(), "{name}: {err}");
+                assert_eq!(f["rejected"].as_u64(), Some(*n), "{name}: {f}");
+                let rows = f["rejected_rows"].as_array().unwrap();
+                assert_eq!(rows.len() as u64, *n, "{name}");
+                assert!(
+                    rows.iter().all(|r| r["line"].as_u64().unwrap() >= 1),
+                    "{name}"
+                );
+                assert!(
+                    rows.iter()
+                        .any(|r| r["problem"].as_str().unwrap().contains(msg)),
+                    "{name}: {rows:?}"
+                );
+            }
+            Warning(msg) => {
+                assert!(out.status.success(), "{name}: {err}");
+                let notes = format!("{} {}", f["warnings"], f["mangled_ids"]);
+                assert!(notes.contains(msg), "{name}: {notes}");
+            }
+            Clean => {
+                assert!(out.status.success(), "{name}: {err}");
+                assert_eq!(f["rejected"].as_u64(), Some(0), "{name}: {f}");
+                assert!(f["rows"].as_u64().unwrap() >= 2, "{name}: {f}");
+            }
+        }
+        // The audit on the same file: a clean exit or exit 2 naming the file, never a panic.
+        let kind = f["kind"].as_str().unwrap_or("reviews");
+        let rep = w.path(&format!("rep-{}", name.replace(' ', "_")));
+        let mut args = vec![
+            "audit",
+            "-q",
+            "--on-bad-rows",
+            "skip",
+            "--out",
+            rep.to_str().unwrap(),
+        ];
+        let p = path.to_str().unwrap();
+        if kind == "orders" {
+            args.extend(["--orders", p, "--reviews", good_reviews.to_str().unwrap()]);
+        } else {
+            args.extend(["--orders", good_orders.to_str().unwrap(), "--reviews", p]);
+        }
+        let out = w.run(&args);
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        match out.status.code() {
+            Some(0) => assert!(rep.join("findings.json").is_file(), "{name}"),
+            Some(2) => {
+                assert!(
+                    err.contains(name),
+                    "{name}: the error names the file: {err}"
+                );
+                assert_eq!(err.trim().lines().count(), 1, "{name}: one line: {err}");
+                assert!(!rep.exists(), "{name}: nothing written");
+            }
+            c => panic!("{name}: exit {c:?}: {err}"),
+        }
+    }
+    // Duplicate ids with conflicting content: the first copy is kept and the conflict is listed
+    // with both lines.
+    let rep = w.path("rep-dup");
+    let out = w.run(&[
+        "audit",
+        "-q",
+        "--out",
+        rep.to_str().unwrap(),
+        "--reviews",
+        fixture("bad/duplicate-conflicting-ids.csv")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(
+        out.status.success() || out.status.code() == Some(2),
+        "{}",
+        stderr(&out)
+    );
+    let load: Value = serde_json::from_str(
+        &std::fs::read_to_string(if rep.exists() {
+            rep.join("load_report.json")
+        } else {
+            panic!("{}", stderr(&out))
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(load["duplicate_reviews"], 1);
+    assert_eq!(load["conflicting_duplicates"], 1);
+    let c = load["conflicts"][0].as_str().unwrap();
+    assert!(
+        c.contains("'r1'")
+            && c.contains("line 3")
+            && c.contains("line 2")
+            && c.contains("rating 1 vs 5"),
+        "{c}"
+    );
+}
+
 #[test]
 fn bad_row_policy() {
     let w = Work::new();

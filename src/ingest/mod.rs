@@ -195,6 +195,8 @@ pub struct LoadReport {
     pub duplicate_reviews: u64,
     /// Duplicates whose content differed (first copy kept).
     pub conflicting_duplicates: u64,
+    /// The first of them, each saying which lines of which files disagree and how.
+    pub conflicts: Vec<String>,
     /// Reviews linked to an order.
     pub linked_reviews: u64,
     /// linked_reviews / reviews.
@@ -318,6 +320,12 @@ fn is_excel_mangled(v: &str) -> bool {
         && !exp.is_empty()
         && exp.chars().all(|c| c.is_ascii_digit())
 }
+
+/// Conflicting duplicates listed in the load report (all are counted).
+const MAX_CONFLICTS_LISTED: usize = 20;
+
+/// Rows longer than this get a warning (kept).
+const LONG_ROW_BYTES: usize = 1 << 20;
 
 const ID_FIELDS: &[&str] = &[
     "order_id",
@@ -495,13 +503,21 @@ fn build_review(
     })
 }
 
-/// Postal code repair: `400081.0` → `400081` (flagged as mangled).
-fn clean_postal(v: &str) -> (String, bool) {
+/// Postal code repair and Excel damage: `400081.0` → `400081`; a US ZIP that lost its leading zero
+/// (`2134` → `02134`); scientific notation (`2.1345E+4`) cannot be repaired but is flagged.
+fn clean_postal(v: &str, country: Option<&str>) -> (String, bool) {
     let t = v.trim();
     if let Some(body) = t.strip_suffix(".0") {
         if !body.is_empty() && body.chars().all(|c| c.is_ascii_digit()) {
             return (body.to_string(), true);
         }
+    }
+    let us = country.is_some_and(|c| matches!(c.trim(), "US" | "USA" | "us" | "United States"));
+    if us && (3..=4).contains(&t.len()) && t.chars().all(|c| c.is_ascii_digit()) {
+        return (format!("{t:0>5}"), true);
+    }
+    if is_excel_mangled(t) {
+        return (t.to_string(), true);
     }
     (t.to_string(), false)
 }
@@ -542,7 +558,7 @@ fn build_order(
         None => None,
     };
     let postal_key = rec.get("ship_postal_code").and_then(|v| {
-        let (p, was_mangled) = clean_postal(v);
+        let (p, was_mangled) = clean_postal(v, rec.get("ship_country"));
         if was_mangled {
             mangled.push(format!("line {}: postal code '{}'", c.line, short_value(v)));
         }
@@ -914,6 +930,7 @@ pub fn load_file(
     let mut record = csv::StringRecord::new();
     let mut first = true;
     let mut record_index: u64 = 0;
+    let mut long_rows = 0;
     let mut filled: HashMap<String, String> = HashMap::new();
     let mut last_order: Option<String> = None;
     const FILL: &[&str] = &[
@@ -973,6 +990,24 @@ pub fn load_file(
             });
             record_index += 1;
             continue;
+        }
+        if let Some(k) = record.iter().position(|c| c.contains('\0')) {
+            sink.rows += 1;
+            sink.reject(RowError {
+                line,
+                column: header.get(k).cloned().unwrap_or_else(|| "-".into()),
+                value: short_value(&record[k].replace('\0', "\\0")),
+                problem: "contains a NUL byte (damaged download?)".into(),
+            });
+            record_index += 1;
+            continue;
+        }
+        if record.as_slice().len() > LONG_ROW_BYTES && long_rows < 5 {
+            long_rows += 1;
+            warnings.push(format!(
+                "line {line} is {:.1} MB long (kept; a review text this long is unusual)",
+                record.as_slice().len() as f64 / 1e6
+            ));
         }
         let cells: Vec<&str> = record.iter().collect();
         if spec.fill_forward_by_order {
@@ -1316,6 +1351,13 @@ pub fn load_dataset(
         let (a, b) = order_item(o);
         hash_of(&[o.order_id.as_str(), a.as_str(), b.as_str()], 0)
     };
+    let all_paths: Vec<&PathBuf> = orders.iter().chain(reviews).collect();
+    let path_of = |source: u32| {
+        all_paths
+            .get(source as usize)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
     for (paths, kind) in [(orders, Kind::Orders), (reviews, Kind::Reviews)] {
         for p in paths {
             let load = load_file(p, source, Some(kind), opts)?;
@@ -1333,11 +1375,27 @@ pub fn load_dataset(
                     Some(i) => {
                         ds.report.duplicate_order_lines += 1;
                         let prev = &ds.orders[i];
-                        if prev.quantity != o.quantity
-                            || prev.purchased_at != o.purchased_at
-                            || prev.item_price != o.item_price
-                        {
+                        let what = if prev.quantity != o.quantity {
+                            Some(format!("quantity {} vs {}", o.quantity, prev.quantity))
+                        } else if prev.purchased_at != o.purchased_at {
+                            Some("purchase date".to_string())
+                        } else if prev.item_price != o.item_price {
+                            Some("item price".to_string())
+                        } else {
+                            None
+                        };
+                        if let Some(what) = what {
                             ds.report.conflicting_duplicates += 1;
+                            if ds.report.conflicts.len() < MAX_CONFLICTS_LISTED {
+                                ds.report.conflicts.push(format!(
+                                    "order '{}': line {} of {} differs from line {} of {} ({what}); the first is kept",
+                                    short_value(&o.order_id),
+                                    o.line,
+                                    path_of(o.source),
+                                    prev.line,
+                                    path_of(prev.source)
+                                ));
+                            }
                         }
                     }
                     None => {
@@ -1355,12 +1413,29 @@ pub fn load_dataset(
                 }) {
                     ds.report.duplicate_reviews += 1;
                     let prev = &ds.reviews[i];
-                    if prev.rating != r.rating
-                        || prev.created_at != r.created_at
-                        || prev.product_id != r.product_id
-                        || prev.text != r.text
-                    {
+                    let what = if prev.rating != r.rating {
+                        Some(format!("rating {} vs {}", r.rating, prev.rating))
+                    } else if prev.created_at != r.created_at {
+                        Some("date".to_string())
+                    } else if prev.product_id != r.product_id {
+                        Some("product".to_string())
+                    } else if prev.text != r.text {
+                        Some("text".to_string())
+                    } else {
+                        None
+                    };
+                    if let Some(what) = what {
                         ds.report.conflicting_duplicates += 1;
+                        if ds.report.conflicts.len() < MAX_CONFLICTS_LISTED {
+                            ds.report.conflicts.push(format!(
+                                "review '{}': line {} of {} differs from line {} of {} ({what}); the first is kept",
+                                short_value(&r.review_id),
+                                r.line,
+                                path_of(r.source),
+                                prev.line,
+                                path_of(prev.source)
+                            ));
+                        }
                     }
                     continue;
                 }

@@ -187,6 +187,9 @@ fn parse_naive_datetime(s: &str) -> Option<NaiveDateTime> {
         "%Y-%m-%d %H:%M",
         "%Y/%m/%d %H:%M:%S",
         "%Y/%m/%d %H:%M",
+        // European Excel: day first, dotted (never month first).
+        "%d.%m.%Y %H:%M:%S",
+        "%d.%m.%Y %H:%M",
     ] {
         if let Ok(v) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(v);
@@ -205,6 +208,7 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
         "%b %d, %Y",
         "%d %B %Y",
         "%Y%m%d",
+        "%d.%m.%Y",
     ] {
         if let Ok(v) = NaiveDate::parse_from_str(s, fmt) {
             return Some(v);
@@ -241,6 +245,10 @@ fn parse_epoch(s: &str, unit: EpochUnit) -> Result<Option<Instant>, TimestampErr
     }
     let secs = match unit {
         EpochUnit::Seconds => v,
+        // A millisecond column holding micro- or nanoseconds (some re-exports do): a millisecond
+        // value of 1e14 would be the year 5138, so the magnitude is unambiguous.
+        EpochUnit::Millis if v >= 1e17 => v / 1e9,
+        EpochUnit::Millis if v >= 1e14 => v / 1e6,
         EpochUnit::Millis => v / 1e3,
         EpochUnit::Auto => {
             if v >= 1e17 {
@@ -361,6 +369,24 @@ mod tests {
     fn epoch_unit_forced() {
         let i = parse_timestamp("1092009600", EpochUnit::Seconds, 0, NOW).unwrap();
         assert_eq!(format_utc(i.secs), "2004-08-09T00:00:00Z");
+        let us = parse_timestamp("1588687728923000", EpochUnit::Millis, 0, NOW).unwrap();
+        assert_eq!(us.secs, 1_588_687_728);
+        assert_eq!(
+            parse_timestamp("02.01.2024", EpochUnit::Auto, 0, NOW)
+                .unwrap()
+                .secs,
+            parse_timestamp("2024-01-02", EpochUnit::Auto, 0, NOW)
+                .unwrap()
+                .secs
+        );
+        assert_eq!(
+            parse_timestamp("02.01.2024 10:30", EpochUnit::Auto, 0, NOW)
+                .unwrap()
+                .secs,
+            parse_timestamp("2024-01-02T10:30:00Z", EpochUnit::Auto, 0, NOW)
+                .unwrap()
+                .secs
+        );
         let i = parse_timestamp("1588687728923", EpochUnit::Millis, 0, NOW).unwrap();
         assert_eq!(format_utc(i.secs), "2020-05-05T14:08:48Z");
     }

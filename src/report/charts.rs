@@ -186,6 +186,38 @@ fn subject_name(d: &AuditData, p: Option<usize>) -> String {
     }
 }
 
+/// The catalog baselines product charts are drawn against, computed once per report.
+pub struct Baselines {
+    lag: [u64; 11],
+    ratings: [u64; 5],
+    hours: ([[u64; 24]; 7], u64),
+    mean: f64,
+}
+
+impl Baselines {
+    /// Over all audited reviews.
+    pub fn new(d: &AuditData) -> Baselines {
+        let all = audited(d, None);
+        let mut ratings = [0u64; 5];
+        let mut sum = 0.0;
+        for &i in &all {
+            let r = d.reviews[i as usize].rating;
+            ratings[(r as usize).clamp(1, 5) - 1] += 1;
+            sum += r as f64;
+        }
+        Baselines {
+            lag: lag_counts(d, &all),
+            ratings,
+            hours: hour_grid(d, &all),
+            mean: if all.is_empty() {
+                f64::NAN
+            } else {
+                sum / all.len() as f64
+            },
+        }
+    }
+}
+
 // ------------------------------------------------------------------ daily reviews and orders
 
 /// Daily reviews (stacked by rating) and shipped orders of product `p` (or the catalog) over the
@@ -428,11 +460,11 @@ pub const MIN_LAG_REVIEWS: u64 = 5;
 
 /// Purchase→review lag of product `p` (share of its linked reviews per bucket) against the catalog;
 /// `None` when too few of its reviews are linked to an order.
-pub fn lag(d: &AuditData, p: Option<usize>) -> Result<Option<Vec<u8>>> {
+pub fn lag(d: &AuditData, p: Option<usize>, base: &Baselines) -> Result<Option<Vec<u8>>> {
     if !d.has_links {
         return Ok(None);
     }
-    let all = lag_counts(d, &audited(d, None));
+    let all = base.lag;
     let mine = match p {
         Some(p) => lag_counts(d, &audited(d, Some(p))),
         None => all,
@@ -467,11 +499,11 @@ pub fn lag(d: &AuditData, p: Option<usize>) -> Result<Option<Vec<u8>>> {
 
 /// Star-rating distribution of product `p`'s audited reviews against the catalog and against the
 /// product's own reviews before the audited period (when it has at least 10).
-pub fn ratings(d: &AuditData, p: Option<usize>) -> Result<Vec<u8>> {
+pub fn ratings(d: &AuditData, p: Option<usize>, base: &Baselines) -> Result<Vec<u8>> {
     let hist = |rs: &mut dyn Iterator<Item = u32>| {
         let mut c = [0u64; 5];
         for i in rs {
-            c[d.reviews[i as usize].rating as usize - 1] += 1;
+            c[(d.reviews[i as usize].rating as usize).clamp(1, 5) - 1] += 1;
         }
         c
     };
@@ -500,7 +532,7 @@ pub fn ratings(d: &AuditData, p: Option<usize>) -> Result<Vec<u8>> {
         ));
     }
     if p.is_some() {
-        let all = hist(&mut audited(d, None).into_iter());
+        let all = base.ratings;
         let n_all: u64 = all.iter().sum();
         series.push((format!("catalog (n = {n_all})"), BASELINE, shares(&all)));
     }
@@ -599,12 +631,17 @@ fn heat_panel(area: &Area, title: &str, grid: &[[u64; 24]; 7], n: u64) -> DrawRe
 
 /// Reviews by local hour and weekday of product `p` next to the catalog (each as a share of its
 /// reviews, relative to a uniform spread); `None` without times of day or with too few reviews.
-pub fn hours(d: &AuditData, p: Option<usize>, local_time: &str) -> Result<Option<Vec<u8>>> {
+pub fn hours(
+    d: &AuditData,
+    p: Option<usize>,
+    local_time: &str,
+    base: &Baselines,
+) -> Result<Option<Vec<u8>>> {
     let (mine, n) = hour_grid(d, &audited(d, p));
     if n < MIN_HOUR_REVIEWS {
         return Ok(None);
     }
-    let other = p.map(|_| hour_grid(d, &audited(d, None)));
+    let other = p.map(|_| base.hours);
     // "UTC-5 (inferred from …)" → "UTC-5, inferred"; a zone name stays as it is.
     let zone = match local_time.split_once(" (") {
         Some((z, rest)) if rest.starts_with("inferred") => format!("{z}, inferred"),
@@ -616,7 +653,7 @@ pub fn hours(d: &AuditData, p: Option<usize>, local_time: &str) -> Result<Option
         subject_name(d, p),
         short(&zone, 32)
     );
-    let width = if other.is_some() { 1100 } else { 620 };
+    let width = if other.is_some() { 1100 } else { 820 };
     render(width, 360, |root| {
         root.fill(&WHITE)?;
         let root = root.titled(&title, (FAMILY, 18))?;
@@ -673,7 +710,12 @@ const MIN_WEEKS: usize = 3;
 /// Weekly signals of product `p` over the audited period (weeks start on its first day, as in the
 /// weekly trend test): reviews and orders, mean rating against the catalog's, and the shares of
 /// 5-star, 1-star and first-time reviewers, with `windows` shaded. `None` for fewer than 3 weeks.
-pub fn weekly(d: &AuditData, p: usize, windows: &[(i64, i64)]) -> Result<Option<Vec<u8>>> {
+pub fn weekly(
+    d: &AuditData,
+    p: usize,
+    windows: &[(i64, i64)],
+    base: &Baselines,
+) -> Result<Option<Vec<u8>>> {
     let weeks = ((d.to_day - d.from_day + 1) / 7) as usize;
     if weeks < MIN_WEEKS {
         return Ok(None);
@@ -720,18 +762,7 @@ pub fn weekly(d: &AuditData, p: usize, windows: &[(i64, i64)]) -> Result<Option<
         .iter()
         .map(|b| share(b, &|i| first_of(d.reviews[i as usize].reviewer) == Some(i)))
         .collect();
-    let cat_mean = {
-        let (mut s, mut n) = (0.0, 0u64);
-        for r in d.reviews.iter().filter(|r| r.audited) {
-            s += r.rating as f64;
-            n += 1;
-        }
-        if n > 0 {
-            s / n as f64
-        } else {
-            f64::NAN
-        }
-    };
+    let cat_mean = base.mean;
     let counts: Vec<u64> = buckets.iter().map(|b| b.len() as u64).collect();
     let rmax = counts.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.2;
     let omax = orders.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.2;

@@ -533,6 +533,18 @@ pub fn render(
         }
         h.push_str("</table>");
     }
+    let l = &f.data.load;
+    if l.duplicate_order_lines + l.duplicate_reviews > 0 {
+        let _ = write!(h, "<p>Duplicates dropped (same id in several files or twice in one): {} order lines, {} reviews; {} of them with conflicting content (the first copy is kept).</p>",
+            l.duplicate_order_lines, l.duplicate_reviews, l.conflicting_duplicates);
+        if !l.conflicts.is_empty() {
+            h.push_str("<ul>");
+            for c in &l.conflicts {
+                let _ = write!(h, "<li>{}</li>", escape(c));
+            }
+            h.push_str("</ul>");
+        }
+    }
     let _ = write!(h, "<p>Reviews linked to orders: {:.1}%. Review time resolution: {}. Local time for hour-of-day tests: {}. Order→review lag model: {}.</p>",
         f.data.link_rate * 100.0, escape(&f.data.review_time_resolution), escape(&f.data.local_time), escape(&f.data.lag_model));
     if !f.tests_not_run.is_empty() {

@@ -179,13 +179,13 @@ fn plan<'a>(file: &tables::FindingsFile, a: &'a Analysis, d: &AuditData) -> Vec<
     specs
 }
 
-fn draw(job: &Job, d: &AuditData) -> Result<Option<Vec<u8>>> {
+fn draw(job: &Job, d: &AuditData, base: &charts::Baselines) -> Result<Option<Vec<u8>>> {
     match job {
         Job::Daily(p, w) => charts::daily(d, *p, w).map(Some),
-        Job::Lag(p) => charts::lag(d, *p),
-        Job::Hours(p) => charts::hours(d, *p, &d.local_time),
-        Job::Ratings(p) => charts::ratings(d, *p).map(Some),
-        Job::Weekly(p, w) => charts::weekly(d, *p, w),
+        Job::Lag(p) => charts::lag(d, *p, base),
+        Job::Hours(p) => charts::hours(d, *p, &d.local_time, base),
+        Job::Ratings(p) => charts::ratings(d, *p, base).map(Some),
+        Job::Weekly(p, w) => charts::weekly(d, *p, w, base),
         Job::Group(g) => charts::group_matrix(d, g).map(Some),
         Job::Pairs => charts::product_pairs(d),
     }
@@ -197,6 +197,7 @@ type Drawn = Result<Option<Vec<u8>>>;
 /// Draw every chart (on all cores; the result does not depend on the thread count) and write the
 /// PNG files into `charts_dir`.
 fn draw_all(specs: &[Spec], d: &AuditData, charts_dir: &Path) -> Result<Charts> {
+    let base = charts::Baselines::new(d);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, Drawn)>> = Mutex::new(Vec::new());
     let threads = std::thread::available_parallelism()
@@ -208,7 +209,8 @@ fn draw_all(specs: &[Spec], d: &AuditData, charts_dir: &Path) -> Result<Charts> 
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(spec) = specs.get(i) else { break };
-                let r = draw(&spec.job, d).with_context(|| format!("cannot draw {}", spec.file));
+                let r =
+                    draw(&spec.job, d, &base).with_context(|| format!("cannot draw {}", spec.file));
                 if let Ok(mut v) = results.lock() {
                     v.push((i, r));
                 }
