@@ -1592,6 +1592,75 @@ fn audit_output_contract_and_quality_on_generated_data() {
     }
 }
 
+/// Start an audit of the bundled sample into `out`, wait until it is writing its temporary folder,
+/// send SIGINT, and return its exit code and stderr.
+fn interrupt_while_writing(w: &Work, out: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_revaudit"))
+        .args(["audit", "-q", "--out", out.to_str().unwrap()])
+        .args(extra)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("REVAUDIT_KEY_FILE", w.path("hash.key"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tmp = out.parent().unwrap().join(format!(
+        ".{}.tmp-{}",
+        out.file_name().unwrap().to_str().unwrap(),
+        child.id()
+    ));
+    let start = std::time::Instant::now();
+    while !tmp.join("findings.json").exists() {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "the audit never started writing"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the audit ended before it could be interrupted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(!tmp.exists(), "temporary folder left behind");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn interrupted_audit_leaves_nothing_half_written() {
+    let w = Work::new();
+    // No report yet: none afterwards.
+    let fresh = w.path("fresh");
+    let (code, err) = interrupt_while_writing(&w, &fresh, &[]);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(!fresh.exists());
+    // An existing report replaced with --force: still the old one afterwards.
+    let old = w.path("old");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("findings.json"), "last month").unwrap();
+    let (code, err) = interrupt_while_writing(&w, &old, &["--force"]);
+    assert_eq!(code, Some(130), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(old.join("findings.json")).unwrap(),
+        "last month"
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(w.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 #[test]
 fn audit_is_deterministic() {
     let w = Work::new();

@@ -98,6 +98,7 @@ fn window(a: &AuditArgs) -> Result<(DayWindow, Option<String>)> {
 
 /// Run `audit`.
 pub fn run(a: AuditArgs) -> Result<()> {
+    install_interrupt_handler();
     let opts = load_options(&a.input)?;
     let cfg = match &a.config {
         Some(p) => AuditConfig::load(p)?,
@@ -226,8 +227,34 @@ pub fn run(a: AuditArgs) -> Result<()> {
     Ok(())
 }
 
-/// Build a folder's content in a temporary sibling, then rename it into place. On error the
-/// temporary folder is removed and an existing report is left untouched.
+/// Temporary folders to remove if the process is interrupted. The lock is also held while a finished
+/// report is swapped into place, so an interrupt waits for the swap instead of splitting it.
+static IN_FLIGHT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Install the Ctrl-C / SIGINT / SIGTERM handler: remove unfinished temporary folders, say so, exit
+/// 130. Called once by commands that write.
+pub fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        let guard = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+        for p in guard.iter() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+        eprintln!("revaudit: interrupted; no report was written (an existing one is untouched)");
+        std::process::exit(130);
+    });
+}
+
+fn in_flight(p: &Path, add: bool) {
+    let mut g = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+    if add {
+        g.push(p.to_path_buf());
+    } else {
+        g.retain(|x| x != p);
+    }
+}
+
+/// Build a folder's content in a temporary sibling, then rename it into place. On error or
+/// interrupt the temporary folder is removed and an existing report is left untouched.
 pub fn write_atomically(
     out: &Path,
     force: bool,
@@ -245,14 +272,21 @@ pub fn write_atomically(
         .unwrap_or_else(|| "report".into());
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
+    in_flight(&tmp, true);
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    if let Err(e) = build(&tmp) {
+    let result = build(&tmp).and_then(|()| swap_into_place(&tmp, out, parent, &name, force));
+    if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
     }
+    in_flight(&tmp, false);
+    result
+}
+
+fn swap_into_place(tmp: &Path, out: &Path, parent: &Path, name: &str, force: bool) -> Result<()> {
+    // Hold the interrupt lock: the two renames happen together or not at all.
+    let _guard = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
     if out.exists() {
         if !force {
-            let _ = std::fs::remove_dir_all(&tmp);
             return Err(UsageError(format!(
                 "{} already exists; pass --force to replace it",
                 out.display()
@@ -262,11 +296,16 @@ pub fn write_atomically(
         let old = parent.join(format!(".{name}.old-{}", std::process::id()));
         std::fs::rename(out, &old)
             .with_context(|| format!("cannot move old {} aside", out.display()))?;
-        std::fs::rename(&tmp, out)
-            .with_context(|| format!("cannot rename into {}", out.display()))?;
+        if let Err(e) = std::fs::rename(tmp, out) {
+            // Put the old report back.
+            let _ = std::fs::rename(&old, out);
+            return Err(
+                anyhow::Error::from(e).context(format!("cannot rename into {}", out.display()))
+            );
+        }
         let _ = std::fs::remove_dir_all(&old);
     } else {
-        std::fs::rename(&tmp, out)
+        std::fs::rename(tmp, out)
             .with_context(|| format!("cannot rename into {}", out.display()))?;
     }
     Ok(())

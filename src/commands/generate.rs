@@ -39,18 +39,30 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         ))
         .into());
     }
-    let labels = generate(
-        SynthParams {
-            seed: a.seed,
-            products: a.products,
-            days: a.days,
-            scale: a.scale,
-            review_rate: a.review_rate,
-            start,
-            gzip: a.gzip,
-        },
-        &a.out,
-    )?;
+    // Written into a temporary folder and renamed into place, like a report: an interrupted or
+    // failed run leaves no half-written data set.
+    crate::commands::audit::install_interrupt_handler();
+    let empty_existing = a.out.is_dir()
+        && std::fs::read_dir(&a.out)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+    let mut labels = None;
+    crate::commands::audit::write_atomically(&a.out, a.force || empty_existing, |tmp| {
+        labels = Some(generate(
+            SynthParams {
+                seed: a.seed,
+                products: a.products,
+                days: a.days,
+                scale: a.scale,
+                review_rate: a.review_rate,
+                start,
+                gzip: a.gzip,
+            },
+            tmp,
+        )?);
+        Ok(())
+    })?;
+    let labels = labels.ok_or_else(|| anyhow::anyhow!("the generator wrote nothing"))?;
     eprintln!(
         "wrote {} order lines, {} reviews ({} labelled fake, {} attacks) to {}",
         labels.counts.get("order_lines").copied().unwrap_or(0),
