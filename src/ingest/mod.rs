@@ -16,7 +16,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::privacy::Hasher;
-use decode::{Decoded, Encoding};
+use std::cell::RefCell;
+use std::io::{BufRead, Read};
+use std::rc::Rc;
+
+use decode::{Encoding, Opened};
 use formats::{Container, FormatSpec, Kind};
 use mapping::Mapping;
 use schema::{OrderLine, Review};
@@ -843,16 +847,14 @@ pub fn load_file(
         path: path.to_path_buf(),
         msg,
     };
-    let decoded = decode::read_file(path)?;
     let stem = file_stem(path);
-    let (text, encoding, gzip, replaced) = match decoded {
-        Decoded::Text {
-            text,
-            encoding,
+    let (mut reader, gzip, stats) = match decode::open_file(path)? {
+        Opened::Text {
+            reader,
             gzip,
-            replaced_chars,
-        } => (text, encoding, gzip, replaced_chars),
-        Decoded::Parquet { bytes, gzip } => {
+            stats,
+        } => (reader, gzip, stats),
+        Opened::Parquet { bytes, gzip } => {
             let (header, rows) = mapping::parquet_rows(bytes)
                 .map_err(|e| file_err(format!("cannot read Parquet: {e}")))?;
             return load_rows(
@@ -868,13 +870,19 @@ pub fn load_file(
             );
         }
     };
-    let mut warnings = Vec::new();
-    if replaced > 0 {
-        warnings.push(format!(
-            "{replaced} characters could not be decoded and were replaced"
-        ));
+    let io_err = |e: std::io::Error| file_err(stream_error(&e, gzip));
+    // The first non-blank line says what kind of text this is.
+    let mut first_line = String::new();
+    let mut blank = 0u64;
+    loop {
+        first_line.clear();
+        if reader.read_line(&mut first_line).map_err(io_err)? == 0 || !first_line.trim().is_empty()
+        {
+            break;
+        }
+        blank += 1;
     }
-    let first_char = text.trim_start().chars().next().unwrap_or(' ');
+    let first_char = first_line.trim_start().chars().next().unwrap_or(' ');
     if first_char == '[' {
         return Err(file_err(
             "is a JSON array; revaudit reads JSON Lines (one object per line)".into(),
@@ -882,17 +890,28 @@ pub fn load_file(
     }
     if first_char == '{' {
         return load_jsonl(
-            path, source, want, opts, &text, encoding, gzip, &stem, warnings,
+            path,
+            source,
+            want,
+            opts,
+            (blank + 1, first_line),
+            reader,
+            (gzip, stats),
+            &stem,
         );
     }
+    if blank > 0 || first_line.trim().is_empty() {
+        return Err(file_err("has no header line (first line is empty)".into()));
+    }
+    let mut warnings = Vec::new();
     // Delimited.
-    let first_line = text.lines().next().unwrap_or("");
-    let delim = sniff_delimiter(first_line);
+    let header_line = first_line.trim_end_matches(['\n', '\r']);
+    let delim = sniff_delimiter(header_line);
     let mut header_reader = csv::ReaderBuilder::new()
         .delimiter(delim)
         .has_headers(false)
         .flexible(true)
-        .from_reader(first_line.as_bytes());
+        .from_reader(header_line.as_bytes());
     let header: Vec<String> = match header_reader.records().next() {
         Some(Ok(r)) => r.iter().map(|s| s.to_string()).collect(),
         _ => return Err(file_err("has no readable header line".into())),
@@ -924,7 +943,7 @@ pub fn load_file(
         .has_headers(false)
         .flexible(true)
         .quoting(quoting)
-        .from_reader(text.as_bytes());
+        .from_reader(std::io::Cursor::new(first_line.clone().into_bytes()).chain(reader));
     let mut sink = Sink::new(spec.kind);
     let n_cols = header.len();
     let mut record = csv::StringRecord::new();
@@ -952,6 +971,9 @@ pub fn load_file(
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
+                if let csv::ErrorKind::Io(io) = e.kind() {
+                    return Err(file_err(stream_error(io, gzip)));
+                }
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
                 sink.rows += 1;
                 sink.reject(RowError {
@@ -1054,9 +1076,34 @@ pub fn load_file(
         b';' => "semicolon".to_string(),
         _ => "comma".to_string(),
     });
+    let encoding = text_encoding(&stats, &mut warnings);
     Ok(finish(
         path, spec, encoding, gzip, delimiter, sink, &header, &names, warnings,
     ))
+}
+
+/// The encoding a text stream turned out to have, with a warning for undecodable characters.
+fn text_encoding(stats: &Rc<RefCell<decode::TextStats>>, warnings: &mut Vec<String>) -> Encoding {
+    let st = *stats.borrow();
+    if st.replaced > 0 {
+        warnings.push(format!(
+            "{} characters could not be decoded and were replaced",
+            st.replaced
+        ));
+    }
+    st.encoding
+}
+
+/// A read error in the middle of a stream: the input limit, a damaged gzip file, or I/O.
+fn stream_error(e: &std::io::Error, gzip: bool) -> String {
+    let m = e.to_string();
+    if m.contains(decode::LIMIT_MARK) {
+        m
+    } else if gzip {
+        format!("gzip data is corrupt or truncated ({m}); download the report again")
+    } else {
+        format!("cannot read: {m}")
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1065,16 +1112,34 @@ fn load_jsonl(
     source: u32,
     want: Option<Kind>,
     opts: &LoadOptions,
-    text: &str,
-    encoding: Encoding,
-    gzip: bool,
+    first: (u64, String),
+    mut reader: std::io::BufReader<decode::TextReader>,
+    (gzip, stats): (bool, Rc<RefCell<decode::TextStats>>),
     stem: &str,
-    warnings: Vec<String>,
 ) -> Result<FileLoad, IngestError> {
+    let io_err = |e: std::io::Error| IngestError::File {
+        path: path.to_path_buf(),
+        msg: stream_error(&e, gzip),
+    };
+    // The first 50 non-blank lines are read ahead: their keys decide the format.
+    let mut ahead: std::collections::VecDeque<(u64, String)> = std::collections::VecDeque::new();
+    let mut lineno = first.0;
+    ahead.push_back(first);
+    while ahead.len() < 50 {
+        let mut l = String::new();
+        if reader.read_line(&mut l).map_err(io_err)? == 0 {
+            break;
+        }
+        lineno += 1;
+        if !l.trim().is_empty() {
+            ahead.push_back((lineno, l));
+        }
+    }
+    let mut warnings = Vec::new();
     // The key set: union of the first 50 parseable lines (optional keys are often absent).
     let mut keys: Vec<String> = Vec::new();
     let mut seen = HashSet::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()).take(50) {
+    for (_, line) in ahead.iter() {
         if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(line) {
             for k in m.keys() {
                 if seen.insert(k.to_lowercase()) {
@@ -1120,12 +1185,32 @@ fn load_jsonl(
     }
     let mut sink = Sink::new(spec.kind);
     let mut record_index: u64 = 0;
-    for (i, line) in text.lines().enumerate() {
-        let lineno = i as u64 + 1;
+    let mut next_line = |buf: &mut String| -> Result<Option<u64>, IngestError> {
+        if let Some((n, l)) = ahead.pop_front() {
+            *buf = l;
+            return Ok(Some(n));
+        }
+        buf.clear();
+        if reader.read_line(buf).map_err(io_err)? == 0 {
+            return Ok(None);
+        }
+        lineno += 1;
+        Ok(Some(lineno))
+    };
+    let mut line = String::new();
+    let mut long_rows = 0;
+    while let Some(lineno) = next_line(&mut line)? {
         if line.trim().is_empty() {
             continue;
         }
-        let obj = match serde_json::from_str::<serde_json::Value>(line) {
+        if line.len() > LONG_ROW_BYTES && long_rows < 5 {
+            long_rows += 1;
+            warnings.push(format!(
+                "line {lineno} is {:.1} MB long (kept; a review text this long is unusual)",
+                line.len() as f64 / 1e6
+            ));
+        }
+        let obj = match serde_json::from_str::<serde_json::Value>(&line) {
             Ok(serde_json::Value::Object(m)) => m,
             Ok(_) => {
                 sink.rows += 1;
@@ -1180,6 +1265,7 @@ fn load_jsonl(
         record_index += 1;
     }
     let _ = index;
+    let encoding = text_encoding(&stats, &mut warnings);
     Ok(finish(
         path, spec, encoding, gzip, None, sink, &keys, &names, warnings,
     ))
