@@ -651,6 +651,35 @@ fn broken_input_corpus() {
 }
 
 #[test]
+fn inputs_larger_than_memory_get_a_clear_error() {
+    let w = Work::new();
+    let out_dir = w.path("rep");
+    // A tiny memory budget stands in for an export far larger than the machine.
+    let out = Command::new(env!("CARGO_BIN_EXE_revaudit"))
+        .args(["audit", "-q", "--out", out_dir.to_str().unwrap()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("REVAUDIT_KEY_FILE", w.path("hash.key"))
+        .env("REVAUDIT_MEMORY_LIMIT", "300000")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("more than this machine can hold"), "{err}");
+    assert!(err.contains("orders.tsv.gz"), "names the file: {err}");
+    assert!(!out_dir.exists());
+    // The input size limit (decompressed bytes) works on gzip streams too.
+    let out = Command::new(env!("CARGO_BIN_EXE_revaudit"))
+        .args(["inspect", "notebooks-data/sample/orders.tsv.gz"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("REVAUDIT_KEY_FILE", w.path("hash.key"))
+        .env("REVAUDIT_MAX_INPUT_BYTES", "1000000")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).contains("input limit"), "{}", stdout(&out));
+}
+
+#[test]
 fn bad_row_policy() {
     let w = Work::new();
     let f = fixture("bad/rating-out-of-range.jsonl");

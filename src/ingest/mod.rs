@@ -609,8 +609,72 @@ fn build_order(
 }
 
 /// Accumulates accepted records and rejections for one file.
+/// Estimated bytes held by accepted records in this process (all files of a run).
+static HELD_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How much memory the loaded records may take: `REVAUDIT_MEMORY_LIMIT` (bytes), else 45% of the
+/// memory available when the run started (the analysis needs about as much again). `u64::MAX` when
+/// neither is known.
+pub fn memory_budget() -> u64 {
+    static BUDGET: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        if let Some(v) = std::env::var("REVAUDIT_MEMORY_LIMIT")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            return v;
+        }
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find(|l| l.starts_with("MemAvailable:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<u64>().ok())
+            })
+            .map(|kb| kb * 1024 / 100 * 45)
+            .unwrap_or(u64::MAX)
+    })
+}
+
+fn opt_len(s: &Option<String>) -> usize {
+    s.as_ref().map_or(0, |x| x.len())
+}
+
+fn review_bytes(r: &Review) -> u64 {
+    (std::mem::size_of::<Review>()
+        + r.review_id.len()
+        + r.product_id.len()
+        + r.reviewer_id.len()
+        + opt_len(&r.title)
+        + opt_len(&r.text)
+        + opt_len(&r.order_id)
+        + opt_len(&r.reviewer_key)
+        + opt_len(&r.ip_key)) as u64
+}
+
+fn order_bytes(o: &OrderLine) -> u64 {
+    (std::mem::size_of::<OrderLine>()
+        + o.order_id.len()
+        + opt_len(&o.order_item_id)
+        + o.product_id.len()
+        + opt_len(&o.sku)
+        + opt_len(&o.currency)
+        + opt_len(&o.status)
+        + opt_len(&o.buyer_key)
+        + opt_len(&o.address_key)
+        + opt_len(&o.postal_key)
+        + opt_len(&o.ship_city)
+        + opt_len(&o.ship_state)
+        + opt_len(&o.ship_country)
+        + opt_len(&o.promotion_ids)
+        + opt_len(&o.fulfillment_channel)) as u64
+}
+
 struct Sink {
     kind: Kind,
+    /// Set when the records no longer fit the memory budget (the loaders stop with an error).
+    over_budget: Option<String>,
     orders: Vec<OrderLine>,
     reviews: Vec<Review>,
     rows: u64,
@@ -625,9 +689,25 @@ struct Sink {
 }
 
 impl Sink {
+    fn hold(&mut self, bytes: u64) {
+        use std::sync::atomic::Ordering;
+        let held = HELD_BYTES.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if self.over_budget.is_none() && self.rows % 1024 == 0 && held > memory_budget() {
+            self.over_budget = Some(format!(
+                "the records loaded so far (line {}) need about {:.1} GB, more than this machine can hold \
+                 for the analysis ({:.1} GB budget); audit a shorter date range or a smaller export, or use \
+                 a machine with more memory (REVAUDIT_MEMORY_LIMIT sets the budget in bytes)",
+                self.rows + 1,
+                held as f64 / 1e9,
+                memory_budget() as f64 / 1e9
+            ));
+        }
+    }
+
     fn new(kind: Kind) -> Self {
         Sink {
             kind,
+            over_budget: None,
             orders: Vec::new(),
             reviews: Vec::new(),
             rows: 0,
@@ -671,6 +751,7 @@ impl Sink {
             Kind::Reviews => match build_review(rec, c, record_index, stem, source) {
                 Ok(r) => {
                     self.accept_time(r.created_at, r.resolution);
+                    self.hold(review_bytes(&r));
                     self.reviews.push(r);
                 }
                 Err(e) => self.reject(e),
@@ -687,6 +768,7 @@ impl Sink {
                 match res {
                     Ok(o) => {
                         self.accept_time(o.purchased_at, o.resolution);
+                        self.hold(order_bytes(&o));
                         self.orders.push(o);
                     }
                     Err(e) => self.reject(e),
@@ -1070,6 +1152,12 @@ pub fn load_file(
         };
         sink.record(&rec, &ctx, record_index, &stem, source);
         record_index += 1;
+        if let Some(msg) = sink.over_budget.take() {
+            return Err(IngestError::File {
+                path: path.to_path_buf(),
+                msg,
+            });
+        }
     }
     let delimiter = Some(match delim {
         b'\t' => "tab".to_string(),
@@ -1263,6 +1351,12 @@ fn load_jsonl(
         };
         sink.record(&rec, &ctx, record_index, stem, source);
         record_index += 1;
+        if let Some(msg) = sink.over_budget.take() {
+            return Err(IngestError::File {
+                path: path.to_path_buf(),
+                msg,
+            });
+        }
     }
     let _ = index;
     let encoding = text_encoding(&stats, &mut warnings);
@@ -1312,6 +1406,12 @@ fn load_rows(
             line: i as u64 + 1,
         };
         sink.record(&rec, &ctx, i as u64, stem, source);
+        if let Some(msg) = sink.over_budget.take() {
+            return Err(IngestError::File {
+                path: path.to_path_buf(),
+                msg,
+            });
+        }
     }
     Ok(finish(
         path,
