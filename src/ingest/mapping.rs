@@ -16,6 +16,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+#[cfg(feature = "parquet")]
 use polars::prelude::*;
 use serde::Deserialize;
 
@@ -128,7 +129,19 @@ pub type Row = Vec<Option<String>>;
 
 /// Read a Parquet file into a header and string cells (every column cast to text, so the same
 /// value parsers serve CSV and Parquet).
-pub fn parquet_rows(bytes: Vec<u8>) -> PolarsResult<(Vec<String>, Vec<Row>)> {
+#[cfg(feature = "parquet")]
+pub fn parquet_rows(bytes: Vec<u8>) -> Result<(Vec<String>, Vec<Row>)> {
+    Ok(parquet_frame(bytes)?)
+}
+
+/// Without the `parquet` feature (the fuzzing build): a clear error.
+#[cfg(not(feature = "parquet"))]
+pub fn parquet_rows(_bytes: Vec<u8>) -> Result<(Vec<String>, Vec<Row>)> {
+    bail!("this build of revaudit has no Parquet support")
+}
+
+#[cfg(feature = "parquet")]
+fn parquet_frame(bytes: Vec<u8>) -> PolarsResult<(Vec<String>, Vec<Row>)> {
     let df = ParquetReader::new(std::io::Cursor::new(bytes)).finish()?;
     let header: Vec<String> = df
         .get_column_names()

@@ -127,6 +127,18 @@ pub struct LoadOptions {
     pub now: i64,
 }
 
+/// Options for fuzzing and in-memory tests: detection, no forced formats, a fixed key and clock.
+pub fn fuzz_options() -> LoadOptions {
+    LoadOptions {
+        orders_format: None,
+        reviews_format: None,
+        mappings: Vec::new(),
+        on_bad_rows: BadRowPolicy::Skip,
+        hasher: crate::privacy::Hasher::with_key([7; 32]),
+        now: 1_800_000_000,
+    }
+}
+
 /// How many rejected rows a file report lists.
 pub const REJECTED_LISTED: usize = 20;
 
@@ -692,7 +704,7 @@ impl Sink {
     fn hold(&mut self, bytes: u64) {
         use std::sync::atomic::Ordering;
         let held = HELD_BYTES.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        if self.over_budget.is_none() && self.rows % 1024 == 0 && held > memory_budget() {
+        if self.over_budget.is_none() && self.rows.is_multiple_of(1024) && held > memory_budget() {
             self.over_budget = Some(format!(
                 "the records loaded so far (line {}) need about {:.1} GB, more than this machine can hold \
                  for the analysis ({:.1} GB budget); audit a shorter date range or a smaller export, or use \
@@ -925,12 +937,44 @@ pub fn load_file(
     want: Option<Kind>,
     opts: &LoadOptions,
 ) -> Result<FileLoad, IngestError> {
+    load_opened(path, decode::open_file(path)?, source, want, opts)
+}
+
+/// Load bytes already in memory as if they were the file `name` (tests and fuzzing: the same
+/// detection and parsers as `load_file`).
+pub fn load_bytes(
+    name: &str,
+    bytes: &[u8],
+    want: Option<Kind>,
+    opts: &LoadOptions,
+) -> Result<FileLoad, IngestError> {
+    let path = Path::new(name);
+    let named_gz = name.ends_with(".gz");
+    let opened = decode::open_reader(
+        Box::new(std::io::Cursor::new(bytes.to_vec())),
+        named_gz,
+        u64::MAX,
+    )
+    .map_err(|msg| IngestError::File {
+        path: path.to_path_buf(),
+        msg,
+    })?;
+    load_opened(path, opened, 0, want, opts)
+}
+
+fn load_opened(
+    path: &Path,
+    opened: Opened,
+    source: u32,
+    want: Option<Kind>,
+    opts: &LoadOptions,
+) -> Result<FileLoad, IngestError> {
     let file_err = |msg: String| IngestError::File {
         path: path.to_path_buf(),
         msg,
     };
     let stem = file_stem(path);
-    let (mut reader, gzip, stats) = match decode::open_file(path)? {
+    let (mut reader, gzip, stats) = match opened {
         Opened::Text {
             reader,
             gzip,
