@@ -207,18 +207,28 @@ pub struct Analysis {
 /// Run every family, control the FDR per family, decide verdicts, score.
 pub fn analyze(d: &AuditData, cfg: &AuditConfig, progress: &dyn Fn(&str)) -> Analysis {
     let mut outputs: Vec<FamilyOutput> = Vec::new();
-    progress("timing statistics");
-    outputs.push(timing::run(d, cfg));
-    progress("velocity statistics");
-    outputs.push(velocity::run(d, cfg));
-    progress("order-side statistics");
-    outputs.push(orders::run(d, cfg));
-    progress("reviewer overlap");
-    outputs.push(overlap::run(d, cfg));
-    progress("reviewer signals");
-    outputs.push(reviewers::run(d, cfg));
-    progress("text statistics");
-    outputs.push(text::run(d, cfg));
+    // The text family (the heaviest) runs on a second core while the others run here; the
+    // outputs are combined in a fixed order, so the result does not depend on timing.
+    let text_out = std::thread::scope(|s| {
+        let text = s.spawn(|| text::run(d, cfg));
+        progress("timing statistics (text statistics alongside)");
+        outputs.push(timing::run(d, cfg));
+        progress("velocity statistics");
+        outputs.push(velocity::run(d, cfg));
+        progress("order-side statistics");
+        outputs.push(orders::run(d, cfg));
+        progress("reviewer overlap");
+        outputs.push(overlap::run(d, cfg));
+        progress("reviewer signals");
+        outputs.push(reviewers::run(d, cfg));
+        progress("text statistics (waiting for them)");
+        text.join()
+    });
+    match text_out {
+        Ok(t) => outputs.push(t),
+        // A panic in the text thread is a bug: surface it like one on the main thread.
+        Err(e) => std::panic::resume_unwind(e),
+    }
     progress("verdicts and scores");
     let mut candidates = Vec::new();
     let mut signals = Vec::new();

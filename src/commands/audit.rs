@@ -237,11 +237,31 @@ pub fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
         let guard = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
         for p in guard.iter() {
-            let _ = std::fs::remove_dir_all(p);
+            remove_while_written(p);
         }
         eprintln!("revaudit: interrupted; no report was written (an existing one is untouched)");
         std::process::exit(130);
     });
+}
+
+/// Remove a folder other threads may still be writing into: move it out of their way first (new
+/// files then cannot land in it), delete it, and repeat if a writer recreated the path meanwhile.
+fn remove_while_written(p: &Path) {
+    for attempt in 0..20 {
+        if !p.exists() {
+            return;
+        }
+        let dead = p.with_extension(format!("dead{attempt}"));
+        match std::fs::rename(p, &dead) {
+            Ok(()) => {
+                let _ = std::fs::remove_dir_all(&dead);
+            }
+            Err(_) => {
+                let _ = std::fs::remove_dir_all(p);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 fn in_flight(p: &Path, add: bool) {

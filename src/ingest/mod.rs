@@ -1565,7 +1565,6 @@ pub fn load_dataset(
     opts: &LoadOptions,
 ) -> Result<Dataset, IngestError> {
     let mut ds = Dataset::default();
-    let mut source = 0u32;
     // De-duplication keys are 64-bit hashes of the identifying fields (no string copies per row);
     // a hash match is confirmed against the stored record before anything is dropped.
     let mut seen_orders: HashMap<u64, Vec<usize>> = HashMap::new();
@@ -1588,11 +1587,21 @@ pub fn load_dataset(
             .map(|p| p.display().to_string())
             .unwrap_or_default()
     };
-    for (paths, kind) in [(orders, Kind::Orders), (reviews, Kind::Reviews)] {
+    // Files are parsed two at a time (orders and reviews exports are independent), then merged in
+    // the order given, so the result and the first error reported do not depend on timing.
+    let jobs: Vec<(&PathBuf, Kind)> = orders
+        .iter()
+        .map(|p| (p, Kind::Orders))
+        .chain(reviews.iter().map(|p| (p, Kind::Reviews)))
+        .collect();
+    let mut loads = load_parallel(&jobs, opts).into_iter();
+    for (paths, _kind) in [(orders, Kind::Orders), (reviews, Kind::Reviews)] {
         for p in paths {
-            let load = load_file(p, source, Some(kind), opts)?;
+            let load = loads.next().ok_or_else(|| IngestError::File {
+                path: PathBuf::from(p),
+                msg: "was not loaded".into(),
+            })??;
             check_bad_rows(&load, opts.on_bad_rows)?;
-            source += 1;
             for o in load.orders {
                 let key = order_key(&o);
                 let same = seen_orders.get(&key).and_then(|v| {
@@ -1733,6 +1742,31 @@ pub fn load_dataset(
         TimeResolution::Second
     });
     Ok(ds)
+}
+
+/// Load files on up to two threads; results in the order of `jobs`.
+fn load_parallel(
+    jobs: &[(&PathBuf, Kind)],
+    opts: &LoadOptions,
+) -> Vec<Result<FileLoad, IngestError>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let done: std::sync::Mutex<Vec<(usize, Result<FileLoad, IngestError>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let threads = jobs.len().clamp(1, 2);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((p, kind)) = jobs.get(i) else { break };
+                let r = load_file(p, i as u32, Some(*kind), opts);
+                done.lock().unwrap_or_else(|e| e.into_inner()).push((i, r));
+            });
+        }
+    });
+    let mut v = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    v.sort_by_key(|x| x.0);
+    v.into_iter().map(|x| x.1).collect()
 }
 
 /// A 64-bit hash of some strings and a number (de-duplication keys; always confirmed by comparing

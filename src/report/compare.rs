@@ -449,7 +449,7 @@ pub fn write_snapshot(
         std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
     // No file name and mtime 0 in the gzip header: same reviews, same bytes.
     let gz =
-        flate2::GzBuilder::new().write(std::io::BufWriter::new(f), flate2::Compression::default());
+        flate2::GzBuilder::new().write(std::io::BufWriter::new(f), flate2::Compression::fast());
     let mut w = csv::Writer::from_writer(gz);
     w.write_record([
         "review_id",
