@@ -1851,6 +1851,62 @@ pub fn link_reviews(ds: &mut Dataset) {
 
 #[cfg(test)]
 mod tests {
+    /// Inputs saved from the fuzzing corpora (`fuzz/regressions/<target>/`), replayed through the
+    /// same calls as the fuzz targets: any future panic on them fails here, without nightly.
+    #[test]
+    fn fuzz_regressions_replay() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+        let files = |t: &str| -> Vec<Vec<u8>> {
+            let mut v: Vec<_> = std::fs::read_dir(root.join(t))
+                .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+                .unwrap_or_default();
+            v.sort();
+            v.iter().filter_map(|p| std::fs::read(p).ok()).collect()
+        };
+        let opts = fuzz_options();
+        let mut n = 0;
+        for data in files("load_detect") {
+            for want in [None, Some(Kind::Reviews)] {
+                let _ = load_bytes("input.csv", &data, want, &opts);
+            }
+            n += 1;
+        }
+        let names = formats::format_names();
+        for data in files("load_forced") {
+            let Some((&pick, body)) = data.split_first() else {
+                continue;
+            };
+            let name = names[pick as usize % names.len()];
+            let Some(spec) = formats::by_name(name) else {
+                continue;
+            };
+            let mut o = fuzz_options();
+            match spec.kind {
+                Kind::Orders => o.orders_format = Some(name.to_string()),
+                Kind::Reviews => o.reviews_format = Some(name.to_string()),
+            }
+            let _ = load_bytes("input.txt", body, Some(spec.kind), &o);
+            n += 1;
+        }
+        for data in files("decode") {
+            let _ = decode::decode_all(&data);
+            n += 1;
+        }
+        for data in files("timestamp") {
+            if let Ok(s) = std::str::from_utf8(&data) {
+                for unit in [
+                    timestamp::EpochUnit::Auto,
+                    timestamp::EpochUnit::Seconds,
+                    timestamp::EpochUnit::Millis,
+                ] {
+                    let _ = timestamp::parse_timestamp(s, unit, 0, 1_800_000_000);
+                }
+            }
+            n += 1;
+        }
+        assert!(n >= 50, "only {n} saved fuzz inputs found");
+    }
+
     use super::*;
 
     #[test]
