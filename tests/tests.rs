@@ -1304,18 +1304,23 @@ fn month_over_month() {
     let orders = "notebooks-data/sample/orders.tsv.gz";
     let sep = w.write("reviews-sep.csv", text.as_bytes());
     let prev = w.path("2026-09");
-    let out = w.run(&[
-        "audit",
-        "-q",
-        "--orders",
-        orders,
-        "--reviews",
-        sep.to_str().unwrap(),
-        "--period",
-        "2026-09",
-        "--out",
-        prev.to_str().unwrap(),
-    ]);
+    let month = |reviews: &Path, period: &str, out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            "-q",
+            "--orders",
+            orders,
+            "--reviews",
+            reviews.to_str().unwrap(),
+            "--period",
+            period,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        w.run(&args)
+    };
+    let out = month(&sep, "2026-09", &prev, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(prev.join("snapshot/reviews.csv.gz").is_file());
     assert!(prev.join("snapshot/verdicts.csv").is_file());
@@ -1360,20 +1365,12 @@ fn month_over_month() {
             .as_bytes(),
     );
     let cur = w.path("2026-10");
-    let out = w.run(&[
-        "audit",
-        "-q",
-        "--orders",
-        orders,
-        "--reviews",
-        oct.to_str().unwrap(),
-        "--period",
+    let out = month(
+        &oct,
         "2026-10",
-        "--out",
-        cur.to_str().unwrap(),
-        "--previous",
-        prev.to_str().unwrap(),
-    ]);
+        &cur,
+        &["--previous", prev.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let read = |d: &Path| -> Value {
         serde_json::from_str(&std::fs::read_to_string(d.join("findings.json")).unwrap()).unwrap()

@@ -224,34 +224,26 @@ pub fn open_reader(inner: Box<dyn Read>, named_gz: bool, limit: u64) -> Result<O
                     .into(),
             );
         }
-        match std::str::from_utf8(&prefix[body..]) {
-            // Valid, or cut in the middle of a character at the 64 KiB boundary.
-            Ok(_) => (
-                Mode::Utf8,
-                if bom {
-                    Encoding::Utf8Bom
-                } else {
-                    Encoding::Utf8
-                },
-                body,
-            ),
-            Err(e) if e.error_len().is_none() => (
-                Mode::Utf8,
-                if bom {
-                    Encoding::Utf8Bom
-                } else {
-                    Encoding::Utf8
-                },
-                body,
-            ),
-            Err(_) if looks_shift_jis(&prefix[body..]) => {
-                (decoder(encoding_rs::SHIFT_JIS), Encoding::ShiftJis, body)
-            }
-            Err(_) => (
+        // Valid UTF-8, or cut in the middle of a character at the 64 KiB boundary.
+        let utf8 = match std::str::from_utf8(&prefix[body..]) {
+            Ok(_) => true,
+            Err(e) => e.error_len().is_none(),
+        };
+        let utf8_label = if bom {
+            Encoding::Utf8Bom
+        } else {
+            Encoding::Utf8
+        };
+        if utf8 {
+            (Mode::Utf8, utf8_label, body)
+        } else if looks_shift_jis(&prefix[body..]) {
+            (decoder(encoding_rs::SHIFT_JIS), Encoding::ShiftJis, body)
+        } else {
+            (
                 decoder(encoding_rs::WINDOWS_1252),
                 Encoding::Windows1252,
                 body,
-            ),
+            )
         }
     };
     let stats = Rc::new(RefCell::new(TextStats {

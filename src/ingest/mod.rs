@@ -1623,19 +1623,13 @@ pub fn load_dataset(
                         } else {
                             None
                         };
-                        if let Some(what) = what {
-                            ds.report.conflicting_duplicates += 1;
-                            if ds.report.conflicts.len() < MAX_CONFLICTS_LISTED {
-                                ds.report.conflicts.push(format!(
-                                    "order '{}': line {} of {} differs from line {} of {} ({what}); the first is kept",
-                                    short_value(&o.order_id),
-                                    o.line,
-                                    path_of(o.source),
-                                    prev.line,
-                                    path_of(prev.source)
-                                ));
-                            }
-                        }
+                        note_conflict(
+                            &mut ds.report,
+                            what,
+                            format!("order '{}'", short_value(&o.order_id)),
+                            (o.line, path_of(o.source)),
+                            (prev.line, path_of(prev.source)),
+                        );
                     }
                     None => {
                         seen_orders.entry(key).or_default().push(ds.orders.len());
@@ -1663,19 +1657,13 @@ pub fn load_dataset(
                     } else {
                         None
                     };
-                    if let Some(what) = what {
-                        ds.report.conflicting_duplicates += 1;
-                        if ds.report.conflicts.len() < MAX_CONFLICTS_LISTED {
-                            ds.report.conflicts.push(format!(
-                                "review '{}': line {} of {} differs from line {} of {} ({what}); the first is kept",
-                                short_value(&r.review_id),
-                                r.line,
-                                path_of(r.source),
-                                prev.line,
-                                path_of(prev.source)
-                            ));
-                        }
-                    }
+                    note_conflict(
+                        &mut ds.report,
+                        what,
+                        format!("review '{}'", short_value(&r.review_id)),
+                        (r.line, path_of(r.source)),
+                        (prev.line, path_of(prev.source)),
+                    );
                     continue;
                 }
                 // Sources without ids: the same review in two overlapping downloads.
@@ -1742,6 +1730,23 @@ pub fn load_dataset(
         TimeResolution::Second
     });
     Ok(ds)
+}
+
+/// Count a duplicate whose content differs (`what`: how) and list the first few with both places.
+fn note_conflict(
+    report: &mut LoadReport,
+    what: Option<String>,
+    subject: String,
+    (line, file): (u64, String),
+    (prev_line, prev_file): (u64, String),
+) {
+    let Some(what) = what else { return };
+    report.conflicting_duplicates += 1;
+    if report.conflicts.len() < MAX_CONFLICTS_LISTED {
+        report.conflicts.push(format!(
+            "{subject}: line {line} of {file} differs from line {prev_line} of {prev_file} ({what}); the first is kept"
+        ));
+    }
 }
 
 /// Load files on up to two threads; results in the order of `jobs`.
