@@ -43,6 +43,25 @@ impl Hasher {
         Some(format!("h:{}", &hex.as_str()[..16]))
     }
 
+    /// An id column that holds personal data (a review app exporting the buyer's email as the
+    /// reviewer id, an IP as the author): the kind to hash it as, or `None` for an ordinary id.
+    pub fn personal_kind(value: &str) -> Option<&'static str> {
+        let v = value.trim();
+        if let Some((local, domain)) = v.split_once('@') {
+            let dot = domain.rfind('.');
+            if !local.is_empty()
+                && !v.contains(char::is_whitespace)
+                && dot.is_some_and(|d| d > 0 && d + 1 < domain.len())
+            {
+                return Some("email");
+            }
+        }
+        if v.parse::<std::net::IpAddr>().is_ok() {
+            return Some("ip");
+        }
+        None
+    }
+
     /// Load the key from `path`, creating the file with a fresh random key if it does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self> {
         if path.exists() {
@@ -103,6 +122,16 @@ pub fn default_key_path() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn personal_ids_are_recognised() {
+        assert_eq!(Hasher::personal_kind("Jane.Doe@example.com"), Some("email"));
+        assert_eq!(Hasher::personal_kind("203.0.113.7"), Some("ip"));
+        assert_eq!(Hasher::personal_kind("2001:db8::1"), Some("ip"));
+        assert_eq!(Hasher::personal_kind("AGKHLEW2SOWHNMFQIJGBECAF7INQ"), None);
+        assert_eq!(Hasher::personal_kind("@handle"), None);
+        assert_eq!(Hasher::personal_kind("a@b"), None);
+    }
 
     #[test]
     fn hash_is_keyed_normalised_and_opaque() {

@@ -807,6 +807,14 @@ fn reviews_link_by_buyer_key_and_product() {
 #[test]
 fn personal_data_is_hashed_at_load() {
     let w = Work::new();
+    // A review app that exports the buyer's email (or IP) as the reviewer id.
+    let app = w.write(
+        "app.csv",
+        b"review_id,product_id,reviewer_id,rating,created_at\n\
+a1,P9,carol.reviewer@example.net,5,2025-03-02T10:00:00Z\n\
+a2,P9,192.0.2.55,4,2025-03-03T10:00:00Z\n\
+a3,P9,plain-id-7,3,2025-03-04T10:00:00Z\n",
+    );
     let out_dir = w.path("rep");
     let out = w.run(&[
         "audit",
@@ -818,6 +826,7 @@ fn personal_data_is_hashed_at_load() {
         "--reviews",
         fixture("judgeme.csv").to_str().unwrap(),
         fixture("trustpilot.csv").to_str().unwrap(),
+        app.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let inspect = w.run(&[
@@ -868,6 +877,8 @@ fn personal_data_is_hashed_at_load() {
         "Jane Buyer",
         "Buyer One",
         "Second Person",
+        "carol.reviewer@example.net",
+        "192.0.2.55",
         "12 Pine Street",
         "555 0100",
     ] {

@@ -467,7 +467,12 @@ fn build_review(
     let email_key = rec.get("reviewer_email").and_then(|v| h.hash("email", v));
     let name_key = rec.get("reviewer_name").and_then(|v| h.hash("name", v));
     let reviewer_id = match c.optional_id(rec, "reviewer_id")? {
-        Some(id) => id,
+        // An email or IP used as the reviewer id is personal data: hashed like the email column, so
+        // the same person still matches.
+        Some(id) => match crate::privacy::Hasher::personal_kind(&id) {
+            Some(kind) => h.hash(kind, &id).unwrap_or(id),
+            None => id,
+        },
         None => match (&email_key, &name_key) {
             (Some(k), _) | (None, Some(k)) => k.clone(),
             (None, None) => return Err(c.err("reviewer_id", "", "no reviewer id, email or name")),
