@@ -548,6 +548,7 @@ fn build_order(
     c: &Ctx,
     source: u32,
     mangled: &mut Vec<String>,
+    pool: &mut StrPool,
 ) -> Result<OrderLine, RowError> {
     let h = &c.opts.hasher;
     let order_id = c.required(rec, "order_id")?.to_string();
@@ -607,19 +608,19 @@ fn build_order(
         quantity,
         item_price,
         discount,
-        currency: rec.get("currency").map(str::to_string),
-        status: rec.get("status").map(str::to_string),
+        currency: rec.get("currency").map(|v| pool.get(v)),
+        status: rec.get("status").map(|v| pool.get(v)),
         buyer_key: rec
             .get("buyer_key")
             .map(str::to_string)
             .or_else(|| rec.get("buyer_email").and_then(|v| h.hash("email", v))),
         address_key,
         postal_key,
-        ship_city: rec.get("ship_city").map(str::to_string),
-        ship_state: rec.get("ship_state").map(str::to_string),
-        ship_country: rec.get("ship_country").map(str::to_string),
+        ship_city: rec.get("ship_city").map(|v| pool.get(v)),
+        ship_state: rec.get("ship_state").map(|v| pool.get(v)),
+        ship_country: rec.get("ship_country").map(|v| pool.get(v)),
         promotion_ids: rec.get("promotion_ids").map(str::to_string),
-        fulfillment_channel: rec.get("fulfillment_channel").map(str::to_string),
+        fulfillment_channel: rec.get("fulfillment_channel").map(|v| pool.get(v)),
         source,
         line: c.line,
     })
@@ -678,20 +679,36 @@ fn order_bytes(o: &OrderLine) -> u64 {
         + opt_len(&o.order_item_id)
         + o.product_id.len()
         + opt_len(&o.sku)
-        + opt_len(&o.currency)
-        + opt_len(&o.status)
         + opt_len(&o.buyer_key)
         + opt_len(&o.address_key)
         + opt_len(&o.postal_key)
-        + opt_len(&o.ship_city)
-        + opt_len(&o.ship_state)
-        + opt_len(&o.ship_country)
         + opt_len(&o.promotion_ids)
-        + opt_len(&o.fulfillment_channel)) as u64
+) as u64
+}
+
+/// Shares repeated short values within a file (see `schema::Shared`).
+#[derive(Default)]
+struct StrPool(HashMap<Box<str>, schema::Shared>);
+
+impl StrPool {
+    /// Most distinct values pooled per file; past that, values are stored unshared.
+    const MAX: usize = 100_000;
+
+    fn get(&mut self, v: &str) -> schema::Shared {
+        if let Some(s) = self.0.get(v) {
+            return s.clone();
+        }
+        let s: schema::Shared = v.into();
+        if self.0.len() < Self::MAX {
+            self.0.insert(v.into(), s.clone());
+        }
+        s
+    }
 }
 
 struct Sink {
     kind: Kind,
+    pool: StrPool,
     /// Set when the records no longer fit the memory budget (the loaders stop with an error).
     over_budget: Option<String>,
     orders: Vec<OrderLine>,
@@ -729,6 +746,7 @@ impl Sink {
     fn new(kind: Kind) -> Self {
         Sink {
             kind,
+            pool: StrPool::default(),
             over_budget: None,
             orders: Vec::new(),
             reviews: Vec::new(),
@@ -780,7 +798,7 @@ impl Sink {
             },
             Kind::Orders => {
                 let mut m = Vec::new();
-                let res = build_order(rec, c, source, &mut m);
+                let res = build_order(rec, c, source, &mut m, &mut self.pool);
                 self.mangled_count += m.len() as u64;
                 for x in m {
                     if self.mangled.len() < REJECTED_LISTED {

@@ -5,6 +5,10 @@
 
 use super::timestamp::TimeResolution;
 
+/// A low-cardinality text value shared between rows (currency, status, city, …): one allocation
+/// per distinct value instead of one per row.
+pub type Shared = std::sync::Arc<str>;
+
 /// One order item (Amazon reports carry one row per order item).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderLine {
@@ -29,9 +33,9 @@ pub struct OrderLine {
     /// Promotion discount on the line (positive number).
     pub discount: Option<f64>,
     /// Currency code.
-    pub currency: Option<String>,
+    pub currency: Option<Shared>,
     /// Order status as exported (Shipped, Cancelled, paid, …).
-    pub status: Option<String>,
+    pub status: Option<Shared>,
     /// Keyed hash of the buyer's email (FBA relay address, Shopify email).
     pub buyer_key: Option<String>,
     /// Keyed hash of the street address / recipient name / phone, for identity overlap.
@@ -39,15 +43,15 @@ pub struct OrderLine {
     /// Keyed hash of the normalised postal code.
     pub postal_key: Option<String>,
     /// Ship city, state and country (kept: coarse geography, not personal).
-    pub ship_city: Option<String>,
+    pub ship_city: Option<Shared>,
     /// State / province.
-    pub ship_state: Option<String>,
+    pub ship_state: Option<Shared>,
     /// Country code.
-    pub ship_country: Option<String>,
+    pub ship_country: Option<Shared>,
     /// Promotion ids / discount codes.
     pub promotion_ids: Option<String>,
     /// AFN / MFN / …
-    pub fulfillment_channel: Option<String>,
+    pub fulfillment_channel: Option<Shared>,
     /// Index of the source file in the load report.
     pub source: u32,
     /// 1-based line in the source file.
