@@ -682,8 +682,7 @@ fn order_bytes(o: &OrderLine) -> u64 {
         + opt_len(&o.buyer_key)
         + opt_len(&o.address_key)
         + opt_len(&o.postal_key)
-        + opt_len(&o.promotion_ids)
-) as u64
+        + opt_len(&o.promotion_ids)) as u64
 }
 
 /// Shares repeated short values within a file (see `schema::Shared`).

@@ -805,9 +805,13 @@ pub fn weekly(
     render(960, height, |root| {
         let area = frame(root, &title, &legend)?;
         let panels = area.split_evenly((n_panels, 1));
-        let x_range = 0f64..weeks as f64;
         let label_every = weeks.div_ceil(8).max(1);
-        let x_labels = weeks / label_every + 1;
+        let axis = WeekAxis {
+            weeks,
+            x_labels: weeks / label_every + 1,
+            fmt_week: &fmt_week,
+            shaded: &shaded,
+        };
         let mut panel = 0;
         // Bars per week (reviews, then orders).
         let bar_panels: Vec<(&str, &[u64], f64, RGBColor)> = if d.has_orders {
@@ -819,27 +823,7 @@ pub fn weekly(
             vec![("reviews / week", &counts[..], rmax, SUBJECT)]
         };
         for (desc, values, top, colour) in bar_panels {
-            let mut c = ChartBuilder::on(&panels[panel])
-                .margin(6)
-                .x_label_area_size(22)
-                .y_label_area_size(60)
-                .build_cartesian_2d(x_range.clone(), 0f64..top)?;
-            c.configure_mesh()
-                .disable_x_mesh()
-                .light_line_style(NO_LIGHT)
-                .x_labels(x_labels)
-                .x_label_formatter(&fmt_week)
-                .y_desc(desc)
-                .y_labels(4)
-                .y_label_formatter(&int_label)
-                .label_style((FAMILY, 11))
-                .axis_desc_style((FAMILY, 12))
-                .draw()?;
-            c.draw_series(
-                shaded
-                    .iter()
-                    .map(|&(a, b)| Rectangle::new([(a, 0.0), (b, top)], SHADE.filled())),
-            )?;
+            let mut c = week_panel(&panels[panel], &axis, 0f64..top, desc, None)?;
             c.draw_series(values.iter().enumerate().map(|(w, &v)| {
                 Rectangle::new(
                     [(w as f64 + 0.1, 0.0), (w as f64 + 0.9, v as f64)],
@@ -848,28 +832,8 @@ pub fn weekly(
             }))?;
             panel += 1;
         }
-        // Mean rating.
-        let mut c2 = ChartBuilder::on(&panels[panel])
-            .margin(6)
-            .x_label_area_size(22)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x_range.clone(), 1f64..5.2)?;
-        c2.configure_mesh()
-            .disable_x_mesh()
-            .light_line_style(NO_LIGHT)
-            .x_labels(x_labels)
-            .x_label_formatter(&fmt_week)
-            .y_desc("mean stars")
-            .y_labels(5)
-            .y_label_formatter(&int_label)
-            .label_style((FAMILY, 11))
-            .axis_desc_style((FAMILY, 12))
-            .draw()?;
-        c2.draw_series(
-            shaded
-                .iter()
-                .map(|&(a, b)| Rectangle::new([(a, 1.0), (b, 5.2)], SHADE.filled())),
-        )?;
+        // Mean rating against the catalog's.
+        let mut c2 = week_panel(&panels[panel], &axis, 1f64..5.2, "mean stars", None)?;
         if cat_mean.is_finite() {
             c2.draw_series(DashedLineSeries::new(
                 [(0.0, cat_mean), (weeks as f64, cat_mean)],
@@ -880,27 +844,12 @@ pub fn weekly(
         }
         draw_gappy(&mut c2, &mean, SUBJECT)?;
         // Shares.
-        let mut c3 = ChartBuilder::on(&panels[panel + 1])
-            .margin(6)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x_range, 0f64..105.0)?;
-        c3.configure_mesh()
-            .disable_x_mesh()
-            .light_line_style(NO_LIGHT)
-            .x_labels(x_labels)
-            .x_label_formatter(&fmt_week)
-            .x_desc("week starting (UTC); points only for weeks with at least 3 reviews")
-            .y_desc("share (%)")
-            .y_labels(5)
-            .y_label_formatter(&|v| format!("{v:.0}"))
-            .label_style((FAMILY, 11))
-            .axis_desc_style((FAMILY, 12))
-            .draw()?;
-        c3.draw_series(
-            shaded
-                .iter()
-                .map(|&(a, b)| Rectangle::new([(a, 0.0), (b, 105.0)], SHADE.filled())),
+        let mut c3 = week_panel(
+            &panels[panel + 1],
+            &axis,
+            0f64..105.0,
+            "share (%)",
+            Some("week starting (UTC); points only for weeks with at least 3 reviews"),
         )?;
         draw_gappy(&mut c3, &newr, ORANGE)?;
         draw_gappy(&mut c3, &s1, RED)?;
@@ -908,6 +857,61 @@ pub fn weekly(
         Ok(())
     })
     .map(Some)
+}
+
+/// A weekly chart's panel: x = weeks of the audited period (dates of their first day), y = `y`,
+/// no light grid, the flagged weeks shaded.
+struct WeekAxis<'f> {
+    weeks: usize,
+    x_labels: usize,
+    fmt_week: &'f dyn Fn(&f64) -> String,
+    shaded: &'f [(f64, f64)],
+}
+
+type WeekChart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+fn week_panel<'a, 'b>(
+    area: &'a Area<'b>,
+    axis: &WeekAxis,
+    y: std::ops::Range<f64>,
+    y_desc: &str,
+    x_desc: Option<&str>,
+) -> std::result::Result<WeekChart<'a, 'b>, Box<dyn std::error::Error + Send + Sync>> {
+    let (lo, hi) = (y.start, y.end);
+    let mut c = ChartBuilder::on(area)
+        .margin(6)
+        .x_label_area_size(if x_desc.is_some() { 40 } else { 22 })
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..axis.weeks as f64, y)?;
+    let pct = |v: &f64| format!("{v:.0}");
+    let mut mesh = c.configure_mesh();
+    mesh.disable_x_mesh()
+        .light_line_style(NO_LIGHT)
+        .x_labels(axis.x_labels)
+        .x_label_formatter(axis.fmt_week)
+        .y_desc(y_desc)
+        .y_labels(5)
+        .label_style((FAMILY, 11))
+        .axis_desc_style((FAMILY, 12));
+    if hi > 100.0 {
+        mesh.y_label_formatter(&pct);
+    } else {
+        mesh.y_label_formatter(&int_label);
+    }
+    if let Some(x) = x_desc {
+        mesh.x_desc(x);
+    }
+    mesh.draw()?;
+    c.draw_series(
+        axis.shaded
+            .iter()
+            .map(|&(a, b)| Rectangle::new([(a, lo), (b, hi)], SHADE.filled())),
+    )?;
+    Ok(c)
 }
 
 /// A line with points, broken where a week has too few reviews.
