@@ -75,7 +75,7 @@ pub struct Ord {
 /// Everything the tests read.
 #[derive(Debug)]
 pub struct AuditData {
-    /// Product ids by index.
+    /// Product ids by index, sorted by id (so an id can be binary-searched).
     pub products: Vec<String>,
     /// Reviewer ids by index.
     pub reviewers: Vec<String>,

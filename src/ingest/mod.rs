@@ -1621,109 +1621,103 @@ pub fn load_dataset(
         .map(|p| (p, Kind::Orders))
         .chain(reviews.iter().map(|p| (p, Kind::Reviews)))
         .collect();
-    let mut loads = load_parallel(&jobs, opts).into_iter();
-    for (paths, _kind) in [(orders, Kind::Orders), (reviews, Kind::Reviews)] {
-        for p in paths {
-            let load = loads.next().ok_or_else(|| IngestError::File {
-                path: PathBuf::from(p),
-                msg: "was not loaded".into(),
-            })??;
-            check_bad_rows(&load, opts.on_bad_rows)?;
-            for o in load.orders {
-                let key = order_key(&o);
-                let same = seen_orders.get(&key).and_then(|v| {
-                    v.iter().copied().find(|&i| {
-                        ds.orders[i].order_id == o.order_id
-                            && order_item(&ds.orders[i]) == order_item(&o)
-                    })
-                });
-                match same {
-                    Some(i) => {
-                        ds.report.duplicate_order_lines += 1;
-                        let prev = &ds.orders[i];
-                        let what = if prev.quantity != o.quantity {
-                            Some(format!("quantity {} vs {}", o.quantity, prev.quantity))
-                        } else if prev.purchased_at != o.purchased_at {
-                            Some("purchase date".to_string())
-                        } else if prev.item_price != o.item_price {
-                            Some("item price".to_string())
-                        } else {
-                            None
-                        };
-                        note_conflict(
-                            &mut ds.report,
-                            what,
-                            format!("order '{}'", short_value(&o.order_id)),
-                            (o.line, path_of(o.source)),
-                            (prev.line, path_of(prev.source)),
-                        );
-                    }
-                    None => {
-                        seen_orders.entry(key).or_default().push(ds.orders.len());
-                        ds.orders.push(o);
-                    }
-                }
-            }
-            for r in load.reviews {
-                let id_key = hash_of(&[r.review_id.as_str()], 0);
-                if let Some(i) = seen_reviews.get(&id_key).and_then(|v| {
-                    v.iter()
-                        .copied()
-                        .find(|&i| ds.reviews[i].review_id == r.review_id)
-                }) {
-                    ds.report.duplicate_reviews += 1;
-                    let prev = &ds.reviews[i];
-                    let what = if prev.rating != r.rating {
-                        Some(format!("rating {} vs {}", r.rating, prev.rating))
-                    } else if prev.created_at != r.created_at {
-                        Some("date".to_string())
-                    } else if prev.product_id != r.product_id {
-                        Some("product".to_string())
-                    } else if prev.text != r.text {
-                        Some("text".to_string())
+    for load in load_parallel(&jobs, opts) {
+        let load = load?;
+        check_bad_rows(&load, opts.on_bad_rows)?;
+        for o in load.orders {
+            let key = order_key(&o);
+            let same = seen_orders.get(&key).and_then(|v| {
+                v.iter().copied().find(|&i| {
+                    ds.orders[i].order_id == o.order_id
+                        && order_item(&ds.orders[i]) == order_item(&o)
+                })
+            });
+            match same {
+                Some(i) => {
+                    ds.report.duplicate_order_lines += 1;
+                    let prev = &ds.orders[i];
+                    let what = if prev.quantity != o.quantity {
+                        Some(format!("quantity {} vs {}", o.quantity, prev.quantity))
+                    } else if prev.purchased_at != o.purchased_at {
+                        Some("purchase date".to_string())
+                    } else if prev.item_price != o.item_price {
+                        Some("item price".to_string())
                     } else {
                         None
                     };
                     note_conflict(
                         &mut ds.report,
                         what,
-                        format!("review '{}'", short_value(&r.review_id)),
-                        (r.line, path_of(r.source)),
+                        format!("order '{}'", short_value(&o.order_id)),
+                        (o.line, path_of(o.source)),
                         (prev.line, path_of(prev.source)),
                     );
-                    continue;
                 }
-                // Sources without ids: the same review in two overlapping downloads.
-                let content_key = hash_of(
-                    &[r.product_id.as_str(), r.reviewer_id.as_str()],
-                    r.created_at,
-                );
-                let same_content = || {
-                    seen_content.get(&content_key).is_some_and(|v| {
-                        v.iter().any(|&i| {
-                            let q = &ds.reviews[i];
-                            q.product_id == r.product_id
-                                && q.reviewer_id == r.reviewer_id
-                                && q.created_at == r.created_at
-                        })
-                    })
-                };
-                if r.review_id.contains('#') && same_content() {
-                    ds.report.duplicate_reviews += 1;
-                    continue;
+                None => {
+                    seen_orders.entry(key).or_default().push(ds.orders.len());
+                    ds.orders.push(o);
                 }
-                seen_content
-                    .entry(content_key)
-                    .or_default()
-                    .push(ds.reviews.len());
-                seen_reviews
-                    .entry(id_key)
-                    .or_default()
-                    .push(ds.reviews.len());
-                ds.reviews.push(r);
             }
-            ds.report.files.push(load.report);
         }
+        for r in load.reviews {
+            let id_key = hash_of(&[r.review_id.as_str()], 0);
+            if let Some(i) = seen_reviews.get(&id_key).and_then(|v| {
+                v.iter()
+                    .copied()
+                    .find(|&i| ds.reviews[i].review_id == r.review_id)
+            }) {
+                ds.report.duplicate_reviews += 1;
+                let prev = &ds.reviews[i];
+                let what = if prev.rating != r.rating {
+                    Some(format!("rating {} vs {}", r.rating, prev.rating))
+                } else if prev.created_at != r.created_at {
+                    Some("date".to_string())
+                } else if prev.product_id != r.product_id {
+                    Some("product".to_string())
+                } else if prev.text != r.text {
+                    Some("text".to_string())
+                } else {
+                    None
+                };
+                note_conflict(
+                    &mut ds.report,
+                    what,
+                    format!("review '{}'", short_value(&r.review_id)),
+                    (r.line, path_of(r.source)),
+                    (prev.line, path_of(prev.source)),
+                );
+                continue;
+            }
+            // Sources without ids: the same review in two overlapping downloads.
+            let content_key = hash_of(
+                &[r.product_id.as_str(), r.reviewer_id.as_str()],
+                r.created_at,
+            );
+            let same_content = || {
+                seen_content.get(&content_key).is_some_and(|v| {
+                    v.iter().any(|&i| {
+                        let q = &ds.reviews[i];
+                        q.product_id == r.product_id
+                            && q.reviewer_id == r.reviewer_id
+                            && q.created_at == r.created_at
+                    })
+                })
+            };
+            if r.review_id.contains('#') && same_content() {
+                ds.report.duplicate_reviews += 1;
+                continue;
+            }
+            seen_content
+                .entry(content_key)
+                .or_default()
+                .push(ds.reviews.len());
+            seen_reviews
+                .entry(id_key)
+                .or_default()
+                .push(ds.reviews.len());
+            ds.reviews.push(r);
+        }
+        ds.report.files.push(load.report);
     }
     drop((seen_orders, seen_reviews, seen_content));
     // Deterministic order regardless of file order quirks: by time, then id. Sorting a permutation

@@ -1041,18 +1041,21 @@ pub fn group_matrix(d: &AuditData, g: &GroupInfo) -> Result<Vec<u8>> {
         .map(|(i, p)| (p.as_str(), i))
         .collect();
     let wanted: std::collections::HashSet<&str> = g.review_ids.iter().map(|s| s.as_str()).collect();
+    // Only the group's products are read (products are interned in id order: binary search).
     let mut cells: BTreeMap<(usize, usize), (u8, i64)> = BTreeMap::new();
-    for r in &d.reviews {
-        if !r.audited || !wanted.contains(r.id.as_str()) {
-            continue;
-        }
-        let (Some(&ri), Some(&ci)) = (
-            reviewer_ix.get(d.reviewers[r.reviewer as usize].as_str()),
-            product_ix.get(d.products[r.product as usize].as_str()),
-        ) else {
+    for (&pid, &ci) in &product_ix {
+        let Ok(p) = d.products.binary_search_by(|x| x.as_str().cmp(pid)) else {
             continue;
         };
-        cells.entry((ri, ci)).or_insert((r.rating, r.day));
+        for &i in &d.by_product[p] {
+            let r = &d.reviews[i as usize];
+            if !r.audited || !wanted.contains(r.id.as_str()) {
+                continue;
+            }
+            if let Some(&ri) = reviewer_ix.get(d.reviewers[r.reviewer as usize].as_str()) {
+                cells.entry((ri, ci)).or_insert((r.rating, r.day));
+            }
+        }
     }
     let cut = |n: usize, what: &str| {
         if n > MATRIX_MAX {

@@ -117,6 +117,9 @@ pub struct Comparison {
     /// Per product: verdict per period ("" = not audited then), for products that warned or failed
     /// in any of them.
     pub verdict_trend: BTreeMap<String, Vec<String>>,
+    /// The whole history, every product (what `snapshot/verdicts.csv` keeps).
+    #[serde(skip)]
+    pub history: History,
 }
 
 fn usage(dir: &Path, what: String) -> anyhow::Error {
@@ -383,23 +386,14 @@ pub fn compare(prev: &Previous, file: &FindingsFile, a: &Analysis, d: &AuditData
             }
         }
     }
-    // Verdict trend.
-    let (mut periods, mut hist) = (prev.history.0.clone(), prev.history.1.clone());
-    periods.push(file.period.label.clone());
-    let width = periods.len();
-    for v in hist.values_mut() {
-        v.resize(width, String::new());
-    }
-    for p in &a.products {
-        let v = hist
-            .entry(p.product_id.clone())
-            .or_insert_with(|| vec![String::new(); width]);
-        v[width - 1] = p.verdict.as_str().to_string();
-    }
-    trim_history(&mut periods, &mut hist);
-    let verdict_trend = hist
-        .into_iter()
+    // Verdict trend: the products that warned or failed in any period of the history.
+    let history = verdict_history(Some(&prev.history), &file.period.label, a);
+    let periods = history.0.clone();
+    let verdict_trend = history
+        .1
+        .iter()
         .filter(|(_, v)| v.iter().any(|x| x == "warn" || x == "fail"))
+        .map(|(p, v)| (p.clone(), v.clone()))
         .collect();
     Comparison {
         previous_period: prev.period.0.clone(),
@@ -420,7 +414,26 @@ pub fn compare(prev: &Previous, file: &FindingsFile, a: &Analysis, d: &AuditData
         reviews_outside_this_export: outside,
         periods,
         verdict_trend,
+        history,
     }
+}
+
+/// The verdict history up to this period: last month's (if any) with this period's verdicts
+/// appended, at most `HISTORY` periods, products never audited in them dropped.
+fn verdict_history(prev: Option<&History>, label: &str, a: &Analysis) -> History {
+    let (mut periods, mut hist) = prev.cloned().unwrap_or_default();
+    periods.push(label.to_string());
+    let width = periods.len();
+    for v in hist.values_mut() {
+        v.resize(width, String::new());
+    }
+    for p in &a.products {
+        hist.entry(p.product_id.clone())
+            .or_insert_with(|| vec![String::new(); width])[width - 1] =
+            p.verdict.as_str().to_string();
+    }
+    trim_history(&mut periods, &mut hist);
+    (periods, hist)
 }
 
 fn trim_history(periods: &mut Vec<String>, hist: &mut BTreeMap<String, Vec<String>>) {
@@ -472,27 +485,10 @@ pub fn write_snapshot(
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     gz.finish()?.flush()?;
     // Verdict history.
-    let (mut periods, mut hist) = match comparison {
-        Some(c) => {
-            // The comparison kept only products that ever warned; the snapshot keeps all.
-            let mut h: BTreeMap<String, Vec<String>> = c.verdict_trend.clone();
-            let width = c.periods.len();
-            for p in &a.products {
-                h.entry(p.product_id.clone())
-                    .or_insert_with(|| vec![String::new(); width])[width - 1] =
-                    p.verdict.as_str().to_string();
-            }
-            (c.periods.clone(), h)
-        }
-        None => (
-            vec![file.period.label.clone()],
-            a.products
-                .iter()
-                .map(|p| (p.product_id.clone(), vec![p.verdict.as_str().to_string()]))
-                .collect(),
-        ),
+    let (periods, hist) = match comparison {
+        Some(c) => c.history.clone(),
+        None => verdict_history(None, &file.period.label, a),
     };
-    trim_history(&mut periods, &mut hist);
     let path = snap.join("verdicts.csv");
     let mut w = csv::Writer::from_path(&path)
         .with_context(|| format!("cannot write {}", path.display()))?;
