@@ -16,7 +16,7 @@ use crate::ingest::Dataset;
 #[derive(Debug, Clone)]
 pub struct Rev {
     /// Source id.
-    pub id: String,
+    pub id: crate::ingest::schema::Id,
     /// Product index.
     pub product: u32,
     /// Reviewer index.
@@ -69,7 +69,7 @@ pub struct Ord {
     /// Carries a promotion id / discount code.
     pub promo: bool,
     /// Order id.
-    pub order_id: String,
+    pub order_id: crate::ingest::schema::Id,
 }
 
 /// Everything the tests read.
@@ -123,8 +123,12 @@ pub fn day_str(day: i64) -> String {
     crate::ingest::timestamp::format_day(day * 86_400)
 }
 
+/// Names to dense indices. The table holds a 64-bit hash of each name and its index (confirmed
+/// against the stored name), so every name is stored once.
 struct Interner {
-    map: HashMap<String, u32>,
+    map: HashMap<u64, u32>,
+    /// Names whose hash collides with an earlier, different name's (rare).
+    more: HashMap<u64, Vec<u32>>,
     names: Vec<String>,
 }
 
@@ -132,17 +136,54 @@ impl Interner {
     fn new() -> Self {
         Interner {
             map: HashMap::new(),
+            more: HashMap::new(),
             names: Vec::new(),
         }
     }
+    fn hash(s: &str) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        // Fixed keys: the same input gives the same table (determinism does not depend on it,
+        // indices are assigned in input order, but it keeps runs reproducible to debug).
+        let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .build_hasher();
+        h.write(s.as_bytes());
+        h.finish()
+    }
     fn get(&mut self, s: &str) -> u32 {
-        if let Some(&i) = self.map.get(s) {
-            return i;
+        let key = Self::hash(s);
+        if let Some(&i) = self.map.get(&key) {
+            if self.names[i as usize] == s {
+                return i;
+            }
+            if let Some(&j) = self
+                .more
+                .get(&key)
+                .and_then(|v| v.iter().find(|&&j| self.names[j as usize] == s))
+            {
+                return j;
+            }
+            let j = self.names.len() as u32;
+            self.names.push(s.to_string());
+            self.more.entry(key).or_default().push(j);
+            return j;
         }
         let i = self.names.len() as u32;
-        self.map.insert(s.to_string(), i);
+        self.map.insert(key, i);
         self.names.push(s.to_string());
         i
+    }
+}
+
+/// Dense renumbering of interned keys by first appearance.
+#[derive(Default)]
+struct KeyRenumber(HashMap<u32, u32>);
+
+impl KeyRenumber {
+    fn apply(&mut self, k: &mut Option<u32>) {
+        if let Some(v) = k {
+            let n = self.0.len() as u32;
+            *v = *self.0.entry(*v).or_insert(n);
+        }
     }
 }
 
@@ -176,10 +217,13 @@ impl AuditData {
         let mut reviewers = Interner::new();
         let mut keys = Interner::new();
         // Intern products in a stable order: by id.
-        let mut pids: Vec<&str> = ds.reviews.iter().map(|r| r.product_id.as_str()).collect();
-        pids.extend(ds.orders.iter().map(|o| o.product_id.as_str()));
+        let mut pids: Vec<&str> = {
+            let mut distinct: std::collections::HashSet<&str> = std::collections::HashSet::new();
+            distinct.extend(ds.reviews.iter().map(|r| r.product_id.as_str()));
+            distinct.extend(ds.orders.iter().map(|o| o.product_id.as_str()));
+            distinct.into_iter().collect()
+        };
         pids.sort_unstable();
-        pids.dedup();
         for p in pids {
             products.get(p);
         }
@@ -191,29 +235,26 @@ impl AuditData {
         // Local time.
         let (offset_fn, local_time): (Box<dyn Fn(i64) -> i64>, String) = if cfg.timezone == "auto" {
             let mut hist = [0u64; 24];
-            let src: Vec<i64> = if !ds.orders.is_empty() {
+            let mut n = 0u64;
+            let mut count = |t: i64| {
+                hist[(t.rem_euclid(86_400) / 3600) as usize] += 1;
+                n += 1;
+            };
+            if !ds.orders.is_empty() {
                 ds.orders
                     .iter()
                     .filter(|o| o.resolution == TimeResolution::Second)
-                    .map(|o| o.purchased_at)
-                    .collect()
+                    .for_each(|o| count(o.purchased_at));
             } else {
                 ds.reviews
                     .iter()
                     .filter(|r| r.resolution == TimeResolution::Second)
-                    .map(|r| r.created_at)
-                    .collect()
-            };
-            for t in &src {
-                hist[(t.rem_euclid(86_400) / 3600) as usize] += 1;
+                    .for_each(|r| count(r.created_at));
             }
             let off = infer_offset_hours(&hist);
             (
                 Box::new(move |_| off * 3600),
-                format!(
-                    "UTC{off:+} (inferred from the quietest hours of {} timestamps)",
-                    src.len()
-                ),
+                format!("UTC{off:+} (inferred from the quietest hours of {n} timestamps)"),
             )
         } else {
             let tz: chrono_tz::Tz = cfg.timezone.parse().unwrap_or(chrono_tz::UTC);
@@ -228,8 +269,11 @@ impl AuditData {
                 cfg.timezone.clone(),
             )
         };
-        let mut orders = Vec::with_capacity(ds.orders.len());
-        for o in &ds.orders {
+        // The canonical order lines are consumed from the back while the compact ones are built,
+        // and their vector shrinks as it goes, so the two never both exist whole.
+        let mut src = std::mem::take(&mut ds.orders);
+        let mut orders = Vec::with_capacity(src.len());
+        while let Some(o) = src.pop() {
             let free = match (o.item_price, o.discount) {
                 (Some(p), Some(d)) => p <= 0.0 || d >= p - 1e-9,
                 (Some(p), None) => p <= 0.0 && o.is_shipped(),
@@ -249,9 +293,14 @@ impl AuditData {
                     .promotion_ids
                     .as_deref()
                     .is_some_and(|s| !s.trim().is_empty()),
-                order_id: o.order_id.clone(),
+                order_id: o.order_id,
             });
+            if src.len() % (1 << 20) == 0 {
+                src.shrink_to_fit();
+            }
         }
+        drop(src);
+        orders.reverse();
         // ds.orders is sorted by time; links index into it, so keep the order.
         let (first_day, last_day) = {
             let mut lo = i64::MAX;
@@ -284,7 +333,7 @@ impl AuditData {
                 (Some(a), Some(b)) => Some(format!("{a}. {b}")),
             };
             reviews.push(Rev {
-                id: r.review_id.clone(),
+                id: std::mem::take(&mut r.review_id),
                 product: products.get(&r.product_id),
                 reviewer: reviewers.get(&r.reviewer_id),
                 rating: r.rating,
@@ -299,6 +348,21 @@ impl AuditData {
                 text,
                 audited: day >= from_day && day <= to_day,
             });
+        }
+        // The order lines were read back to front: number the identity keys by first appearance
+        // front to back (orders, then reviews), as if they had been read in order.
+        drop(keys);
+        {
+            let mut renumber = KeyRenumber::default();
+            for o in orders.iter_mut() {
+                renumber.apply(&mut o.postal);
+                renumber.apply(&mut o.buyer);
+                renumber.apply(&mut o.address);
+            }
+            for r in reviews.iter_mut() {
+                renumber.apply(&mut r.email);
+                renumber.apply(&mut r.ip);
+            }
         }
         // Only data up to the end of the audited window counts (later data is next month's).
         reviews.retain(|r| r.day <= to_day);

@@ -397,7 +397,7 @@ fn to_finding(d: &AuditData, c: &Candidate, v: Verdict, q: f64) -> Finding {
     let mut review_ids: Vec<String> = c
         .reviews
         .iter()
-        .map(|&i| d.reviews[i as usize].id.clone())
+        .map(|&i| d.reviews[i as usize].id.to_string())
         .collect();
     review_ids.sort();
     review_ids.dedup();

@@ -321,7 +321,7 @@ fn groups(
         let mut review_ids: Vec<String> = g
             .reviews
             .iter()
-            .map(|&i| d.reviews[i as usize].id.clone())
+            .map(|&i| d.reviews[i as usize].id.to_string())
             .collect();
         review_ids.sort();
         let window = Window {

@@ -116,7 +116,7 @@ pub fn score(
             reasons.push("behaviour_prior");
         }
         out_reviews.push(ReviewScore {
-            review_id: r.id.clone(),
+            review_id: r.id.to_string(),
             product_id: d.products[r.product as usize].clone(),
             reviewer_id: d.reviewers[r.reviewer as usize].clone(),
             created_at: format_utc(r.t),

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::privacy::Hasher;
+use schema::Id;
 use std::cell::RefCell;
 use std::io::{BufRead, Read};
 use std::rc::Rc;
@@ -390,14 +391,14 @@ impl Ctx<'_> {
         }
     }
 
-    fn optional_id(&self, rec: &dyn Record, field: &str) -> Result<Option<String>, RowError> {
+    fn optional_id(&self, rec: &dyn Record, field: &str) -> Result<Option<Id>, RowError> {
         match rec.get(field) {
             Some(v) if ID_FIELDS.contains(&field) && is_excel_mangled(v) => Err(self.err(
                 field,
                 v,
                 "id looks mangled by Excel (scientific notation); export again without opening it in Excel",
             )),
-            v => Ok(v.map(str::to_string)),
+            v => Ok(v.map(Id::from)),
         }
     }
 
@@ -463,7 +464,7 @@ fn build_review(
     source: u32,
 ) -> Result<Review, RowError> {
     let h = &c.opts.hasher;
-    let product_id = c.required(rec, "product_id")?.to_string();
+    let product_id = Id::from(c.required(rec, "product_id")?);
     let email_key = rec.get("reviewer_email").and_then(|v| h.hash("email", v));
     let name_key = rec.get("reviewer_name").and_then(|v| h.hash("name", v));
     let reviewer_id = match c.optional_id(rec, "reviewer_id")? {
@@ -502,7 +503,7 @@ fn build_review(
     };
     let review_id = match c.optional_id(rec, "review_id")? {
         Some(id) => id,
-        None => format!("{stem}#{record_index}"),
+        None => compact_str::format_compact!("{stem}#{record_index}"),
     };
     Ok(Review {
         review_id,
@@ -551,14 +552,14 @@ fn build_order(
     pool: &mut StrPool,
 ) -> Result<OrderLine, RowError> {
     let h = &c.opts.hasher;
-    let order_id = c.required(rec, "order_id")?.to_string();
+    let order_id = Id::from(c.required(rec, "order_id")?);
     let purchased_raw = c.required(rec, "purchased_at")?;
     let purchased = c.instant("purchased_at", purchased_raw)?;
-    let product_id = c.required(rec, "product_id")?.to_string();
-    let shipped_at = match rec.get("shipped_at") {
-        Some(v) => Some(c.instant("shipped_at", v)?.secs),
-        None => None,
-    };
+    let product_id = Id::from(c.required(rec, "product_id")?);
+    // Validated (a broken ship date rejects the row), not kept.
+    if let Some(v) = rec.get("shipped_at") {
+        c.instant("shipped_at", v)?;
+    }
     let quantity = match rec.get("quantity") {
         Some(v) => {
             let q = c
@@ -602,25 +603,19 @@ fn build_order(
         order_item_id: c.optional_id(rec, "order_item_id")?,
         purchased_at: purchased.secs,
         resolution: purchased.resolution,
-        shipped_at,
         product_id,
         sku: c.optional_id(rec, "sku")?,
         quantity,
         item_price,
         discount,
-        currency: rec.get("currency").map(|v| pool.get(v)),
         status: rec.get("status").map(|v| pool.get(v)),
         buyer_key: rec
             .get("buyer_key")
-            .map(str::to_string)
+            .map(Id::from)
             .or_else(|| rec.get("buyer_email").and_then(|v| h.hash("email", v))),
         address_key,
         postal_key,
-        ship_city: rec.get("ship_city").map(|v| pool.get(v)),
-        ship_state: rec.get("ship_state").map(|v| pool.get(v)),
-        ship_country: rec.get("ship_country").map(|v| pool.get(v)),
-        promotion_ids: rec.get("promotion_ids").map(str::to_string),
-        fulfillment_channel: rec.get("fulfillment_channel").map(|v| pool.get(v)),
+        promotion_ids: rec.get("promotion_ids").map(Id::from),
         source,
         line: c.line,
     })
@@ -657,32 +652,45 @@ pub fn memory_budget() -> u64 {
     })
 }
 
+/// Heap bytes of an id (0 when it is stored inline).
+fn heap_len(s: &Id) -> usize {
+    if s.is_heap_allocated() {
+        s.len()
+    } else {
+        0
+    }
+}
+
+fn opt_heap(s: &Option<Id>) -> usize {
+    s.as_ref().map_or(0, heap_len)
+}
+
 fn opt_len(s: &Option<String>) -> usize {
     s.as_ref().map_or(0, |x| x.len())
 }
 
 fn review_bytes(r: &Review) -> u64 {
     (std::mem::size_of::<Review>()
-        + r.review_id.len()
-        + r.product_id.len()
-        + r.reviewer_id.len()
+        + heap_len(&r.review_id)
+        + heap_len(&r.product_id)
+        + heap_len(&r.reviewer_id)
         + opt_len(&r.title)
         + opt_len(&r.text)
-        + opt_len(&r.order_id)
-        + opt_len(&r.reviewer_key)
-        + opt_len(&r.ip_key)) as u64
+        + opt_heap(&r.order_id)
+        + opt_heap(&r.reviewer_key)
+        + opt_heap(&r.ip_key)) as u64
 }
 
 fn order_bytes(o: &OrderLine) -> u64 {
     (std::mem::size_of::<OrderLine>()
-        + o.order_id.len()
-        + opt_len(&o.order_item_id)
-        + o.product_id.len()
-        + opt_len(&o.sku)
-        + opt_len(&o.buyer_key)
-        + opt_len(&o.address_key)
-        + opt_len(&o.postal_key)
-        + opt_len(&o.promotion_ids)) as u64
+        + heap_len(&o.order_id)
+        + opt_heap(&o.order_item_id)
+        + heap_len(&o.product_id)
+        + opt_heap(&o.sku)
+        + opt_heap(&o.buyer_key)
+        + opt_heap(&o.address_key)
+        + opt_heap(&o.postal_key)
+        + opt_heap(&o.promotion_ids)) as u64
 }
 
 /// Shares repeated short values within a file (see `schema::Shared`).
@@ -1592,21 +1600,6 @@ pub fn load_dataset(
     opts: &LoadOptions,
 ) -> Result<Dataset, IngestError> {
     let mut ds = Dataset::default();
-    // De-duplication keys are 64-bit hashes of the identifying fields (no string copies per row);
-    // a hash match is confirmed against the stored record before anything is dropped.
-    let mut seen_orders: HashMap<u64, Vec<usize>> = HashMap::new();
-    let mut seen_reviews: HashMap<u64, Vec<usize>> = HashMap::new();
-    let mut seen_content: HashMap<u64, Vec<usize>> = HashMap::new();
-    let order_item = |o: &OrderLine| -> (String, String) {
-        match &o.order_item_id {
-            Some(id) => (id.clone(), String::new()),
-            None => (o.product_id.clone(), o.sku.clone().unwrap_or_default()),
-        }
-    };
-    let order_key = |o: &OrderLine| {
-        let (a, b) = order_item(o);
-        hash_of(&[o.order_id.as_str(), a.as_str(), b.as_str()], 0)
-    };
     let all_paths: Vec<&PathBuf> = orders.iter().chain(reviews).collect();
     let path_of = |source: u32| {
         all_paths
@@ -1621,53 +1614,78 @@ pub fn load_dataset(
         .map(|p| (p, Kind::Orders))
         .chain(reviews.iter().map(|p| (p, Kind::Reviews)))
         .collect();
-    for load in load_parallel(&jobs, opts) {
-        let load = load?;
+    let loads = load_parallel(&jobs, opts);
+    // Records are moved, never copied: the first file's vector becomes the dataset's. Duplicates
+    // are marked while merging and removed once at the end.
+    let mut order_dup: Vec<bool> = Vec::new();
+    let mut review_dup: Vec<bool> = Vec::new();
+    let n_orders: usize = loads
+        .iter()
+        .map(|l| l.as_ref().map_or(0, |l| l.orders.len()))
+        .sum();
+    let n_reviews: usize = loads
+        .iter()
+        .map(|l| l.as_ref().map_or(0, |l| l.reviews.len()))
+        .sum();
+    // De-duplication keys are 64-bit hashes of the identifying fields (no string copies per row);
+    // a hash match is confirmed against the stored record before anything is dropped.
+    let mut seen_orders = Seen::with_capacity(n_orders);
+    let mut seen_reviews = Seen::with_capacity(n_reviews);
+    // Sources without ids: the same review in two overlapping downloads (only needed when some
+    // review id was assigned by revaudit).
+    let any_assigned = loads.iter().any(|l| {
+        l.as_ref()
+            .is_ok_and(|l| l.reviews.iter().any(|r| r.review_id.contains('#')))
+    });
+    let mut seen_content = Seen::with_capacity(if any_assigned { n_reviews } else { 0 });
+    for load in loads {
+        let mut load = load?;
         check_bad_rows(&load, opts.on_bad_rows)?;
-        for o in load.orders {
-            let key = order_key(&o);
-            let same = seen_orders.get(&key).and_then(|v| {
-                v.iter().copied().find(|&i| {
-                    ds.orders[i].order_id == o.order_id
-                        && order_item(&ds.orders[i]) == order_item(&o)
-                })
+        let base = ds.orders.len();
+        append(&mut ds.orders, std::mem::take(&mut load.orders));
+        order_dup.resize(ds.orders.len(), false);
+        for i in base..ds.orders.len() {
+            let o = &ds.orders[i];
+            let key = hash_of(&[&o.order_id, order_item(o).0, order_item(o).1], 0);
+            let same = seen_orders.find(key, |j| {
+                let p = &ds.orders[j as usize];
+                p.order_id == o.order_id && order_item(p) == order_item(o)
             });
-            match same {
-                Some(i) => {
-                    ds.report.duplicate_order_lines += 1;
-                    let prev = &ds.orders[i];
-                    let what = if prev.quantity != o.quantity {
-                        Some(format!("quantity {} vs {}", o.quantity, prev.quantity))
-                    } else if prev.purchased_at != o.purchased_at {
-                        Some("purchase date".to_string())
-                    } else if prev.item_price != o.item_price {
-                        Some("item price".to_string())
-                    } else {
-                        None
-                    };
-                    note_conflict(
-                        &mut ds.report,
-                        what,
-                        format!("order '{}'", short_value(&o.order_id)),
-                        (o.line, path_of(o.source)),
-                        (prev.line, path_of(prev.source)),
-                    );
-                }
-                None => {
-                    seen_orders.entry(key).or_default().push(ds.orders.len());
-                    ds.orders.push(o);
-                }
-            }
+            let Some(j) = same else {
+                seen_orders.insert(key, i as u32);
+                continue;
+            };
+            order_dup[i] = true;
+            ds.report.duplicate_order_lines += 1;
+            let prev = &ds.orders[j as usize];
+            let what = if prev.quantity != o.quantity {
+                Some(format!("quantity {} vs {}", o.quantity, prev.quantity))
+            } else if prev.purchased_at != o.purchased_at {
+                Some("purchase date".to_string())
+            } else if prev.item_price != o.item_price {
+                Some("item price".to_string())
+            } else {
+                None
+            };
+            note_conflict(
+                &mut ds.report,
+                what,
+                format!("order '{}'", short_value(&o.order_id)),
+                (o.line, path_of(o.source)),
+                (prev.line, path_of(prev.source)),
+            );
         }
-        for r in load.reviews {
-            let id_key = hash_of(&[r.review_id.as_str()], 0);
-            if let Some(i) = seen_reviews.get(&id_key).and_then(|v| {
-                v.iter()
-                    .copied()
-                    .find(|&i| ds.reviews[i].review_id == r.review_id)
-            }) {
+        let base = ds.reviews.len();
+        append(&mut ds.reviews, std::mem::take(&mut load.reviews));
+        review_dup.resize(ds.reviews.len(), false);
+        for i in base..ds.reviews.len() {
+            let r = &ds.reviews[i];
+            let id_key = hash_of(&[&r.review_id], 0);
+            let same_id = seen_reviews.find(id_key, |j| ds.reviews[j as usize].review_id == r.review_id);
+            if let Some(j) = same_id {
+                review_dup[i] = true;
                 ds.report.duplicate_reviews += 1;
-                let prev = &ds.reviews[i];
+                let prev = &ds.reviews[j as usize];
                 let what = if prev.rating != r.rating {
                     Some(format!("rating {} vs {}", r.rating, prev.rating))
                 } else if prev.created_at != r.created_at {
@@ -1688,56 +1706,54 @@ pub fn load_dataset(
                 );
                 continue;
             }
-            // Sources without ids: the same review in two overlapping downloads.
-            let content_key = hash_of(
-                &[r.product_id.as_str(), r.reviewer_id.as_str()],
-                r.created_at,
-            );
-            let same_content = || {
-                seen_content.get(&content_key).is_some_and(|v| {
-                    v.iter().any(|&i| {
-                        let q = &ds.reviews[i];
-                        q.product_id == r.product_id
-                            && q.reviewer_id == r.reviewer_id
-                            && q.created_at == r.created_at
-                    })
-                })
-            };
-            if r.review_id.contains('#') && same_content() {
-                ds.report.duplicate_reviews += 1;
-                continue;
+            if any_assigned {
+                let content_key = hash_of(&[&r.product_id, &r.reviewer_id], r.created_at);
+                let same_content = |j: u32| {
+                    let q = &ds.reviews[j as usize];
+                    q.product_id == r.product_id
+                        && q.reviewer_id == r.reviewer_id
+                        && q.created_at == r.created_at
+                };
+                if r.review_id.contains('#') && seen_content.find(content_key, same_content).is_some() {
+                    review_dup[i] = true;
+                    ds.report.duplicate_reviews += 1;
+                    continue;
+                }
+                seen_content.insert(content_key, i as u32);
             }
-            seen_content
-                .entry(content_key)
-                .or_default()
-                .push(ds.reviews.len());
-            seen_reviews
-                .entry(id_key)
-                .or_default()
-                .push(ds.reviews.len());
-            ds.reviews.push(r);
+            seen_reviews.insert(id_key, i as u32);
         }
         ds.report.files.push(load.report);
     }
     drop((seen_orders, seen_reviews, seen_content));
-    // Deterministic order regardless of file order quirks: by time, then id. Sorting a permutation
-    // and moving each record once is much cheaper than sorting the large records themselves.
-    let mut perm: Vec<usize> = (0..ds.orders.len()).collect();
-    perm.sort_by(|&a, &b| {
-        let (x, y) = (&ds.orders[a], &ds.orders[b]);
-        (x.purchased_at, &x.order_id, &x.product_id).cmp(&(
+    remove_marked(&mut ds.orders, &order_dup);
+    remove_marked(&mut ds.reviews, &review_dup);
+    drop((order_dup, review_dup));
+    // Deterministic order regardless of file order quirks: by time, then id. A permutation is
+    // sorted and applied in place, so the large records are neither sorted nor copied.
+    let mut perm: Vec<u32> = (0..ds.orders.len() as u32).collect();
+    perm.sort_unstable_by(|&a, &b| {
+        let (x, y) = (&ds.orders[a as usize], &ds.orders[b as usize]);
+        (x.purchased_at, &x.order_id, &x.product_id, x.source, x.line).cmp(&(
             y.purchased_at,
             &y.order_id,
             &y.product_id,
+            y.source,
+            y.line,
         ))
     });
-    ds.orders = apply_permutation(std::mem::take(&mut ds.orders), &perm);
-    let mut perm: Vec<usize> = (0..ds.reviews.len()).collect();
-    perm.sort_by(|&a, &b| {
-        let (x, y) = (&ds.reviews[a], &ds.reviews[b]);
-        (x.created_at, &x.review_id).cmp(&(y.created_at, &y.review_id))
+    permute_in_place(&mut ds.orders, perm);
+    let mut perm: Vec<u32> = (0..ds.reviews.len() as u32).collect();
+    perm.sort_unstable_by(|&a, &b| {
+        let (x, y) = (&ds.reviews[a as usize], &ds.reviews[b as usize]);
+        (x.created_at, &x.review_id, x.source, x.line).cmp(&(
+            y.created_at,
+            &y.review_id,
+            y.source,
+            y.line,
+        ))
     });
-    ds.reviews = apply_permutation(std::mem::take(&mut ds.reviews), &perm);
+    permute_in_place(&mut ds.reviews, perm);
     link_reviews(&mut ds);
     ds.report.order_lines = ds.orders.len() as u64;
     ds.report.reviews = ds.reviews.len() as u64;
@@ -1751,6 +1767,88 @@ pub fn load_dataset(
         TimeResolution::Second
     });
     Ok(ds)
+}
+
+/// What identifies an order line within its order: the item id, else product + SKU.
+fn order_item(o: &OrderLine) -> (&str, &str) {
+    match &o.order_item_id {
+        Some(id) => (id.as_str(), ""),
+        None => (o.product_id.as_str(), o.sku.as_deref().unwrap_or("")),
+    }
+}
+
+/// Move `more` onto the end of `v` (no copy when `v` is empty).
+fn append<T>(v: &mut Vec<T>, mut more: Vec<T>) {
+    if v.is_empty() {
+        *v = more;
+    } else {
+        v.append(&mut more);
+    }
+}
+
+/// Drop the elements whose mark is set, keeping the order of the rest.
+fn remove_marked<T>(v: &mut Vec<T>, marked: &[bool]) {
+    if !marked.iter().any(|&m| m) {
+        return;
+    }
+    let mut k = 0;
+    v.retain(|_| {
+        k += 1;
+        !marked[k - 1]
+    });
+}
+
+/// Indices of kept records by 64-bit key: the first record of each key in a flat table, records
+/// whose key collides with a different record's in a side table (rare).
+struct Seen {
+    first: HashMap<u64, u32>,
+    more: HashMap<u64, Vec<u32>>,
+}
+
+impl Seen {
+    fn with_capacity(n: usize) -> Self {
+        Seen {
+            first: HashMap::with_capacity(n),
+            more: HashMap::new(),
+        }
+    }
+
+    /// The first record under `key` for which `same` holds.
+    fn find(&self, key: u64, mut same: impl FnMut(u32) -> bool) -> Option<u32> {
+        let &i = self.first.get(&key)?;
+        if same(i) {
+            return Some(i);
+        }
+        self.more.get(&key)?.iter().copied().find(|&j| same(j))
+    }
+
+    /// Every record under `key` for which `same` holds, in insertion order.
+    fn all<'s>(
+        &'s self,
+        key: u64,
+        same: impl Fn(u32) -> bool + 's,
+    ) -> impl Iterator<Item = u32> + 's {
+        let first = self.first.get(&key).copied();
+        let more = first
+            .and_then(|_| self.more.get(&key))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[]);
+        first
+            .into_iter()
+            .chain(more.iter().copied())
+            .filter(move |&j| same(j))
+    }
+
+    fn insert(&mut self, key: u64, i: u32) {
+        match self.first.entry(key) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(i);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.more.entry(key).or_default().push(i)
+            }
+        }
+    }
 }
 
 /// Count a duplicate whose content differs (`what`: how) and list the first few with both places.
@@ -1807,60 +1905,106 @@ fn hash_of(parts: &[&str], n: i64) -> u64 {
     h.finish()
 }
 
-/// Reorder `v` so that element k of the result is `v[perm[k]]`, moving each element once.
-fn apply_permutation<T>(v: Vec<T>, perm: &[usize]) -> Vec<T> {
-    let mut slots: Vec<Option<T>> = v.into_iter().map(Some).collect();
-    perm.iter().filter_map(|&i| slots[i].take()).collect()
+/// Reorder `v` in place so that element k of the result is the old `v[perm[k]]`: each cycle of the
+/// permutation is followed with swaps, so no second vector of records is ever allocated.
+fn permute_in_place<T>(v: &mut [T], mut perm: Vec<u32>) {
+    const DONE: u32 = u32::MAX;
+    for start in 0..v.len() {
+        if perm[start] == DONE {
+            continue;
+        }
+        // Walk the cycle through `start`: position k receives the element at perm[k].
+        let mut k = start;
+        loop {
+            let from = perm[k] as usize;
+            perm[k] = DONE;
+            if from == start {
+                break;
+            }
+            v.swap(k, from);
+            k = from;
+        }
+    }
 }
 
 /// Link each review to an order: by order id where the review carries one, else by buyer key +
 /// product to the nearest earlier order.
 pub fn link_reviews(ds: &mut Dataset) {
-    let mut by_id: HashMap<&str, Vec<u32>> = HashMap::new();
-    let mut by_buyer: HashMap<(&str, &str), Vec<(i64, u32)>> = HashMap::new();
-    for (i, o) in ds.orders.iter().enumerate() {
-        by_id.entry(o.order_id.as_str()).or_default().push(i as u32);
-        if let Some(k) = &o.buyer_key {
-            by_buyer
-                .entry((k.as_str(), o.product_id.as_str()))
-                .or_default()
-                .push((o.purchased_at, i as u32));
-        }
-    }
-    let mut links = Vec::with_capacity(ds.reviews.len());
+    let orders = &ds.orders;
+    let mut links: Vec<Option<u32>> = vec![None; ds.reviews.len()];
     let mut methods: BTreeMap<String, u64> = BTreeMap::new();
-    for r in &ds.reviews {
-        let mut link = None;
-        if let Some(oid) = &r.order_id {
-            if let Some(cands) = by_id.get(oid.as_str()) {
-                let same_product = cands
-                    .iter()
-                    .find(|&&i| ds.orders[i as usize].product_id == r.product_id);
-                link = Some(*same_product.unwrap_or(&cands[0]));
-                *methods.entry("order id".into()).or_default() += 1;
+    if ds.reviews.iter().any(|r| r.order_id.is_some()) {
+        // The lines of one order sit next to each other (orders are sorted by time, then id):
+        // index the first line of each run of equal ids, by a hash of the id.
+        let mut runs = Seen::with_capacity(orders.len());
+        for (i, o) in orders.iter().enumerate() {
+            if i == 0 || orders[i - 1].order_id != o.order_id {
+                runs.insert(hash_of(&[o.order_id.as_str()], 0), i as u32);
             }
         }
-        if link.is_none() {
-            if let Some(k) = &r.reviewer_key {
-                if let Some(cands) = by_buyer.get(&(k.as_str(), r.product_id.as_str())) {
-                    // A day-resolution review may come later the same day as the purchase.
-                    let limit = if r.resolution == TimeResolution::Day {
-                        r.created_at + 86_399
-                    } else {
-                        r.created_at
-                    };
-                    if let Some(&(_, i)) = cands
-                        .iter()
-                        .filter(|(t, _)| *t <= limit)
-                        .max_by_key(|(t, _)| *t)
-                    {
-                        link = Some(i);
-                        *methods.entry("buyer key + product".into()).or_default() += 1;
+        for (r, link) in ds.reviews.iter().zip(links.iter_mut()) {
+            let Some(oid) = &r.order_id else { continue };
+            let mut first = None;
+            let mut same_product = None;
+            let starts = runs.all(hash_of(&[oid.as_str()], 0), |j| {
+                orders[j as usize].order_id == *oid
+            });
+            'runs: for start in starts {
+                for (k, o) in orders.iter().enumerate().skip(start as usize) {
+                    if o.order_id != *oid {
+                        break;
+                    }
+                    first.get_or_insert(k as u32);
+                    if o.product_id == r.product_id {
+                        same_product = Some(k as u32);
+                        break 'runs;
                     }
                 }
             }
+            if let Some(k) = same_product.or(first) {
+                *link = Some(k);
+                *methods.entry("order id".into()).or_default() += 1;
+            }
         }
-        links.push(link);
+    }
+    let by_buyer_needed = ds
+        .reviews
+        .iter()
+        .zip(&links)
+        .any(|(r, l)| l.is_none() && r.reviewer_key.is_some());
+    if by_buyer_needed {
+        let mut by_buyer: HashMap<(&str, &str), Vec<(i64, u32)>> = HashMap::new();
+        for (i, o) in orders.iter().enumerate() {
+            if let Some(k) = &o.buyer_key {
+                by_buyer
+                    .entry((k.as_str(), o.product_id.as_str()))
+                    .or_default()
+                    .push((o.purchased_at, i as u32));
+            }
+        }
+        for (r, link) in ds.reviews.iter().zip(links.iter_mut()) {
+            if link.is_some() {
+                continue;
+            }
+            let Some(k) = &r.reviewer_key else { continue };
+            let Some(cands) = by_buyer.get(&(k.as_str(), r.product_id.as_str())) else {
+                continue;
+            };
+            // A day-resolution review may come later the same day as the purchase.
+            let limit = if r.resolution == TimeResolution::Day {
+                r.created_at + 86_399
+            } else {
+                r.created_at
+            };
+            if let Some(&(_, i)) = cands
+                .iter()
+                .filter(|(t, _)| *t <= limit)
+                .max_by_key(|(t, _)| *t)
+            {
+                *link = Some(i);
+                *methods.entry("buyer key + product".into()).or_default() += 1;
+            }
+        }
     }
     let linked = links.iter().filter(|l| l.is_some()).count() as u64;
     for (r, l) in ds.reviews.iter_mut().zip(links) {

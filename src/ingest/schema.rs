@@ -9,49 +9,46 @@ use super::timestamp::TimeResolution;
 /// per distinct value instead of one per row.
 pub type Shared = std::sync::Arc<str>;
 
+/// An id or hashed key: up to 24 bytes stored inline (ASINs, Amazon order ids, `h:` keys), longer
+/// values on the heap. Tens of millions of rows make one allocation per id the largest memory cost.
+pub type Id = compact_str::CompactString;
+
 /// One order item (Amazon reports carry one row per order item).
+///
+/// Only what a statistic, the de-duplication or the linking reads is kept: ship date, currency,
+/// ship city / state / country and fulfilment channel are parsed and validated (a bad ship date
+/// rejects the row, the country repairs postal codes) but not stored — at ten million rows every
+/// field costs hundreds of megabytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderLine {
     /// Order id as a string (`114-1234567-1234567`, `#1001`).
-    pub order_id: String,
+    pub order_id: Id,
     /// Order item id where the report has one.
-    pub order_item_id: Option<String>,
+    pub order_item_id: Option<Id>,
     /// Purchase instant, seconds since the epoch, UTC.
     pub purchased_at: i64,
     /// Resolution of `purchased_at`.
     pub resolution: TimeResolution,
-    /// Shipment instant where known.
-    pub shipped_at: Option<i64>,
     /// Product key shared with reviews (ASIN; SKU where the report has no ASIN).
-    pub product_id: String,
+    pub product_id: Id,
     /// Seller SKU.
-    pub sku: Option<String>,
+    pub sku: Option<Id>,
     /// Units; 1 when the report has no quantity column.
     pub quantity: u32,
     /// Line total price.
     pub item_price: Option<f64>,
     /// Promotion discount on the line (positive number).
     pub discount: Option<f64>,
-    /// Currency code.
-    pub currency: Option<Shared>,
     /// Order status as exported (Shipped, Cancelled, paid, …).
     pub status: Option<Shared>,
     /// Keyed hash of the buyer's email (FBA relay address, Shopify email).
-    pub buyer_key: Option<String>,
+    pub buyer_key: Option<Id>,
     /// Keyed hash of the street address / recipient name / phone, for identity overlap.
-    pub address_key: Option<String>,
+    pub address_key: Option<Id>,
     /// Keyed hash of the normalised postal code.
-    pub postal_key: Option<String>,
-    /// Ship city, state and country (kept: coarse geography, not personal).
-    pub ship_city: Option<Shared>,
-    /// State / province.
-    pub ship_state: Option<Shared>,
-    /// Country code.
-    pub ship_country: Option<Shared>,
+    pub postal_key: Option<Id>,
     /// Promotion ids / discount codes.
-    pub promotion_ids: Option<String>,
-    /// AFN / MFN / …
-    pub fulfillment_channel: Option<Shared>,
+    pub promotion_ids: Option<Id>,
     /// Index of the source file in the load report.
     pub source: u32,
     /// 1-based line in the source file.
@@ -78,11 +75,11 @@ impl OrderLine {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Review {
     /// The source's id, or `<file stem>#<0-based record index>` where the source has none.
-    pub review_id: String,
+    pub review_id: Id,
     /// Product key (ASIN, Shopify product id, business id).
-    pub product_id: String,
+    pub product_id: Id,
     /// Reviewer account id (a keyed hash where the source only has an email or name).
-    pub reviewer_id: String,
+    pub reviewer_id: Id,
     /// Stars, 1–5.
     pub rating: u8,
     /// Posting instant, seconds since the epoch, UTC.
@@ -96,11 +93,11 @@ pub struct Review {
     /// Verified-purchase flag where the source has one.
     pub verified: Option<bool>,
     /// Order reference where the source has one.
-    pub order_id: Option<String>,
+    pub order_id: Option<Id>,
     /// Keyed hash of the reviewer's email (links to orders' `buyer_key`).
-    pub reviewer_key: Option<String>,
+    pub reviewer_key: Option<Id>,
     /// Keyed hash of the reviewer's IP address.
-    pub ip_key: Option<String>,
+    pub ip_key: Option<Id>,
     /// Helpful votes.
     pub helpful_votes: Option<u32>,
     /// Index of the source file in the load report.

@@ -366,7 +366,7 @@ pub fn compare(prev: &Previous, file: &FindingsFile, a: &Analysis, d: &AuditData
                         &mut ratings_changed,
                         &mut ratings_changed_total,
                         RatingChange {
-                            review_id: cur.id.clone(),
+                            review_id: cur.id.to_string(),
                             product_id: d.products[cur.product as usize].clone(),
                             from: r.rating,
                             to: rating,
