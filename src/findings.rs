@@ -123,19 +123,13 @@ pub struct NotRun {
 /// Per-review score.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReviewScore {
-    /// Review id.
-    pub review_id: String,
-    /// Product.
-    pub product_id: String,
-    /// Reviewer.
-    pub reviewer_id: String,
-    /// RFC 3339 UTC.
-    pub created_at: String,
-    /// Stars.
-    pub rating: u8,
+    /// Index of the review in the analysis view (`AuditData::reviews`): its id, product, reviewer,
+    /// time and stars are read from there when the table is written (tens of millions of rows
+    /// would otherwise hold four more strings each).
+    pub review: u32,
     /// Suspicion in [0, 1].
     pub score: f64,
-    /// Reason codes, `;`-separated.
+    /// Reason codes, `;`-separated (empty: no allocation).
     pub reasons: String,
 }
 

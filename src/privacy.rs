@@ -28,20 +28,52 @@ impl Hasher {
 
     /// Hash one personal value of the given kind (`email`, `name`, `ip`, `postal`, …). Values are
     /// normalised first (trimmed, lower case) so cosmetic differences do not split one person.
-    /// Returns `None` for empty values.
+    /// Returns `None` for empty values. Printed form: `h:` + 16 hex digits (`key` as hex).
     pub fn hash(&self, kind: &str, value: &str) -> Option<crate::ingest::schema::Id> {
+        // 18 bytes: stored inline in an `Id`, no allocation per hashed value.
+        self.key(kind, value)
+            .map(|k| compact_str::format_compact!("h:{k:016x}"))
+    }
+
+    /// The 64-bit keyed hash behind `hash` (the first 8 bytes of the BLAKE3 output).
+    pub fn key(&self, kind: &str, value: &str) -> Option<u64> {
         let v = value.trim();
         if v.is_empty() {
             return None;
         }
-        let norm = v.to_lowercase();
         let mut h = blake3::Hasher::new_keyed(&self.key);
         h.update(kind.as_bytes());
         h.update(&[0]);
-        h.update(norm.as_bytes());
-        let hex = h.finalize().to_hex();
-        // 18 bytes: stored inline in an `Id`, no allocation per hashed value.
-        Some(compact_str::format_compact!("h:{}", &hex.as_str()[..16]))
+        if v.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+            h.update(v.to_lowercase().as_bytes());
+        } else {
+            h.update(v.as_bytes());
+        }
+        let out = h.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&out.as_bytes()[..8]);
+        Some(u64::from_be_bytes(first))
+    }
+
+    /// A key column given as is (`buyer_key` in a mapping): its own `h:` form read back, any other
+    /// value hashed exactly (no normalisation: it is an opaque id).
+    pub fn key_of_column(&self, value: &str) -> Option<u64> {
+        let v = value.trim();
+        if let Some(hex) = v.strip_prefix("h:").filter(|h| h.len() == 16) {
+            if let Ok(k) = u64::from_str_radix(hex, 16) {
+                return Some(k);
+            }
+        }
+        if v.is_empty() {
+            return None;
+        }
+        let mut h = blake3::Hasher::new_keyed(&self.key);
+        h.update(b"key\0");
+        h.update(v.as_bytes());
+        let out = h.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&out.as_bytes()[..8]);
+        Some(u64::from_be_bytes(first))
     }
 
     /// An id column that holds personal data (a review app exporting the buyer's email as the

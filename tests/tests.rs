@@ -1622,8 +1622,13 @@ fn audit_output_contract_and_quality_on_generated_data() {
 }
 
 /// Start an audit of the bundled sample into `out`, wait until it is writing its temporary folder,
-/// send SIGINT, and return its exit code and stderr.
-fn interrupt_while_writing(w: &Work, out: &Path, extra: &[&str]) -> (Option<i32>, String) {
+/// send `signal` (`INT`, `TERM`), and return its exit code and stderr.
+fn interrupt_while_writing(
+    w: &Work,
+    out: &Path,
+    extra: &[&str],
+    signal: &str,
+) -> (Option<i32>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_revaudit"))
         .args(["audit", "-q", "--out", out.to_str().unwrap()])
         .args(extra)
@@ -1651,7 +1656,7 @@ fn interrupt_while_writing(w: &Work, out: &Path, extra: &[&str]) -> (Option<i32>
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
@@ -1668,15 +1673,16 @@ fn interrupted_audit_leaves_nothing_half_written() {
     let w = Work::new();
     // No report yet: none afterwards.
     let fresh = w.path("fresh");
-    let (code, err) = interrupt_while_writing(&w, &fresh, &[]);
+    let (code, err) = interrupt_while_writing(&w, &fresh, &[], "INT");
     assert_eq!(code, Some(130), "{err}");
     assert!(err.contains("interrupted"), "{err}");
     assert!(!fresh.exists());
-    // An existing report replaced with --force: still the old one afterwards.
+    // An existing report replaced with --force, stopped by SIGTERM (a CI job cancelled, a
+    // container stopped): still the old one afterwards.
     let old = w.path("old");
     std::fs::create_dir_all(&old).unwrap();
     std::fs::write(old.join("findings.json"), "last month").unwrap();
-    let (code, err) = interrupt_while_writing(&w, &old, &["--force"]);
+    let (code, err) = interrupt_while_writing(&w, &old, &["--force"], "TERM");
     assert_eq!(code, Some(130), "{err}");
     assert_eq!(
         std::fs::read_to_string(old.join("findings.json")).unwrap(),

@@ -144,8 +144,9 @@ impl Interner {
         use std::hash::{BuildHasher, Hasher};
         // Fixed keys: the same input gives the same table (determinism does not depend on it,
         // indices are assigned in input order, but it keeps runs reproducible to debug).
-        let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-            .build_hasher();
+        let mut h =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .build_hasher();
         h.write(s.as_bytes());
         h.finish()
     }
@@ -171,6 +172,17 @@ impl Interner {
         self.map.insert(key, i);
         self.names.push(s.to_string());
         i
+    }
+}
+
+/// Hashed keys to dense indices.
+#[derive(Default)]
+struct KeyInterner(HashMap<u64, u32>);
+
+impl KeyInterner {
+    fn get(&mut self, k: u64) -> u32 {
+        let n = self.0.len() as u32;
+        *self.0.entry(k).or_insert(n)
     }
 }
 
@@ -215,7 +227,8 @@ impl AuditData {
     pub fn build(ds: &mut Dataset, cfg: &AuditConfig, window: Option<(i64, i64)>) -> AuditData {
         let mut products = Interner::new();
         let mut reviewers = Interner::new();
-        let mut keys = Interner::new();
+        // Hashed identity keys: already 64-bit hashes, numbered directly.
+        let mut keys = KeyInterner::default();
         // Intern products in a stable order: by id.
         let mut pids: Vec<&str> = {
             let mut distinct: std::collections::HashSet<&str> = std::collections::HashSet::new();
@@ -274,28 +287,20 @@ impl AuditData {
         let mut src = std::mem::take(&mut ds.orders);
         let mut orders = Vec::with_capacity(src.len());
         while let Some(o) = src.pop() {
-            let free = match (o.item_price, o.discount) {
-                (Some(p), Some(d)) => p <= 0.0 || d >= p - 1e-9,
-                (Some(p), None) => p <= 0.0 && o.is_shipped(),
-                _ => false,
-            };
             orders.push(Ord {
                 product: products.get(&o.product_id),
                 t: o.purchased_at,
                 day: day_of(o.purchased_at),
-                shipped: o.is_shipped(),
+                shipped: o.shipped,
                 quantity: o.quantity,
-                free,
-                postal: o.postal_key.as_deref().map(|k| keys.get(k)),
-                buyer: o.buyer_key.as_deref().map(|k| keys.get(k)),
-                address: o.address_key.as_deref().map(|k| keys.get(k)),
-                promo: o
-                    .promotion_ids
-                    .as_deref()
-                    .is_some_and(|s| !s.trim().is_empty()),
+                free: o.free,
+                postal: o.postal_key.map(|k| keys.get(k)),
+                buyer: o.buyer_key.map(|k| keys.get(k)),
+                address: o.address_key.map(|k| keys.get(k)),
+                promo: o.promo,
                 order_id: o.order_id,
             });
-            if src.len() % (1 << 20) == 0 {
+            if src.len().is_multiple_of(1 << 20) {
                 src.shrink_to_fit();
             }
         }
@@ -326,12 +331,7 @@ impl AuditData {
             // Local instant (1970-01-01 was a Thursday: weekday 3 counting from Monday).
             let local = (r.resolution == TimeResolution::Second)
                 .then(|| r.created_at + offset_fn(r.created_at));
-            let text = match (r.title.take(), r.text.take()) {
-                (None, None) => None,
-                (Some(a), None) => Some(a),
-                (None, Some(b)) => Some(b),
-                (Some(a), Some(b)) => Some(format!("{a}. {b}")),
-            };
+            let text = r.text.take();
             reviews.push(Rev {
                 id: std::mem::take(&mut r.review_id),
                 product: products.get(&r.product_id),
@@ -343,8 +343,8 @@ impl AuditData {
                 wday: local.map(|l| (l.div_euclid(86_400) + 3).rem_euclid(7) as u8),
                 verified: r.verified,
                 order: r.linked_order,
-                email: r.reviewer_key.as_deref().map(|k| keys.get(k)),
-                ip: r.ip_key.as_deref().map(|k| keys.get(k)),
+                email: r.reviewer_key.map(|k| keys.get(k)),
+                ip: r.ip_key.map(|k| keys.get(k)),
                 text,
                 audited: day >= from_day && day <= to_day,
             });

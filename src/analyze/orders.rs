@@ -28,23 +28,24 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         return out;
     }
     let audited = |o: &super::data::Ord| o.day >= d.from_day && o.day <= d.to_day;
+    let linked = ReviewsOfOrder::new(d);
     concentration(
         d,
         cfg,
         &mut out,
-        "postal_concentration",
-        "postal code",
+        ("postal_concentration", "postal code"),
         |o| o.postal,
         &audited,
+        &linked,
     );
     concentration(
         d,
         cfg,
         &mut out,
-        "buyer_concentration",
-        "buyer",
+        ("buyer_concentration", "buyer"),
         |o| o.buyer,
         &audited,
+        &linked,
     );
     // Free orders.
     let (mut k_all, mut n_all) = (0u64, 0u64);
@@ -84,20 +85,61 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
     out
 }
 
+/// Audited reviews linked to each order, in review order (one flat table for all orders).
+struct ReviewsOfOrder {
+    /// `start[o]..start[o + 1]` indexes `reviews` for order `o`.
+    start: Vec<u32>,
+    reviews: Vec<u32>,
+}
+
+impl ReviewsOfOrder {
+    fn new(d: &AuditData) -> Self {
+        let mut start = vec![0u32; d.orders.len() + 1];
+        for r in d.reviews.iter().filter(|r| r.audited) {
+            if let Some(o) = r.order {
+                start[o as usize + 1] += 1;
+            }
+        }
+        for i in 1..start.len() {
+            start[i] += start[i - 1];
+        }
+        let mut fill = start.clone();
+        let mut reviews = vec![0u32; *start.last().unwrap_or(&0) as usize];
+        for (i, r) in d.reviews.iter().enumerate().filter(|(_, r)| r.audited) {
+            if let Some(o) = r.order {
+                reviews[fill[o as usize] as usize] = i as u32;
+                fill[o as usize] += 1;
+            }
+        }
+        ReviewsOfOrder { start, reviews }
+    }
+
+    fn of(&self, o: u32) -> &[u32] {
+        match (self.start.get(o as usize), self.start.get(o as usize + 1)) {
+            (Some(&a), Some(&b)) => &self.reviews[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+}
+
 fn concentration(
     d: &AuditData,
     cfg: &AuditConfig,
     out: &mut FamilyOutput,
-    test: &'static str,
-    what: &str,
+    (test, what): (&'static str, &str),
     key: impl Fn(&super::data::Ord) -> Option<u32>,
     audited: &dyn Fn(&super::data::Ord) -> bool,
+    reviews_of_order: &ReviewsOfOrder,
 ) {
-    let mut total: HashMap<u32, u64> = HashMap::new();
+    // Keys are dense indices: counted in a vector, not a map.
+    let mut total: Vec<u64> = Vec::new();
     let mut n_keyed = 0u64;
     for o in d.orders.iter().filter(|o| audited(o)) {
         if let Some(k) = key(o) {
-            *total.entry(k).or_default() += 1;
+            if total.len() <= k as usize {
+                total.resize(k as usize + 1, 0);
+            }
+            total[k as usize] += 1;
             n_keyed += 1;
         }
     }
@@ -108,13 +150,6 @@ fn concentration(
             &format!("the order export has no {what} column"),
         ));
         return;
-    }
-    // Reviews linked to each order, for evidence and the rating question.
-    let mut reviews_of_order: HashMap<u32, Vec<u32>> = HashMap::new();
-    for (i, r) in d.reviews.iter().enumerate() {
-        if let (Some(o), true) = (r.order, r.audited) {
-            reviews_of_order.entry(o).or_default().push(i as u32);
-        }
     }
     for p in 0..d.products.len() {
         let mine: Vec<u32> = d.orders_by_product[p]
@@ -138,7 +173,7 @@ fn concentration(
             if c < 3 {
                 continue;
             }
-            let f = loo_share(*total.get(&k).unwrap_or(&0), n_keyed, c, n);
+            let f = loo_share(total.get(k as usize).copied().unwrap_or(0), n_keyed, c, n);
             let pv = binomial_upper(c, n, f);
             if best.is_none_or(|b| (pv, k) < (b.2, b.0)) {
                 best = Some((k, c, pv, f));
@@ -153,7 +188,7 @@ fn concentration(
             .collect();
         let subset: Vec<u32> = orders_of_key
             .iter()
-            .flat_map(|o| reviews_of_order.get(o).cloned().unwrap_or_default())
+            .flat_map(|&o| reviews_of_order.of(o).iter().copied())
             .collect();
         let in_subset: std::collections::HashSet<u32> = subset.iter().copied().collect();
         let rest: Vec<u32> = d.audited_of(p).filter(|i| !in_subset.contains(i)).collect();

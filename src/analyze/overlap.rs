@@ -64,20 +64,34 @@ pub fn lockstep_pairs(d: &AuditData, cfg: &AuditConfig) -> BTreeMap<(u32, u32), 
         .collect();
     let mut pairs: HashMap<(u32, u32), BTreeSet<u32>> = HashMap::new();
     for (p, revs) in d.by_product.iter().enumerate() {
-        let mut lo = 0usize;
-        for (k, &i) in revs.iter().enumerate() {
-            let ri = &d.reviews[i as usize];
-            while d.reviews[revs[lo] as usize].t < ri.t - dt {
+        // The product's review times (contiguous), and its eligible reviews only: windows walk
+        // the short eligible list instead of every review (at millions of reviews a window holds
+        // hundreds of one-off accounts).
+        let times: Vec<i64> = revs.iter().map(|&i| d.reviews[i as usize].t).collect();
+        let elig: Vec<(usize, u32, i64)> = revs
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| (k, d.reviews[i as usize].reviewer, times[k]))
+            .filter(|&(_, u, _)| eligible[u as usize])
+            .collect();
+        let (mut lo_all, mut lo) = (0usize, 0usize);
+        for (e, &(k, u, t)) in elig.iter().enumerate() {
+            while times[lo_all] < t - dt {
+                lo_all += 1;
+            }
+            while elig[lo].2 < t - dt {
                 lo += 1;
             }
-            if k - lo > cfg.lockstep_max_window_reviews || !eligible[ri.reviewer as usize] {
+            // The window's size counts every review in it, eligible or not.
+            if k - lo_all > cfg.lockstep_max_window_reviews {
                 continue;
             }
-            for &j in &revs[lo..k] {
-                let rj = &d.reviews[j as usize];
-                if rj.reviewer != ri.reviewer && eligible[rj.reviewer as usize] {
-                    let key = (ri.reviewer.min(rj.reviewer), ri.reviewer.max(rj.reviewer));
-                    pairs.entry(key).or_default().insert(p as u32);
+            for &(_, v, _) in &elig[lo..e] {
+                if v != u {
+                    pairs
+                        .entry((u.min(v), u.max(v)))
+                        .or_default()
+                        .insert(p as u32);
                 }
             }
         }
@@ -186,14 +200,16 @@ fn groups(
         comps.entry(r).or_default().insert(a);
         comps.entry(r).or_default().insert(b);
     }
+    let mut scratch: Vec<u32> = Vec::new();
     let degree: Vec<usize> = d
         .by_product
         .iter()
         .map(|v| {
-            v.iter()
-                .map(|&i| d.reviews[i as usize].reviewer)
-                .collect::<BTreeSet<_>>()
-                .len()
+            scratch.clear();
+            scratch.extend(v.iter().map(|&i| d.reviews[i as usize].reviewer));
+            scratch.sort_unstable();
+            scratch.dedup();
+            scratch.len()
         })
         .collect();
     struct Raw {
@@ -216,17 +232,24 @@ fn groups(
             }
         }
         let (m, prods, density) = densest_block(&edges);
-        // Keep products that at least two block members co-reviewed.
-        let mset: BTreeSet<u32> = m.iter().copied().collect();
+        // Keep products that at least two block members co-reviewed. The members' reviews are
+        // read from their own (short) lists, not from the products' (long) ones; review indices
+        // are in time order, like the products' lists.
+        let mut members_reviews: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for &u in &m {
+            for &i in &d.by_reviewer[u as usize] {
+                members_reviews
+                    .entry(d.reviews[i as usize].product)
+                    .or_default()
+                    .push(i);
+            }
+        }
         let mut supported = Vec::new();
         let mut reviews = Vec::new();
         let mut p_parts = Vec::new();
         for &p in &prods {
-            let sub: Vec<u32> = d.by_product[p as usize]
-                .iter()
-                .copied()
-                .filter(|&i| mset.contains(&d.reviews[i as usize].reviewer))
-                .collect();
+            let mut sub: Vec<u32> = members_reviews.remove(&p).unwrap_or_default();
+            sub.sort_unstable();
             if sub.len() < 2 {
                 continue;
             }
@@ -467,27 +490,54 @@ fn group_text_similarity(d: &AuditData, reviews: &[u32]) -> Option<f64> {
 }
 
 fn product_overlap(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
-    let mut pair_counts: BTreeMap<(u32, u32), u64> = BTreeMap::new();
+    // Co-review counts of product pairs: a dense triangle for catalogs up to a few thousand
+    // products (tens of millions of increments at scale), a map beyond.
+    let np = d.products.len();
+    let dense = np <= 4096;
+    let mut tri: Vec<u32> = if dense {
+        vec![0; np * np.saturating_sub(1) / 2]
+    } else {
+        Vec::new()
+    };
+    let tri_index = |a: usize, b: usize| a * (2 * np - a - 1) / 2 + (b - a - 1);
+    let mut sparse: HashMap<(u32, u32), u64> = HashMap::new();
     let mut multi = vec![false; d.reviewers.len()];
+    let mut prods: Vec<u32> = Vec::new();
     for (u, revs) in d.by_reviewer.iter().enumerate() {
-        let prods: BTreeSet<u32> = revs
-            .iter()
-            .map(|&i| d.reviews[i as usize].product)
-            .collect();
+        prods.clear();
+        prods.extend(revs.iter().map(|&i| d.reviews[i as usize].product));
+        prods.sort_unstable();
+        prods.dedup();
         if prods.len() >= 2 {
             multi[u] = true;
         }
         if prods.len() >= 2 && prods.len() <= 50 {
-            let v: Vec<u32> = prods.into_iter().collect();
-            for a in 0..v.len() {
-                for b in a + 1..v.len() {
-                    *pair_counts.entry((v[a], v[b])).or_default() += 1;
+            for a in 0..prods.len() {
+                for b in a + 1..prods.len() {
+                    if dense {
+                        tri[tri_index(prods[a] as usize, prods[b] as usize)] += 1;
+                    } else {
+                        *sparse.entry((prods[a], prods[b])).or_default() += 1;
+                    }
                 }
             }
         }
     }
-    let mut top: Vec<((u32, u32), u64)> =
-        pair_counts.into_iter().filter(|(_, c)| *c >= 2).collect();
+    let mut top: Vec<((u32, u32), u64)> = if dense {
+        let mut v = Vec::new();
+        for a in 0..np {
+            for b in a + 1..np {
+                let c = tri[tri_index(a, b)] as u64;
+                if c >= 2 {
+                    v.push(((a as u32, b as u32), c));
+                }
+            }
+        }
+        v
+    } else {
+        sparse.into_iter().filter(|(_, c)| *c >= 2).collect()
+    };
+    drop(tri);
     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     out.product_pairs = top
         .iter()
@@ -542,41 +592,6 @@ fn product_overlap(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
 }
 
 fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
-    // key kind → key → reviewers and their reviews.
-    let mut kinds: BTreeMap<&'static str, BTreeMap<u32, BTreeMap<u32, Vec<u32>>>> = BTreeMap::new();
-    for (i, r) in d.reviews.iter().enumerate() {
-        if !r.audited {
-            continue;
-        }
-        let mut add = |kind: &'static str, key: Option<u32>| {
-            if let Some(k) = key {
-                kinds
-                    .entry(kind)
-                    .or_default()
-                    .entry(k)
-                    .or_default()
-                    .entry(r.reviewer)
-                    .or_default()
-                    .push(i as u32);
-            }
-        };
-        add("ip", r.ip);
-        add("email", r.email);
-        if let Some(o) = r.order {
-            let o = &d.orders[o as usize];
-            add("address", o.address);
-            add("buyer", o.buyer);
-            add("postal", o.postal);
-        }
-    }
-    if kinds.is_empty() {
-        out.not_run.push(not_run(
-            FAMILY,
-            "identity_overlap",
-            "no reviewer IP, email or linked order address/buyer/postal code to compare",
-        ));
-        return;
-    }
     let linked = d
         .reviews
         .iter()
@@ -589,7 +604,36 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         }
     }
     let n_orders = d.orders.len().max(1) as f64;
-    for (kind, keys) in kinds {
+    let mut any_kind = false;
+    // One kind at a time (alphabetical, as reported): (key, reviewer, review) of every audited
+    // review carrying that kind of key, sorted — runs of one key, within it runs of one reviewer.
+    for kind in ["address", "buyer", "email", "ip", "postal"] {
+        let key_of = |r: &super::data::Rev| -> Option<u32> {
+            match kind {
+                "ip" => r.ip,
+                "email" => r.email,
+                _ => {
+                    let o = &d.orders[r.order? as usize];
+                    match kind {
+                        "address" => o.address,
+                        "buyer" => o.buyer,
+                        _ => o.postal,
+                    }
+                }
+            }
+        };
+        let mut rows: Vec<(u32, u32, u32)> = d
+            .reviews
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.audited)
+            .filter_map(|(i, r)| key_of(r).map(|k| (k, r.reviewer, i as u32)))
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        any_kind = true;
+        rows.sort_unstable();
         let test: &'static str = match kind {
             "ip" => "shared_ip",
             "email" => "shared_email",
@@ -599,28 +643,29 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         };
         // Keys behind several accounts, with their chance p-value.
         let mut hits: Vec<(f64, Vec<u32>, usize)> = Vec::new(); // p, reviews, accounts
-        for (key, by_reviewer) in &keys {
+        let mut n_distinct_keys = 0usize;
+        for run in rows.chunk_by(|a, b| a.0 == b.0) {
+            n_distinct_keys += 1;
+            let key = run[0].0;
+            let accounts = run.chunk_by(|a, b| a.1 == b.1).count();
             let (pv, min_accounts) = if kind == "postal" {
                 // Chance: linked reviewers landing on this postal code by its order frequency.
-                let lambda = linked * (*postal_freq.get(key).unwrap_or(&1) as f64 / n_orders);
-                (poisson_upper(by_reviewer.len() as u64, lambda), 3)
+                let lambda = linked * (*postal_freq.get(&key).unwrap_or(&1) as f64 / n_orders);
+                (poisson_upper(accounts as u64, lambda), 3)
             } else {
                 // Distinct accounts behind one IP/email/address: a rule, no chance model.
                 (0.0, 2)
             };
-            if by_reviewer.len() < min_accounts {
+            if accounts < min_accounts {
                 continue;
             }
-            hits.push((
-                pv,
-                by_reviewer.values().flatten().copied().collect(),
-                by_reviewer.len(),
-            ));
+            hits.push((pv, run.iter().map(|x| x.2).collect(), accounts));
         }
+        drop(rows);
         if hits.is_empty() {
             continue;
         }
-        let n_keys = keys.len() as f64;
+        let n_keys = n_distinct_keys as f64;
         let p_best = hits.iter().map(|h| h.0).fold(1.0, f64::min);
         let p_cat = if kind == "postal" {
             (p_best * n_keys).min(1.0)
@@ -695,6 +740,13 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             c.review_strength = 0.7;
             out.candidates.push(c);
         }
+    }
+    if !any_kind {
+        out.not_run.push(not_run(
+            FAMILY,
+            "identity_overlap",
+            "no reviewer IP, email or linked order address/buyer/postal code to compare",
+        ));
     }
     let _ = cfg;
 }

@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::AuditConfig;
 use crate::findings::{ProductScore, ReviewScore, ReviewerScore, Subject, Verdict};
-use crate::ingest::timestamp::format_utc;
 
 use super::data::AuditData;
 use super::reviewers::{features, product_means};
@@ -29,40 +28,64 @@ pub fn prior(d: &AuditData, cfg: &AuditConfig) -> Vec<f64> {
         .map(|v| v.first().map(|&i| d.reviews[i as usize].day).unwrap_or(0))
         .collect();
     let n = d.reviews.len();
-    let mut cols: Vec<Vec<f64>> = (0..8).map(|_| Vec::with_capacity(n)).collect();
-    for r in &d.reviews {
+    // One feature at a time (its column, its tail probabilities, then the running sum of squares):
+    // three numbers per review in memory instead of sixteen.
+    let feature = |k: usize, r: &super::data::Rev| -> f64 {
         let f = &feats[r.reviewer as usize];
-        cols[0].push(1.0 / f.n as f64);
-        cols[1].push(if r.rating == 1 || r.rating == 5 {
-            1.0
-        } else {
-            0.0
-        });
-        cols[2].push((r.rating as f64 - means[r.product as usize]).abs() / 4.0);
-        cols[3].push(f.mnr as f64);
-        cols[4].push(f.bst);
-        cols[5].push((1.0 - (r.day - first_day[r.product as usize]) as f64 / 210.0).max(0.0));
-        cols[6].push(if r.verified == Some(false) { 1.0 } else { 0.0 });
-        let night = r
-            .hour
-            .map(|h| (cfg.night_hours[0]..cfg.night_hours[1]).contains(&(h as u32)));
-        cols[7].push(if night == Some(true) { 1.0 } else { 0.0 });
+        match k {
+            0 => 1.0 / f.n as f64,
+            1 => {
+                if r.rating == 1 || r.rating == 5 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            2 => (r.rating as f64 - means[r.product as usize]).abs() / 4.0,
+            3 => f.mnr as f64,
+            4 => f.bst,
+            5 => (1.0 - (r.day - first_day[r.product as usize]) as f64 / 210.0).max(0.0),
+            6 => {
+                if r.verified == Some(false) {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            _ => {
+                let night = r
+                    .hour
+                    .map(|h| (cfg.night_hours[0]..cfg.night_hours[1]).contains(&(h as u32)));
+                if night == Some(true) {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+        }
+    };
+    let mut sum_sq = vec![0.0f64; n];
+    let mut used = 0usize;
+    for k in 0..8 {
+        let col: Vec<f64> = d.reviews.iter().map(|r| feature(k, r)).collect();
+        // Features without variation carry no information (e.g. no verified flags): skipped.
+        if !col.iter().any(|v| (v - col[0]).abs() > 1e-12) {
+            continue;
+        }
+        let tail = ecdf_upper_tail(&col);
+        drop(col);
+        for (acc, t) in sum_sq.iter_mut().zip(&tail) {
+            *acc += t * t;
+        }
+        used += 1;
     }
-    // Features without variation carry no information (e.g. no verified flags): drop them.
-    let tails: Vec<Vec<f64>> = cols
-        .iter()
-        .filter(|c| c.iter().any(|v| (v - c[0]).abs() > 1e-12))
-        .map(|c| ecdf_upper_tail(c))
-        .collect();
-    if tails.is_empty() {
+    if used == 0 {
         return vec![0.0; n];
     }
-    (0..n)
-        .map(|i| {
-            let m = tails.iter().map(|t| t[i] * t[i]).sum::<f64>() / tails.len() as f64;
-            1.0 - m.sqrt()
-        })
-        .collect()
+    for acc in sum_sq.iter_mut() {
+        *acc = 1.0 - (*acc / used as f64).sqrt();
+    }
+    sum_sq
 }
 
 fn verdict_weight(v: Verdict) -> f64 {
@@ -116,11 +139,7 @@ pub fn score(
             reasons.push("behaviour_prior");
         }
         out_reviews.push(ReviewScore {
-            review_id: r.id.to_string(),
-            product_id: d.products[r.product as usize].clone(),
-            reviewer_id: d.reviewers[r.reviewer as usize].clone(),
-            created_at: format_utc(r.t),
-            rating: r.rating,
+            review: i as u32,
             score: round_sig(score),
             reasons: reasons.join(";"),
         });

@@ -202,11 +202,16 @@ pub fn chi_square_gof(observed: &[u64], proportions: &[f64]) -> Option<(f64, usi
 
 /// Median of a slice (NaN-free); `None` when empty.
 pub fn median(v: &[f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
+    median_of_sorted(&s)
+}
+
+/// Median of an already sorted slice (no copy).
+pub fn median_of_sorted(s: &[f64]) -> Option<f64> {
+    if s.is_empty() {
+        return None;
+    }
     let m = s.len() / 2;
     Some(if s.len().is_multiple_of(2) {
         (s[m - 1] + s[m]) / 2.0

@@ -225,11 +225,20 @@ pub fn near_duplicates(
             }
         }
     }
+    // Clusters of two or more only (almost every review is its own root).
+    let mut size = vec![0u32; ids.len()];
+    for k in 0..ids.len() {
+        let r = find(&mut parent, k);
+        size[r] += 1;
+    }
     let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for k in 0..ids.len() {
         let r = find(&mut parent, k);
-        members.entry(r).or_default().push(k);
+        if size[r] >= 2 {
+            members.entry(r).or_default().push(k);
+        }
     }
+    drop(size);
     let mut cluster = HashMap::new();
     let mut reviewers = HashMap::new();
     for (root, m) in members {

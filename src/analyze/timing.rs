@@ -87,6 +87,8 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     }
     let mut pooled: Vec<f64> = lags_by_product.iter().flatten().copied().collect();
     pooled.sort_by(f64::total_cmp);
+    // Once for the catalog (the pool is millions of lags at scale), not once per product.
+    let catalog_median = super::stats::median_of_sorted(&pooled).unwrap_or(0.0);
     for (p, product_lags) in lags_by_product.iter().enumerate() {
         let linked: Vec<u32> = d
             .audited_of(p)
@@ -135,8 +137,8 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         if mine.len() >= 10 && pooled.len() > mine.len() + 10 {
             mine.sort_by(f64::total_cmp);
             if let Some((dstat, pv)) = ks_against_pool(&pooled, &mine) {
-                let med = super::stats::median(&mine).unwrap_or(0.0);
-                let cat = super::stats::median(&pooled).unwrap_or(0.0);
+                let med = super::stats::median_of_sorted(&mine).unwrap_or(0.0);
+                let cat = catalog_median;
                 let mut c = Candidate::new(
                     FAMILY,
                     "lag_distribution",

@@ -465,8 +465,8 @@ fn build_review(
 ) -> Result<Review, RowError> {
     let h = &c.opts.hasher;
     let product_id = Id::from(c.required(rec, "product_id")?);
-    let email_key = rec.get("reviewer_email").and_then(|v| h.hash("email", v));
-    let name_key = rec.get("reviewer_name").and_then(|v| h.hash("name", v));
+    let email_key = rec.get("reviewer_email").and_then(|v| h.key("email", v));
+    let name_key = rec.get("reviewer_name").and_then(|v| h.key("name", v));
     let reviewer_id = match c.optional_id(rec, "reviewer_id")? {
         // An email or IP used as the reviewer id is personal data: hashed like the email column, so
         // the same person still matches.
@@ -474,8 +474,8 @@ fn build_review(
             Some(kind) => h.hash(kind, &id).unwrap_or(id),
             None => id,
         },
-        None => match (&email_key, &name_key) {
-            (Some(k), _) | (None, Some(k)) => k.clone(),
+        None => match (email_key, name_key) {
+            (Some(k), _) | (None, Some(k)) => compact_str::format_compact!("h:{k:016x}"),
             (None, None) => return Err(c.err("reviewer_id", "", "no reviewer id, email or name")),
         },
     };
@@ -490,17 +490,14 @@ fn build_review(
     }
     let created_raw = c.required(rec, "created_at")?;
     let created = c.instant("created_at", created_raw)?;
-    let helpful_votes = match rec.get("helpful_votes") {
-        Some(v) => Some(
-            v.replace(',', "")
-                .parse::<f64>()
-                .ok()
-                .filter(|x| *x >= 0.0 && x.is_finite())
-                .map(|x| x as u32)
-                .ok_or_else(|| c.err("helpful_votes", v, "not a non-negative number"))?,
-        ),
-        None => None,
-    };
+    // Validated (a broken count rejects the row), not kept: no statistic reads it.
+    if let Some(v) = rec.get("helpful_votes") {
+        v.replace(',', "")
+            .parse::<f64>()
+            .ok()
+            .filter(|x| *x >= 0.0 && x.is_finite())
+            .ok_or_else(|| c.err("helpful_votes", v, "not a non-negative number"))?;
+    }
     let review_id = match c.optional_id(rec, "review_id")? {
         Some(id) => id,
         None => compact_str::format_compact!("{stem}#{record_index}"),
@@ -512,13 +509,15 @@ fn build_review(
         rating: rating_f as u8,
         created_at: created.secs,
         resolution: created.resolution,
-        title: rec.get("title").map(str::to_string),
-        text: rec.get("text").map(str::to_string),
+        text: match (rec.get("title"), rec.get("text")) {
+            (None, None) => None,
+            (Some(a), None) | (None, Some(a)) => Some(a.to_string()),
+            (Some(a), Some(b)) => Some(format!("{a}. {b}")),
+        },
         verified: rec.get("verified").and_then(parse_bool),
         order_id: c.optional_id(rec, "order_id")?,
         reviewer_key: email_key,
-        ip_key: rec.get("reviewer_ip").and_then(|v| h.hash("ip", v)),
-        helpful_votes,
+        ip_key: rec.get("reviewer_ip").and_then(|v| h.key("ip", v)),
         source,
         line: c.line,
         linked_order: None,
@@ -549,7 +548,6 @@ fn build_order(
     c: &Ctx,
     source: u32,
     mangled: &mut Vec<String>,
-    pool: &mut StrPool,
 ) -> Result<OrderLine, RowError> {
     let h = &c.opts.hasher;
     let order_id = Id::from(c.required(rec, "order_id")?);
@@ -590,32 +588,39 @@ fn build_order(
             Some((zip, plus4)) if zip.len() == 5 && plus4.len() == 4 => zip.to_string(),
             _ => p,
         };
-        h.hash("postal", &p)
+        h.key("postal", &p)
     });
     let address_key = rec.get("ship_address").and_then(|a| {
-        h.hash(
+        h.key(
             "address",
             &format!("{a}|{}", rec.get("ship_postal_code").unwrap_or("")),
         )
     });
+    let item = schema::item_key(
+        c.optional_id(rec, "order_item_id")?.as_deref(),
+        &product_id,
+        c.optional_id(rec, "sku")?.as_deref(),
+    );
+    let shipped = schema::is_shipped_status(rec.get("status"));
     Ok(OrderLine {
         order_id,
-        order_item_id: c.optional_id(rec, "order_item_id")?,
+        item,
         purchased_at: purchased.secs,
         resolution: purchased.resolution,
+        shipped,
+        free: schema::is_free(item_price, discount, shipped),
+        promo: rec
+            .get("promotion_ids")
+            .is_some_and(|s| !s.trim().is_empty()),
         product_id,
-        sku: c.optional_id(rec, "sku")?,
         quantity,
         item_price,
-        discount,
-        status: rec.get("status").map(|v| pool.get(v)),
-        buyer_key: rec
-            .get("buyer_key")
-            .map(Id::from)
-            .or_else(|| rec.get("buyer_email").and_then(|v| h.hash("email", v))),
+        buyer_key: match rec.get("buyer_key") {
+            Some(v) => h.key_of_column(v),
+            None => rec.get("buyer_email").and_then(|v| h.key("email", v)),
+        },
         address_key,
         postal_key,
-        promotion_ids: rec.get("promotion_ids").map(Id::from),
         source,
         line: c.line,
     })
@@ -674,48 +679,16 @@ fn review_bytes(r: &Review) -> u64 {
         + heap_len(&r.review_id)
         + heap_len(&r.product_id)
         + heap_len(&r.reviewer_id)
-        + opt_len(&r.title)
         + opt_len(&r.text)
-        + opt_heap(&r.order_id)
-        + opt_heap(&r.reviewer_key)
-        + opt_heap(&r.ip_key)) as u64
+        + opt_heap(&r.order_id)) as u64
 }
 
 fn order_bytes(o: &OrderLine) -> u64 {
-    (std::mem::size_of::<OrderLine>()
-        + heap_len(&o.order_id)
-        + opt_heap(&o.order_item_id)
-        + heap_len(&o.product_id)
-        + opt_heap(&o.sku)
-        + opt_heap(&o.buyer_key)
-        + opt_heap(&o.address_key)
-        + opt_heap(&o.postal_key)
-        + opt_heap(&o.promotion_ids)) as u64
-}
-
-/// Shares repeated short values within a file (see `schema::Shared`).
-#[derive(Default)]
-struct StrPool(HashMap<Box<str>, schema::Shared>);
-
-impl StrPool {
-    /// Most distinct values pooled per file; past that, values are stored unshared.
-    const MAX: usize = 100_000;
-
-    fn get(&mut self, v: &str) -> schema::Shared {
-        if let Some(s) = self.0.get(v) {
-            return s.clone();
-        }
-        let s: schema::Shared = v.into();
-        if self.0.len() < Self::MAX {
-            self.0.insert(v.into(), s.clone());
-        }
-        s
-    }
+    (std::mem::size_of::<OrderLine>() + heap_len(&o.order_id) + heap_len(&o.product_id)) as u64
 }
 
 struct Sink {
     kind: Kind,
-    pool: StrPool,
     /// Set when the records no longer fit the memory budget (the loaders stop with an error).
     over_budget: Option<String>,
     orders: Vec<OrderLine>,
@@ -753,7 +726,6 @@ impl Sink {
     fn new(kind: Kind) -> Self {
         Sink {
             kind,
-            pool: StrPool::default(),
             over_budget: None,
             orders: Vec::new(),
             reviews: Vec::new(),
@@ -805,7 +777,7 @@ impl Sink {
             },
             Kind::Orders => {
                 let mut m = Vec::new();
-                let res = build_order(rec, c, source, &mut m, &mut self.pool);
+                let res = build_order(rec, c, source, &mut m);
                 self.mangled_count += m.len() as u64;
                 for x in m {
                     if self.mangled.len() < REJECTED_LISTED {
@@ -1644,18 +1616,18 @@ pub fn load_dataset(
         let base = ds.orders.len();
         append(&mut ds.orders, std::mem::take(&mut load.orders));
         order_dup.resize(ds.orders.len(), false);
-        for i in base..ds.orders.len() {
+        for (i, dup) in order_dup.iter_mut().enumerate().skip(base) {
             let o = &ds.orders[i];
-            let key = hash_of(&[&o.order_id, order_item(o).0, order_item(o).1], 0);
+            let key = hash_of(&[&o.order_id], o.item as i64);
             let same = seen_orders.find(key, |j| {
                 let p = &ds.orders[j as usize];
-                p.order_id == o.order_id && order_item(p) == order_item(o)
+                p.order_id == o.order_id && p.item == o.item
             });
             let Some(j) = same else {
                 seen_orders.insert(key, i as u32);
                 continue;
             };
-            order_dup[i] = true;
+            *dup = true;
             ds.report.duplicate_order_lines += 1;
             let prev = &ds.orders[j as usize];
             let what = if prev.quantity != o.quantity {
@@ -1678,12 +1650,13 @@ pub fn load_dataset(
         let base = ds.reviews.len();
         append(&mut ds.reviews, std::mem::take(&mut load.reviews));
         review_dup.resize(ds.reviews.len(), false);
-        for i in base..ds.reviews.len() {
+        for (i, dup) in review_dup.iter_mut().enumerate().skip(base) {
             let r = &ds.reviews[i];
             let id_key = hash_of(&[&r.review_id], 0);
-            let same_id = seen_reviews.find(id_key, |j| ds.reviews[j as usize].review_id == r.review_id);
+            let same_id =
+                seen_reviews.find(id_key, |j| ds.reviews[j as usize].review_id == r.review_id);
             if let Some(j) = same_id {
-                review_dup[i] = true;
+                *dup = true;
                 ds.report.duplicate_reviews += 1;
                 let prev = &ds.reviews[j as usize];
                 let what = if prev.rating != r.rating {
@@ -1714,8 +1687,10 @@ pub fn load_dataset(
                         && q.reviewer_id == r.reviewer_id
                         && q.created_at == r.created_at
                 };
-                if r.review_id.contains('#') && seen_content.find(content_key, same_content).is_some() {
-                    review_dup[i] = true;
+                if r.review_id.contains('#')
+                    && seen_content.find(content_key, same_content).is_some()
+                {
+                    *dup = true;
                     ds.report.duplicate_reviews += 1;
                     continue;
                 }
@@ -1767,14 +1742,6 @@ pub fn load_dataset(
         TimeResolution::Second
     });
     Ok(ds)
-}
-
-/// What identifies an order line within its order: the item id, else product + SKU.
-fn order_item(o: &OrderLine) -> (&str, &str) {
-    match &o.order_item_id {
-        Some(id) => (id.as_str(), ""),
-        None => (o.product_id.as_str(), o.sku.as_deref().unwrap_or("")),
-    }
 }
 
 /// Move `more` onto the end of `v` (no copy when `v` is empty).
@@ -1973,11 +1940,11 @@ pub fn link_reviews(ds: &mut Dataset) {
         .zip(&links)
         .any(|(r, l)| l.is_none() && r.reviewer_key.is_some());
     if by_buyer_needed {
-        let mut by_buyer: HashMap<(&str, &str), Vec<(i64, u32)>> = HashMap::new();
+        let mut by_buyer: HashMap<(u64, &str), Vec<(i64, u32)>> = HashMap::new();
         for (i, o) in orders.iter().enumerate() {
-            if let Some(k) = &o.buyer_key {
+            if let Some(k) = o.buyer_key {
                 by_buyer
-                    .entry((k.as_str(), o.product_id.as_str()))
+                    .entry((k, o.product_id.as_str()))
                     .or_default()
                     .push((o.purchased_at, i as u32));
             }
@@ -1986,8 +1953,8 @@ pub fn link_reviews(ds: &mut Dataset) {
             if link.is_some() {
                 continue;
             }
-            let Some(k) = &r.reviewer_key else { continue };
-            let Some(cands) = by_buyer.get(&(k.as_str(), r.product_id.as_str())) else {
+            let Some(k) = r.reviewer_key else { continue };
+            let Some(cands) = by_buyer.get(&(k, r.product_id.as_str())) else {
                 continue;
             };
             // A day-resolution review may come later the same day as the purchase.

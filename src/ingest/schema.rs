@@ -5,69 +5,90 @@
 
 use super::timestamp::TimeResolution;
 
-/// A low-cardinality text value shared between rows (currency, status, city, …): one allocation
-/// per distinct value instead of one per row.
-pub type Shared = std::sync::Arc<str>;
-
 /// An id or hashed key: up to 24 bytes stored inline (ASINs, Amazon order ids, `h:` keys), longer
 /// values on the heap. Tens of millions of rows make one allocation per id the largest memory cost.
 pub type Id = compact_str::CompactString;
 
+/// A keyed hash of a personal value (buyer email, street address, postal code, IP): the 64 bits
+/// that `privacy::Hasher::hash` prints as `h:` + 16 hex digits.
+pub type Key = u64;
+
 /// One order item (Amazon reports carry one row per order item).
 ///
-/// Only what a statistic, the de-duplication or the linking reads is kept: ship date, currency,
-/// ship city / state / country and fulfilment channel are parsed and validated (a bad ship date
-/// rejects the row, the country repairs postal codes) but not stored — at ten million rows every
-/// field costs hundreds of megabytes.
+/// Only what a statistic, the de-duplication or the linking reads is kept, in the form they read
+/// it: the line's identity within its order as a hash, status, prices and promotion codes as the
+/// three facts the statistics use (shipped, free, promoted). Ship date, currency, ship city / state
+/// / country and fulfilment channel are parsed and validated (a bad ship date rejects the row, the
+/// country repairs postal codes) but not stored — at ten million rows every byte per row is ten
+/// megabytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderLine {
     /// Order id as a string (`114-1234567-1234567`, `#1001`).
     pub order_id: Id,
-    /// Order item id where the report has one.
-    pub order_item_id: Option<Id>,
+    /// 64-bit hash of the line's identity within its order: the order item id where the report
+    /// has one, else product + SKU (`item_key`). Read by the de-duplication only.
+    pub item: u64,
     /// Purchase instant, seconds since the epoch, UTC.
     pub purchased_at: i64,
     /// Resolution of `purchased_at`.
     pub resolution: TimeResolution,
+    /// Counts as shipped: not cancelled, pending, refunded or voided (see `is_shipped_status`).
+    pub shipped: bool,
+    /// Zero price, or a discount covering the whole price.
+    pub free: bool,
+    /// Carries a promotion id / discount code.
+    pub promo: bool,
     /// Product key shared with reviews (ASIN; SKU where the report has no ASIN).
     pub product_id: Id,
-    /// Seller SKU.
-    pub sku: Option<Id>,
     /// Units; 1 when the report has no quantity column.
     pub quantity: u32,
     /// Line total price.
     pub item_price: Option<f64>,
-    /// Promotion discount on the line (positive number).
-    pub discount: Option<f64>,
-    /// Order status as exported (Shipped, Cancelled, paid, …).
-    pub status: Option<Shared>,
     /// Keyed hash of the buyer's email (FBA relay address, Shopify email).
-    pub buyer_key: Option<Id>,
+    pub buyer_key: Option<Key>,
     /// Keyed hash of the street address / recipient name / phone, for identity overlap.
-    pub address_key: Option<Id>,
+    pub address_key: Option<Key>,
     /// Keyed hash of the normalised postal code.
-    pub postal_key: Option<Id>,
-    /// Promotion ids / discount codes.
-    pub promotion_ids: Option<Id>,
+    pub postal_key: Option<Key>,
     /// Index of the source file in the load report.
     pub source: u32,
     /// 1-based line in the source file.
     pub line: u64,
 }
 
-impl OrderLine {
-    /// Cancelled or not-yet-paid lines do not count as shipped orders.
-    pub fn is_shipped(&self) -> bool {
-        match &self.status {
-            None => true,
-            Some(s) => {
-                let s = s.to_ascii_lowercase();
-                !(s.contains("cancel")
-                    || s.contains("pending")
-                    || s.contains("refunded")
-                    || s == "voided")
-            }
+/// Hash of an order line's identity within its order: the order item id where there is one, else
+/// product + SKU.
+pub fn item_key(order_item_id: Option<&str>, product_id: &str, sku: Option<&str>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match order_item_id {
+        Some(id) => (0u8, id).hash(&mut h),
+        None => (1u8, product_id, sku.unwrap_or("")).hash(&mut h),
+    }
+    h.finish()
+}
+
+/// Cancelled or not-yet-paid lines do not count as shipped orders.
+pub fn is_shipped_status(status: Option<&str>) -> bool {
+    match status {
+        None => true,
+        Some(s) => {
+            let s = s.to_ascii_lowercase();
+            !(s.contains("cancel")
+                || s.contains("pending")
+                || s.contains("refunded")
+                || s == "voided")
         }
+    }
+}
+
+/// Zero price or fully discounted (an unpriced line is not free; a zero-priced cancelled one
+/// neither).
+pub fn is_free(item_price: Option<f64>, discount: Option<f64>, shipped: bool) -> bool {
+    match (item_price, discount) {
+        (Some(p), Some(d)) => p <= 0.0 || d >= p - 1e-9,
+        (Some(p), None) => p <= 0.0 && shipped,
+        _ => false,
     }
 }
 
@@ -86,20 +107,16 @@ pub struct Review {
     pub created_at: i64,
     /// Resolution of `created_at`.
     pub resolution: TimeResolution,
-    /// Review title (attacker-controlled text).
-    pub title: Option<String>,
-    /// Review body (attacker-controlled text).
+    /// Title and body joined by `. ` (attacker-controlled text; one allocation per review).
     pub text: Option<String>,
     /// Verified-purchase flag where the source has one.
     pub verified: Option<bool>,
     /// Order reference where the source has one.
     pub order_id: Option<Id>,
     /// Keyed hash of the reviewer's email (links to orders' `buyer_key`).
-    pub reviewer_key: Option<Id>,
+    pub reviewer_key: Option<Key>,
     /// Keyed hash of the reviewer's IP address.
-    pub ip_key: Option<Id>,
-    /// Helpful votes.
-    pub helpful_votes: Option<u32>,
+    pub ip_key: Option<Key>,
     /// Index of the source file in the load report.
     pub source: u32,
     /// 1-based line in the source file.

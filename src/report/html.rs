@@ -2,7 +2,7 @@
 //! Content-Security-Policy that forbids every network request). Review text, product and reviewer
 //! ids are written by strangers: everything from the data goes through `escape`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use crate::analyze::data::AuditData;
@@ -338,11 +338,17 @@ pub fn render(
             by_product.entry(p.as_str()).or_default().push(x);
         }
     }
-    let review_text: BTreeMap<&str, (Option<&str>, u8, i64)> = d
-        .reviews
+    // Scored reviews of the products that get a section, gathered in one pass.
+    let mut scored_of: HashMap<u32, Vec<&crate::findings::ReviewScore>> = risky
         .iter()
-        .map(|r| (r.id.as_str(), (r.text.as_deref(), r.rating, r.t)))
+        .filter_map(|p| d.products.binary_search(&p.product_id).ok())
+        .map(|i| (i as u32, Vec::new()))
         .collect();
+    for s in &a.reviews {
+        if let Some(v) = scored_of.get_mut(&d.reviews[s.review as usize].product) {
+            v.push(s);
+        }
+    }
     h.push_str("<section id=\"products\"><h2>Products at risk</h2>");
     if flagged > risky.len() {
         let _ = write!(h, "<p>The {} riskiest of {flagged} flagged products have a section here; all of them are in <a href=\"#catalog\">the table of all products</a> and in <code>scores/products.csv</code>.</p>", risky.len());
@@ -391,25 +397,21 @@ pub fn render(
                 .unwrap_or(&[]),
         );
         // The most suspicious reviews of the product, with their text (escaped).
-        let mut revs: Vec<&crate::findings::ReviewScore> = a
-            .reviews
-            .iter()
-            .filter(|r| r.product_id == p.product_id)
-            .collect();
-        revs.sort_by(|x, y| {
-            y.score
-                .total_cmp(&x.score)
-                .then(x.review_id.cmp(&y.review_id))
-        });
+        let mut revs: Vec<&crate::findings::ReviewScore> = d
+            .products
+            .binary_search(&p.product_id)
+            .ok()
+            .and_then(|i| scored_of.get(&(i as u32)))
+            .map(|v| v.to_vec())
+            .unwrap_or_default();
+        let id = |s: &crate::findings::ReviewScore| d.reviews[s.review as usize].id.as_str();
+        revs.sort_by(|x, y| y.score.total_cmp(&x.score).then(id(x).cmp(id(y))));
         h.push_str("<details><summary>Most suspicious reviews</summary><table><tr><th>review</th><th>posted</th><th>stars</th><th>score</th><th>reasons</th><th>text</th></tr>");
-        for r in revs.iter().take(8) {
-            let text = review_text
-                .get(r.review_id.as_str())
-                .and_then(|t| t.0)
-                .unwrap_or("");
-            let short: String = text.chars().take(400).collect();
+        for s in revs.iter().take(8) {
+            let r = &d.reviews[s.review as usize];
+            let short: String = r.text.as_deref().unwrap_or("").chars().take(400).collect();
             let _ = write!(h, "<tr><td class=\"ids\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.2}</td><td>{}</td><td><div class=\"text\">{}</div></td></tr>",
-                escape(&r.review_id), escape(&r.created_at), r.rating, r.score, escape(&r.reasons.replace(';', ", ")), escape(&short));
+                escape(&r.id), escape(&crate::ingest::timestamp::format_utc(r.t)), r.rating, s.score, escape(&s.reasons.replace(';', ", ")), escape(&short));
         }
         h.push_str("</table></details>");
     }

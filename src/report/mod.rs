@@ -251,7 +251,7 @@ pub fn write_all(
     d: &AuditData,
     comparison: Option<&compare::Comparison>,
 ) -> Result<()> {
-    tables::write(dir, file, a)?;
+    tables::write(dir, file, a, d)?;
     compare::write_snapshot(dir, file, a, d, comparison)?;
     let charts_dir = dir.join("charts");
     std::fs::create_dir_all(&charts_dir)?;

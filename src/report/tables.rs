@@ -9,9 +9,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::analyze::data::AuditData;
 use crate::analyze::{Analysis, GroupInfo, ProductPair, TestTally};
 use crate::config::AuditConfig;
-use crate::findings::{Finding, NotRun, Verdict};
+use crate::findings::{Finding, NotRun, ReviewScore, Verdict};
+use crate::ingest::timestamp::format_utc;
 use crate::ingest::LoadReport;
 
 /// Version of the findings.json layout.
@@ -193,17 +195,15 @@ pub fn summary(a: &Analysis) -> Summary {
 }
 
 /// Write findings.json and the three score tables into `dir`.
-pub fn write(dir: &Path, file: &FindingsFile, a: &Analysis) -> Result<()> {
+pub fn write(dir: &Path, file: &FindingsFile, a: &Analysis, d: &AuditData) -> Result<()> {
     let json = serde_json::to_string_pretty(file)?;
     std::fs::write(dir.join("findings.json"), format!("{json}\n"))?;
     let scores = dir.join("scores");
     std::fs::create_dir_all(&scores)?;
-    let mut reviews = a.reviews.clone();
-    reviews.sort_by(|x, y| {
-        y.score
-            .total_cmp(&x.score)
-            .then(x.review_id.cmp(&y.review_id))
-    });
+    // Sorted by reference (no copy of the table); ids and times come from the analysis view.
+    let mut reviews: Vec<&ReviewScore> = a.reviews.iter().collect();
+    let id = |r: &ReviewScore| d.reviews[r.review as usize].id.as_str();
+    reviews.sort_by(|x, y| y.score.total_cmp(&x.score).then(id(x).cmp(id(y))));
     write_csv(
         &scores.join("reviews.csv"),
         &[
@@ -215,15 +215,16 @@ pub fn write(dir: &Path, file: &FindingsFile, a: &Analysis) -> Result<()> {
             "score",
             "reasons",
         ],
-        reviews.iter().map(|r| {
+        reviews.iter().map(|s| {
+            let r = &d.reviews[s.review as usize];
             vec![
-                r.review_id.clone(),
-                r.product_id.clone(),
-                r.reviewer_id.clone(),
-                r.created_at.clone(),
+                r.id.to_string(),
+                d.products[r.product as usize].clone(),
+                d.reviewers[r.reviewer as usize].clone(),
+                format_utc(r.t),
                 r.rating.to_string(),
-                num(r.score),
-                r.reasons.clone(),
+                num(s.score),
+                s.reasons.clone(),
             ]
         }),
     )?;
