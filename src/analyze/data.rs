@@ -126,7 +126,7 @@ pub fn day_str(day: i64) -> String {
 /// Names to dense indices. The table holds a 64-bit hash of each name and its index (confirmed
 /// against the stored name), so every name is stored once.
 struct Interner {
-    map: HashMap<u64, u32>,
+    map: HashMap<u64, u32, crate::ingest::PreHashed>,
     /// Names whose hash collides with an earlier, different name's (rare).
     more: HashMap<u64, Vec<u32>>,
     names: Vec<String>,
@@ -135,7 +135,7 @@ struct Interner {
 impl Interner {
     fn new() -> Self {
         Interner {
-            map: HashMap::new(),
+            map: HashMap::with_hasher(crate::ingest::PreHashed),
             more: HashMap::new(),
             names: Vec::new(),
         }
@@ -177,7 +177,7 @@ impl Interner {
 
 /// Hashed keys to dense indices.
 #[derive(Default)]
-struct KeyInterner(HashMap<u64, u32>);
+struct KeyInterner(HashMap<u64, u32, crate::ingest::PreHashed>);
 
 impl KeyInterner {
     fn get(&mut self, k: u64) -> u32 {
@@ -186,15 +186,25 @@ impl KeyInterner {
     }
 }
 
-/// Dense renumbering of interned keys by first appearance.
+/// Dense renumbering of interned keys (themselves dense) by first appearance.
 #[derive(Default)]
-struct KeyRenumber(HashMap<u32, u32>);
+struct KeyRenumber {
+    new: Vec<u32>,
+    next: u32,
+}
 
 impl KeyRenumber {
     fn apply(&mut self, k: &mut Option<u32>) {
         if let Some(v) = k {
-            let n = self.0.len() as u32;
-            *v = *self.0.entry(*v).or_insert(n);
+            let i = *v as usize;
+            if self.new.len() <= i {
+                self.new.resize(i + 1, u32::MAX);
+            }
+            if self.new[i] == u32::MAX {
+                self.new[i] = self.next;
+                self.next += 1;
+            }
+            *v = self.new[i];
         }
     }
 }

@@ -441,6 +441,36 @@ fn to_finding(d: &AuditData, c: &Candidate, v: Verdict, q: f64) -> Finding {
 }
 
 /// Round to 6 significant digits so outputs are stable across platforms' last-bit differences.
+/// Run `f` over consecutive chunks of `0..n` on up to `available_parallelism` threads (at most 4)
+/// and return the chunks' results in order, so callers combine them exactly as a single pass
+/// would. Inputs under `min_per_thread` items per thread run on the calling thread.
+pub fn in_chunks<T: Send>(
+    n: usize,
+    min_per_thread: usize,
+    f: impl Fn(std::ops::Range<usize>) -> T + Sync,
+) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map(|t| t.get())
+        .unwrap_or(1)
+        .clamp(1, 4);
+    if threads == 1 || n < 2 * min_per_thread.max(1) {
+        return vec![f(0..n)];
+    }
+    let step = n.div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|k| {
+                let f = &f;
+                s.spawn(move || f(k * step..((k + 1) * step).min(n)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
 pub fn round_sig(x: f64) -> f64 {
     if x == 0.0 || !x.is_finite() {
         return if x.is_finite() { 0.0 } else { 1.0 };

@@ -96,6 +96,65 @@ fn verdict_weight(v: Verdict) -> f64 {
     }
 }
 
+/// Each review's strongest strength per reason (signal or test), in reason-name order: one flat
+/// table sorted by (review, reason) instead of a map per review (millions of reviews carry one).
+struct Strengths {
+    names: Vec<&'static str>,
+    /// `start[i]..start[i + 1]` indexes `items` for review `i`.
+    start: Vec<u32>,
+    items: Vec<(u16, f64)>,
+}
+
+impl Strengths {
+    fn new(n: usize, flagged: &[(Candidate, Verdict, f64)], signals: &[ReviewSignal]) -> Self {
+        let mut names: Vec<&'static str> = signals
+            .iter()
+            .map(|s| s.reason)
+            .chain(flagged.iter().map(|(c, _, _)| c.test))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let rank = |name: &str| names.binary_search(&name).unwrap_or(0) as u16;
+        let mut entries: Vec<(u32, u16, f64)> = signals
+            .iter()
+            .map(|s| (s.review, rank(s.reason), s.strength))
+            .collect();
+        for (c, v, _) in flagged {
+            let s = c.review_strength * verdict_weight(*v);
+            if s <= 0.0 {
+                continue;
+            }
+            let r = rank(c.test);
+            entries.extend(c.reviews.iter().map(|&i| (i, r, s)));
+        }
+        entries.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)));
+        let mut start = vec![0u32; n + 1];
+        let mut items: Vec<(u16, f64)> = Vec::new();
+        for run in entries.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            // Strongest of the run, never below 0 (as the map's default was).
+            let s = run.iter().map(|e| e.2).fold(0.0, f64::max);
+            start[run[0].0 as usize + 1] += 1;
+            items.push((run[0].1, s));
+        }
+        for i in 1..start.len() {
+            start[i] += start[i - 1];
+        }
+        Strengths {
+            names,
+            start,
+            items,
+        }
+    }
+
+    /// (reason, strength) of review `i`, in reason-name order.
+    fn of(&self, i: usize) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+        let (a, b) = (self.start[i] as usize, self.start[i + 1] as usize);
+        self.items[a..b]
+            .iter()
+            .map(|&(r, s)| (self.names[r as usize], s))
+    }
+}
+
 /// Score reviews, reviewers and products from the flagged candidates and direct signals.
 pub fn score(
     d: &AuditData,
@@ -105,35 +164,21 @@ pub fn score(
 ) -> (Vec<ReviewScore>, Vec<ReviewerScore>, Vec<ProductScore>) {
     let pri = prior(d, cfg);
     let n = d.reviews.len();
-    let mut strengths: Vec<BTreeMap<&'static str, f64>> = vec![BTreeMap::new(); n];
-    for s in signals {
-        let e = strengths[s.review as usize].entry(s.reason).or_default();
-        *e = e.max(s.strength);
-    }
-    for (c, v, _) in flagged {
-        let s = c.review_strength * verdict_weight(*v);
-        if s <= 0.0 {
-            continue;
-        }
-        for &i in &c.reviews {
-            let e = strengths[i as usize].entry(c.test).or_default();
-            *e = e.max(s);
-        }
-    }
+    let strengths = Strengths::new(n, flagged, signals);
     let mut review_scores = vec![0.0; n];
     let mut out_reviews = Vec::new();
     for (i, r) in d.reviews.iter().enumerate() {
-        let keep: f64 = strengths[i].values().map(|s| 1.0 - s).product();
+        let keep: f64 = strengths.of(i).map(|(_, s)| 1.0 - s).product();
         let prior_i = if pri[i].is_finite() { pri[i] } else { 0.0 };
         let score = 1.0 - keep * (1.0 - cfg.prior_weight * prior_i);
         review_scores[i] = score;
         if !r.audited {
             continue;
         }
-        let mut reasons: Vec<&str> = strengths[i]
-            .iter()
-            .filter(|(_, s)| **s > 0.0)
-            .map(|(k, _)| *k)
+        let mut reasons: Vec<&str> = strengths
+            .of(i)
+            .filter(|(_, s)| *s > 0.0)
+            .map(|(k, _)| k)
             .collect();
         if reasons.is_empty() && prior_i >= 0.8 {
             reasons.push("behaviour_prior");
@@ -162,7 +207,7 @@ pub fn score(
         let mean = aud.iter().map(|&i| review_scores[i as usize]).sum::<f64>() / aud.len() as f64;
         let reasons: BTreeSet<&str> = aud
             .iter()
-            .flat_map(|&i| strengths[i as usize].keys().copied())
+            .flat_map(|&i| strengths.of(i as usize).map(|(k, _)| k))
             .collect();
         out_reviewers.push(ReviewerScore {
             reviewer_id: d.reviewers[u].clone(),

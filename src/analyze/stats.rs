@@ -266,14 +266,26 @@ pub fn ecdf_upper_tail(v: &[f64]) -> Vec<f64> {
     if n == 0 {
         return Vec::new();
     }
-    let mut sorted = v.to_vec();
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    v.iter()
-        .map(|x| {
-            let below = sorted.partition_point(|y| y < x);
-            (n - below) as f64 / n as f64
-        })
-        .collect()
+    // Ranks from one sort of (value, index) pairs: values equal under `<` share the count of
+    // values below them. (A binary search per value would jump around millions of values.)
+    // NaN is below nothing and nothing is below it (its tail is 1).
+    let mut order: Vec<(f64, u32)> = v
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| !x.is_nan())
+        .map(|(i, &x)| (x, i as u32))
+        .collect();
+    order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out = vec![1.0; n];
+    let mut below = 0usize;
+    for k in 0..order.len() {
+        // `y < x`, not the total order: -0.0 and 0.0 count as equal.
+        if k > 0 && order[k - 1].0 < order[k].0 {
+            below = k;
+        }
+        out[order[k].1 as usize] = (n - below) as f64 / n as f64;
+    }
+    out
 }
 
 #[cfg(test)]

@@ -134,6 +134,30 @@ fn minhash(set: &[u64]) -> [u64; PERMS] {
     sig
 }
 
+/// Union-find root, with path compression.
+fn uf_find(p: &mut [u32], x: usize) -> usize {
+    let mut r = x;
+    while p[r] as usize != r {
+        r = p[r] as usize;
+    }
+    let mut y = x;
+    while p[y] as usize != r {
+        let n = p[y] as usize;
+        p[y] = r as u32;
+        y = n;
+    }
+    r
+}
+
+/// Join two sets; the smaller root index becomes the root (so every root is its set's minimum).
+fn uf_union(p: &mut [u32], a: usize, b: usize) {
+    let (ra, rb) = (uf_find(p, a), uf_find(p, b));
+    if ra != rb {
+        let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+        p[hi] = lo as u32;
+    }
+}
+
 /// Near-duplicate clusters: review index → cluster id, for reviews whose cluster spans at least two
 /// reviewers. Returns (cluster of review, reviewers per cluster). `words` is each review's word
 /// count. Each eligible review keeps a 64-value MinHash signature of 16-bit values (128 bytes);
@@ -145,17 +169,31 @@ pub fn near_duplicates(
 ) -> (HashMap<u32, u32>, HashMap<u32, usize>) {
     let mut ids: Vec<u32> = Vec::new();
     let mut sigs: Vec<[u16; PERMS]> = Vec::new();
-    for (i, r) in d.reviews.iter().enumerate() {
-        if let (Some(t), true) = (&r.text, words[i] as usize >= cfg.near_duplicate_min_words) {
-            let full = minhash(&shingle_set(t));
-            let mut sig = [0u16; PERMS];
-            for (s, f) in sig.iter_mut().zip(full.iter()) {
-                *s = (*f >> 48) as u16;
+    for (chunk_ids, chunk_sigs) in super::in_chunks(d.reviews.len(), 25_000, |range| {
+        let mut ids: Vec<u32> = Vec::new();
+        let mut sigs: Vec<[u16; PERMS]> = Vec::new();
+        for i in range {
+            let r = &d.reviews[i];
+            if let (Some(t), true) = (&r.text, words[i] as usize >= cfg.near_duplicate_min_words) {
+                let full = minhash(&shingle_set(t));
+                let mut sig = [0u16; PERMS];
+                for (s, f) in sig.iter_mut().zip(full.iter()) {
+                    *s = (*f >> 48) as u16;
+                }
+                ids.push(i as u32);
+                sigs.push(sig);
             }
-            ids.push(i as u32);
-            sigs.push(sig);
         }
+        (ids, sigs)
+    }) {
+        ids.extend(chunk_ids);
+        sigs.extend(chunk_sigs);
     }
+    // Reviewer of each signature, contiguous (read for every candidate pair).
+    let reviewer_of: Vec<u32> = ids
+        .iter()
+        .map(|&i| d.reviews[i as usize].reviewer)
+        .collect();
     let estimate = |a: usize, b: usize| {
         sigs[a]
             .iter()
@@ -164,67 +202,60 @@ pub fn near_duplicates(
             .count() as f64
             / PERMS as f64
     };
-    let mut parent: Vec<usize> = (0..ids.len()).collect();
-    fn find(p: &mut [usize], x: usize) -> usize {
-        let mut r = x;
-        while p[r] != r {
-            r = p[r];
-        }
-        let mut y = x;
-        while p[y] != r {
-            let n = p[y];
-            p[y] = r;
-            y = n;
-        }
-        r
-    }
-    for band in 0..BANDS {
-        // Buckets as runs of a sorted (band key, review) list: no per-bucket allocation.
-        let mut keyed: Vec<(u64, usize)> = sigs
-            .iter()
-            .enumerate()
-            .map(|(k, sig)| {
-                let mut h = band as u64;
-                for r in 0..ROWS {
-                    h = mix(h ^ sig[band * ROWS + r] as u64);
-                }
-                (h, k)
-            })
-            .collect();
-        keyed.sort_unstable();
-        let mut start = 0;
-        while start < keyed.len() {
-            let mut end = start + 1;
-            while end < keyed.len() && keyed[end].0 == keyed[start].0 {
-                end += 1;
-            }
-            if end - start < 2 {
-                start = end;
-                continue;
-            }
-            let b: Vec<usize> = keyed[start..end].iter().map(|x| x.1).collect();
-            start = end;
+    // The bands are split between threads, each with its own union-find; the partitions are
+    // merged after. A pair is only skipped when its two reviews are already joined, so the merged
+    // clusters are exactly those of one pass over all bands (each root is its cluster's smallest
+    // index either way).
+    let n = ids.len();
+    let mut parts = super::in_chunks(BANDS, 1, |bands| {
+        let mut parent: Vec<u32> = (0..n as u32).collect();
+        for band in bands {
+            // Buckets as runs of a sorted (band key, review) list: no per-bucket allocation.
+            let mut keyed: Vec<(u64, u32)> = sigs
+                .iter()
+                .enumerate()
+                .map(|(k, sig)| {
+                    let mut h = band as u64;
+                    for r in 0..ROWS {
+                        h = mix(h ^ sig[band * ROWS + r] as u64);
+                    }
+                    (h, k as u32)
+                })
+                .collect();
+            keyed.sort_unstable();
             // Each member is compared with at most COMPARE_BACK earlier members of the bucket:
             // near-duplicates chain through union-find, so a cluster still joins up, and a bucket
             // of thousands of copies costs linear work.
-            for x in 1..b.len() {
-                let i = b[x];
-                for &j in &b[x.saturating_sub(COMPARE_BACK)..x] {
-                    if find(&mut parent, i) == find(&mut parent, j) {
-                        continue;
-                    }
-                    if d.reviews[ids[i] as usize].reviewer == d.reviews[ids[j] as usize].reviewer {
-                        continue;
-                    }
-                    if estimate(i, j) >= cfg.near_duplicate_jaccard {
-                        let (ri, rj) = (find(&mut parent, i), find(&mut parent, j));
-                        let (lo, hi) = if ri < rj { (ri, rj) } else { (rj, ri) };
-                        parent[hi] = lo;
+            for bucket in keyed.chunk_by(|x, y| x.0 == y.0).filter(|b| b.len() >= 2) {
+                for x in 1..bucket.len() {
+                    let i = bucket[x].1 as usize;
+                    for &(_, j) in &bucket[x.saturating_sub(COMPARE_BACK)..x] {
+                        let j = j as usize;
+                        if uf_find(&mut parent, i) == uf_find(&mut parent, j)
+                            || reviewer_of[i] == reviewer_of[j]
+                        {
+                            continue;
+                        }
+                        if estimate(i, j) >= cfg.near_duplicate_jaccard {
+                            uf_union(&mut parent, i, j);
+                        }
                     }
                 }
             }
         }
+        parent
+    })
+    .into_iter();
+    let mut parent = parts.next().unwrap_or_default();
+    for mut other in parts {
+        for k in 0..n {
+            let r = uf_find(&mut other, k);
+            if r != k {
+                uf_union(&mut parent, k, r);
+            }
+        }
     }
+    let find = uf_find;
     // Clusters of two or more only (almost every review is its own root).
     let mut size = vec![0u32; ids.len()];
     for k in 0..ids.len() {
@@ -298,16 +329,18 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         return out;
     }
     // Word counts once; every test below reuses them.
-    let words: Vec<u32> = d
-        .reviews
-        .iter()
-        .map(|r| {
-            r.text
-                .as_deref()
-                .map(|t| word_hashes(t).len() as u32)
-                .unwrap_or(0)
-        })
-        .collect();
+    let words: Vec<u32> = super::in_chunks(d.reviews.len(), 25_000, |range| {
+        d.reviews[range]
+            .iter()
+            .map(|r| {
+                r.text
+                    .as_deref()
+                    .map(|t| word_hashes(t).len() as u32)
+                    .unwrap_or(0)
+            })
+            .collect::<Vec<u32>>()
+    })
+    .concat();
     duplicates(d, cfg, &words, &mut out);
     phrases(d, cfg, &mut out);
     word_counts(d, cfg, &words, &mut out);
@@ -401,74 +434,111 @@ struct PhraseCandidate {
     here: [u64; 6],
 }
 
+/// Pass 1 of `phrases` for one product: its star mix, and its phrases repeated by enough of its
+/// reviews (the product's own name — words in most of its reviews — is not substantive).
+fn product_phrases(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    p: usize,
+    mix: &mut [u64; 6],
+    cands: &mut Vec<PhraseCandidate>,
+) {
+    let revs: Vec<u32> = d
+        .audited_of(p)
+        .filter(|&i| d.reviews[i as usize].text.is_some())
+        .collect();
+    let n = revs.len() as u64;
+    if n < cfg.min_reviews as u64 {
+        return;
+    }
+    let mut local: HashMap<Phrase, [u64; 6]> = HashMap::new();
+    let mut word_df: HashMap<u64, u64> = HashMap::new();
+    for &i in &revs {
+        let r = &d.reviews[i as usize];
+        mix[r.rating as usize] += 1;
+        let mut w = word_hashes(r.text.as_deref().unwrap_or(""));
+        for ph in phrase_set(&w) {
+            local.entry(ph).or_default()[r.rating as usize] += 1;
+        }
+        w.sort_unstable();
+        w.dedup();
+        for x in w {
+            *word_df.entry(x).or_default() += 1;
+        }
+    }
+    let name_like = |ph: Phrase| {
+        [ph.0, ph.1, ph.2].iter().any(|w| {
+            !STOP_HASHES.contains(w) && word_df.get(w).copied().unwrap_or(0) as f64 > 0.5 * n as f64
+        })
+    };
+    // Sorted, so candidates (and ties between them) come out the same every run.
+    let mut local: Vec<(Phrase, [u64; 6])> = local.into_iter().collect();
+    local.sort_unstable_by_key(|x| x.0);
+    for (phrase, here) in local {
+        let k: u64 = here.iter().sum();
+        if k >= cfg.phrase_min_reviews as u64
+            && k as f64 >= cfg.phrase_min_share * n as f64
+            && !name_like(phrase)
+        {
+            cands.push(PhraseCandidate {
+                product: p,
+                phrase,
+                here,
+            });
+        }
+    }
+}
+
 fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     // Pass 1, per product: phrases repeated by enough of its reviews (the product's own name —
     // words in most of its reviews — is not substantive). Words and phrases are hashes, so this
     // allocates per review, not per word.
+    // Products are independent: split between threads, joined back in product order.
     let mut cands: Vec<PhraseCandidate> = Vec::new();
-    let mut mixes: Vec<[u64; 6]> = vec![[0; 6]; d.products.len()];
-    for (p, mix) in mixes.iter_mut().enumerate() {
-        let revs: Vec<u32> = d
-            .audited_of(p)
-            .filter(|&i| d.reviews[i as usize].text.is_some())
-            .collect();
-        let n = revs.len() as u64;
-        if n < cfg.min_reviews as u64 {
-            continue;
+    let mut mixes: Vec<[u64; 6]> = Vec::with_capacity(d.products.len());
+    for (chunk_cands, chunk_mixes) in super::in_chunks(d.products.len(), 8, |range| {
+        let mut cands: Vec<PhraseCandidate> = Vec::new();
+        let mut mixes: Vec<[u64; 6]> = vec![[0; 6]; range.len()];
+        for (p, mix) in range.zip(mixes.iter_mut()) {
+            product_phrases(d, cfg, p, mix, &mut cands);
         }
-        let mut local: HashMap<Phrase, [u64; 6]> = HashMap::new();
-        let mut word_df: HashMap<u64, u64> = HashMap::new();
-        for &i in &revs {
-            let r = &d.reviews[i as usize];
-            mix[r.rating as usize] += 1;
-            let mut w = word_hashes(r.text.as_deref().unwrap_or(""));
-            for ph in phrase_set(&w) {
-                local.entry(ph).or_default()[r.rating as usize] += 1;
-            }
-            w.sort_unstable();
-            w.dedup();
-            for x in w {
-                *word_df.entry(x).or_default() += 1;
-            }
-        }
-        let name_like = |ph: Phrase| {
-            [ph.0, ph.1, ph.2].iter().any(|w| {
-                !STOP_HASHES.contains(w)
-                    && word_df.get(w).copied().unwrap_or(0) as f64 > 0.5 * n as f64
-            })
-        };
-        // Sorted, so candidates (and ties between them) come out the same every run.
-        let mut local: Vec<(Phrase, [u64; 6])> = local.into_iter().collect();
-        local.sort_unstable_by_key(|x| x.0);
-        for (phrase, here) in local {
-            let k: u64 = here.iter().sum();
-            if k >= cfg.phrase_min_reviews as u64
-                && k as f64 >= cfg.phrase_min_share * n as f64
-                && !name_like(phrase)
-            {
-                cands.push(PhraseCandidate {
-                    product: p,
-                    phrase,
-                    here,
-                });
-            }
-        }
+        (cands, mixes)
+    }) {
+        cands.extend(chunk_cands);
+        mixes.extend(chunk_mixes);
     }
     if cands.is_empty() {
         return;
     }
     // Pass 2: the catalog's use of the candidate phrases per star rating (only those phrases are
     // counted, so memory does not grow with the vocabulary).
-    let mut catalog: HashMap<Phrase, [u64; 6]> =
-        cands.iter().map(|c| (c.phrase, [0u64; 6])).collect();
+    // Counted per chunk of reviews on several threads, then summed.
+    let empty: HashMap<Phrase, [u64; 6]> = cands.iter().map(|c| (c.phrase, [0u64; 6])).collect();
+    let mut catalog = empty.clone();
     let mut n_cat = [0u64; 6];
-    for r in d.reviews.iter().filter(|r| r.audited) {
-        let Some(t) = &r.text else { continue };
-        n_cat[r.rating as usize] += 1;
-        for ph in phrase_set(&word_hashes(t)) {
-            if let Some(c) = catalog.get_mut(&ph) {
-                c[r.rating as usize] += 1;
+    for (part, part_n) in super::in_chunks(d.reviews.len(), 25_000, |range| {
+        let mut catalog = empty.clone();
+        let mut n_cat = [0u64; 6];
+        for r in d.reviews[range].iter().filter(|r| r.audited) {
+            let Some(t) = &r.text else { continue };
+            n_cat[r.rating as usize] += 1;
+            for ph in phrase_set(&word_hashes(t)) {
+                if let Some(c) = catalog.get_mut(&ph) {
+                    c[r.rating as usize] += 1;
+                }
             }
+        }
+        (catalog, n_cat)
+    }) {
+        for (ph, counts) in part {
+            if let Some(c) = catalog.get_mut(&ph) {
+                for (x, y) in c.iter_mut().zip(counts) {
+                    *x += y;
+                }
+            }
+        }
+        for (x, y) in n_cat.iter_mut().zip(part_n) {
+            *x += y;
         }
     }
     // Pass 3: per product, the most surprising candidate against its rating mix.

@@ -1704,31 +1704,24 @@ pub fn load_dataset(
     remove_marked(&mut ds.orders, &order_dup);
     remove_marked(&mut ds.reviews, &review_dup);
     drop((order_dup, review_dup));
-    // Deterministic order regardless of file order quirks: by time, then id. A permutation is
-    // sorted and applied in place, so the large records are neither sorted nor copied.
-    let mut perm: Vec<u32> = (0..ds.orders.len() as u32).collect();
-    perm.sort_unstable_by(|&a, &b| {
-        let (x, y) = (&ds.orders[a as usize], &ds.orders[b as usize]);
-        (x.purchased_at, &x.order_id, &x.product_id, x.source, x.line).cmp(&(
-            y.purchased_at,
-            &y.order_id,
-            &y.product_id,
-            y.source,
-            y.line,
-        ))
-    });
-    permute_in_place(&mut ds.orders, perm);
-    let mut perm: Vec<u32> = (0..ds.reviews.len() as u32).collect();
-    perm.sort_unstable_by(|&a, &b| {
-        let (x, y) = (&ds.reviews[a as usize], &ds.reviews[b as usize]);
-        (x.created_at, &x.review_id, x.source, x.line).cmp(&(
-            y.created_at,
-            &y.review_id,
-            y.source,
-            y.line,
-        ))
-    });
-    permute_in_place(&mut ds.reviews, perm);
+    // Deterministic order regardless of file order quirks: by time, then id.
+    sort_records(
+        &mut ds.orders,
+        |o| o.purchased_at,
+        |x, y| {
+            (&x.order_id, &x.product_id, x.source, x.line).cmp(&(
+                &y.order_id,
+                &y.product_id,
+                y.source,
+                y.line,
+            ))
+        },
+    );
+    sort_records(
+        &mut ds.reviews,
+        |r| r.created_at,
+        |x, y| (&x.review_id, x.source, x.line).cmp(&(&y.review_id, y.source, y.line)),
+    );
     link_reviews(&mut ds);
     ds.report.order_lines = ds.orders.len() as u64;
     ds.report.reviews = ds.reviews.len() as u64;
@@ -1742,6 +1735,46 @@ pub fn load_dataset(
         TimeResolution::Second
     });
     Ok(ds)
+}
+
+/// Sort records by `time`, ties by `tie`. Exports are usually in time order already: that is
+/// checked in one sequential pass. Otherwise (time, index) pairs are sorted — compact and
+/// cache-friendly, where comparing the records themselves would jump around gigabytes — ties are
+/// ordered within their (short) runs, and the permutation is applied in place.
+fn sort_records<T>(
+    v: &mut [T],
+    time: impl Fn(&T) -> i64,
+    tie: impl Fn(&T, &T) -> std::cmp::Ordering,
+) {
+    let in_order = v.windows(2).all(|w| {
+        time(&w[0])
+            .cmp(&time(&w[1]))
+            .then_with(|| tie(&w[0], &w[1]))
+            != std::cmp::Ordering::Greater
+    });
+    if in_order {
+        return;
+    }
+    let mut keys: Vec<(i64, u32)> = v
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (time(x), i as u32))
+        .collect();
+    keys.sort_unstable();
+    let mut perm: Vec<u32> = keys.iter().map(|k| k.1).collect();
+    let mut start = 0;
+    while start < keys.len() {
+        let mut end = start + 1;
+        while end < keys.len() && keys[end].0 == keys[start].0 {
+            end += 1;
+        }
+        if end - start > 1 {
+            perm[start..end].sort_unstable_by(|&a, &b| tie(&v[a as usize], &v[b as usize]));
+        }
+        start = end;
+    }
+    drop(keys);
+    permute_in_place(v, perm);
 }
 
 /// Move `more` onto the end of `v` (no copy when `v` is empty).
@@ -1768,14 +1801,44 @@ fn remove_marked<T>(v: &mut Vec<T>, marked: &[bool]) {
 /// Indices of kept records by 64-bit key: the first record of each key in a flat table, records
 /// whose key collides with a different record's in a side table (rare).
 struct Seen {
-    first: HashMap<u64, u32>,
+    first: HashMap<u64, u32, PreHashed>,
     more: HashMap<u64, Vec<u32>>,
+}
+
+/// For maps keyed by values that already are 64-bit hashes: used as they are, not hashed again.
+#[derive(Default, Clone, Copy)]
+pub struct PreHashed;
+
+impl std::hash::BuildHasher for PreHashed {
+    type Hasher = PreHasher;
+    fn build_hasher(&self) -> PreHasher {
+        PreHasher(0)
+    }
+}
+
+/// See `PreHashed`.
+#[derive(Default)]
+pub struct PreHasher(u64);
+
+impl std::hash::Hasher for PreHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used for u64 keys; a plain FNV-1a keeps it correct for anything else.
+        for b in bytes {
+            self.0 = (self.0 ^ *b as u64).wrapping_mul(0x100000001b3);
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = x;
+    }
 }
 
 impl Seen {
     fn with_capacity(n: usize) -> Self {
         Seen {
-            first: HashMap::with_capacity(n),
+            first: HashMap::with_capacity_and_hasher(n, PreHashed),
             more: HashMap::new(),
         }
     }

@@ -251,8 +251,17 @@ pub fn write_all(
     d: &AuditData,
     comparison: Option<&compare::Comparison>,
 ) -> Result<()> {
-    tables::write(dir, file, a, d)?;
-    compare::write_snapshot(dir, file, a, d, comparison)?;
+    // The score tables and the snapshot are independent files: written side by side.
+    let (tables, snapshot) = std::thread::scope(|s| {
+        let t = s.spawn(|| tables::write(dir, file, a, d));
+        let snap = compare::write_snapshot(dir, file, a, d, comparison);
+        (t.join(), snap)
+    });
+    match tables {
+        Ok(r) => r?,
+        Err(e) => std::panic::resume_unwind(e),
+    }
+    snapshot?;
     let charts_dir = dir.join("charts");
     std::fs::create_dir_all(&charts_dir)?;
     let specs = plan(file, a, d);

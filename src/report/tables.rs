@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::analyze::data::AuditData;
 use crate::analyze::{Analysis, GroupInfo, ProductPair, TestTally};
 use crate::config::AuditConfig;
-use crate::findings::{Finding, NotRun, ReviewScore, Verdict};
+use crate::findings::{Finding, NotRun, ReviewScore, ReviewerScore, Verdict};
 use crate::ingest::timestamp::format_utc;
 use crate::ingest::LoadReport;
 
@@ -110,19 +110,26 @@ pub fn generated_at() -> String {
 }
 
 /// Neutralise a CSV cell a spreadsheet would evaluate.
-pub fn csv_safe(s: &str) -> String {
+pub fn csv_safe(s: &str) -> std::borrow::Cow<'_, str> {
     match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
-        _ => s.to_string(),
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}").into(),
+        _ => s.into(),
     }
 }
 
-fn write_csv(path: &Path, header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<()> {
+fn write_csv<R, C>(path: &Path, header: &[&str], rows: impl Iterator<Item = R>) -> Result<()>
+where
+    R: IntoIterator<Item = C>,
+    C: AsRef<str>,
+{
     let mut w =
         csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
     w.write_record(header)?;
     for r in rows {
-        w.write_record(r.iter().map(|c| csv_safe(c)))?;
+        for c in r {
+            w.write_field(csv_safe(c.as_ref()).as_bytes())?;
+        }
+        w.write_record(None::<&[u8]>)?;
     }
     w.flush()?;
     Ok(())
@@ -194,16 +201,51 @@ pub fn summary(a: &Analysis) -> Summary {
     }
 }
 
+/// Sort by score (highest first), then id. The comparisons run on compact keys (score, the id's
+/// first 16 bytes, position) rather than on the records, which at millions of rows sit all over
+/// memory; only ids sharing those 16 bytes are compared in full.
+fn sort_by_score_then_id<'a, T: Copy>(
+    items: &mut [T],
+    score: impl Fn(T) -> f64,
+    id: impl Fn(T) -> &'a str,
+) {
+    let mut keys: Vec<(f64, [u8; 16], u32)> = items
+        .iter()
+        .enumerate()
+        .map(|(k, &x)| {
+            let mut prefix = [0u8; 16];
+            let b = id(x).as_bytes();
+            let m = b.len().min(16);
+            prefix[..m].copy_from_slice(&b[..m]);
+            (score(x), prefix, k as u32)
+        })
+        .collect();
+    keys.sort_unstable_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then(a.1.cmp(&b.1))
+            .then_with(|| id(items[a.2 as usize]).cmp(id(items[b.2 as usize])))
+            .then(a.2.cmp(&b.2))
+    });
+    let sorted: Vec<T> = keys.iter().map(|k| items[k.2 as usize]).collect();
+    items.copy_from_slice(&sorted);
+}
+
 /// Write findings.json and the three score tables into `dir`.
 pub fn write(dir: &Path, file: &FindingsFile, a: &Analysis, d: &AuditData) -> Result<()> {
-    let json = serde_json::to_string_pretty(file)?;
-    std::fs::write(dir.join("findings.json"), format!("{json}\n"))?;
+    // Streamed to the file (hundreds of megabytes at scale), not built in memory first.
+    let path = dir.join("findings.json");
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?,
+    );
+    serde_json::to_writer_pretty(&mut w, file)?;
+    std::io::Write::write_all(&mut w, b"\n")?;
+    std::io::Write::flush(&mut w)?;
     let scores = dir.join("scores");
     std::fs::create_dir_all(&scores)?;
     // Sorted by reference (no copy of the table); ids and times come from the analysis view.
     let mut reviews: Vec<&ReviewScore> = a.reviews.iter().collect();
     let id = |r: &ReviewScore| d.reviews[r.review as usize].id.as_str();
-    reviews.sort_by(|x, y| y.score.total_cmp(&x.score).then(id(x).cmp(id(y))));
+    sort_by_score_then_id(&mut reviews, |r| r.score, id);
     write_csv(
         &scores.join("reviews.csv"),
         &[
@@ -216,24 +258,21 @@ pub fn write(dir: &Path, file: &FindingsFile, a: &Analysis, d: &AuditData) -> Re
             "reasons",
         ],
         reviews.iter().map(|s| {
+            use std::borrow::Cow;
             let r = &d.reviews[s.review as usize];
-            vec![
-                r.id.to_string(),
-                d.products[r.product as usize].clone(),
-                d.reviewers[r.reviewer as usize].clone(),
-                format_utc(r.t),
-                r.rating.to_string(),
-                num(s.score),
-                s.reasons.clone(),
+            [
+                Cow::Borrowed(r.id.as_str()),
+                Cow::Borrowed(d.products[r.product as usize].as_str()),
+                Cow::Borrowed(d.reviewers[r.reviewer as usize].as_str()),
+                Cow::Owned(format_utc(r.t)),
+                Cow::Owned(r.rating.to_string()),
+                Cow::Owned(num(s.score)),
+                Cow::Borrowed(s.reasons.as_str()),
             ]
         }),
     )?;
-    let mut reviewers = a.reviewers.clone();
-    reviewers.sort_by(|x, y| {
-        y.score
-            .total_cmp(&x.score)
-            .then(x.reviewer_id.cmp(&y.reviewer_id))
-    });
+    let mut reviewers: Vec<&ReviewerScore> = a.reviewers.iter().collect();
+    sort_by_score_then_id(&mut reviewers, |r| r.score, |r| r.reviewer_id.as_str());
     write_csv(
         &scores.join("reviewers.csv"),
         &["reviewer_id", "n_reviews", "score", "reasons"],
@@ -298,7 +337,7 @@ mod tests {
             let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
             prop_assert_eq!(rows.len(), 1);
             let got: Vec<String> = rows[0].iter().map(str::to_string).collect();
-            let want: Vec<String> = cells.iter().map(|c| csv_safe(c)).collect();
+            let want: Vec<String> = cells.iter().map(|c| csv_safe(c).into_owned()).collect();
             prop_assert_eq!(got, want);
         }
     }
