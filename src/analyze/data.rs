@@ -141,14 +141,7 @@ impl Interner {
         }
     }
     fn hash(s: &str) -> u64 {
-        use std::hash::{BuildHasher, Hasher};
-        // Fixed keys: the same input gives the same table (determinism does not depend on it,
-        // indices are assigned in input order, but it keeps runs reproducible to debug).
-        let mut h =
-            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-                .build_hasher();
-        h.write(s.as_bytes());
-        h.finish()
+        crate::ingest::fast_hash(s.as_bytes())
     }
     fn get(&mut self, s: &str) -> u32 {
         let key = Self::hash(s);
@@ -241,10 +234,26 @@ impl AuditData {
         let mut keys = KeyInterner::default();
         // Intern products in a stable order: by id.
         let mut pids: Vec<&str> = {
-            let mut distinct: std::collections::HashSet<&str> = std::collections::HashSet::new();
-            distinct.extend(ds.reviews.iter().map(|r| r.product_id.as_str()));
-            distinct.extend(ds.orders.iter().map(|o| o.product_id.as_str()));
-            distinct.into_iter().collect()
+            // Distinct ids by a fast hash, confirmed by comparison (a catalog has thousands of
+            // products and tens of millions of rows name them).
+            let mut seen: HashMap<u64, Vec<&str>, crate::ingest::PreHashed> =
+                HashMap::with_hasher(crate::ingest::PreHashed);
+            let mut distinct: Vec<&str> = Vec::new();
+            let all = ds
+                .reviews
+                .iter()
+                .map(|r| r.product_id.as_str())
+                .chain(ds.orders.iter().map(|o| o.product_id.as_str()));
+            for p in all {
+                let v = seen
+                    .entry(crate::ingest::fast_hash(p.as_bytes()))
+                    .or_default();
+                if !v.contains(&p) {
+                    v.push(p);
+                    distinct.push(p);
+                }
+            }
+            distinct
         };
         pids.sort_unstable();
         for p in pids {

@@ -1890,6 +1890,28 @@ struct Seen {
     more: HashMap<u64, Vec<u32>>,
 }
 
+/// A fast 64-bit hash of a short byte string (ids), eight bytes at a time. Not keyed: for tables
+/// whose hits are always confirmed against the stored value.
+pub fn fast_hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = (bytes.len() as u64).wrapping_mul(K);
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        h = (h ^ w).wrapping_mul(K).rotate_left(29);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut t = [0u8; 8];
+        t[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(t)).wrapping_mul(K).rotate_left(29);
+    }
+    // Final avalanche (splitmix64), so the table's low and high bits both vary.
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
 /// For maps keyed by values that already are 64-bit hashes: used as they are, not hashed again.
 #[derive(Default, Clone, Copy)]
 pub struct PreHashed;
