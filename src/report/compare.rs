@@ -456,7 +456,7 @@ pub fn write_snapshot(
     comparison: Option<&Comparison>,
 ) -> Result<()> {
     let snap: PathBuf = dir.join("snapshot");
-    std::fs::create_dir_all(&snap)?;
+    super::make_subdir(&snap)?;
     let path = snap.join("reviews.csv.gz");
     let f =
         std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;

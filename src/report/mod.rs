@@ -243,6 +243,15 @@ fn draw_all(specs: &[Spec], d: &AuditData, charts_dir: &Path) -> Result<Charts> 
     Ok(out)
 }
 
+/// Create one folder inside the report's temporary folder. Never creates parents: if the temporary
+/// folder has been removed (an interrupt), writers fail instead of re-creating it half-written.
+pub fn make_subdir(p: &Path) -> std::io::Result<()> {
+    match std::fs::create_dir(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        r => r,
+    }
+}
+
 /// Write everything into `dir` (a temporary folder the caller renames into place).
 pub fn write_all(
     dir: &Path,
@@ -263,7 +272,7 @@ pub fn write_all(
     }
     snapshot?;
     let charts_dir = dir.join("charts");
-    std::fs::create_dir_all(&charts_dir)?;
+    make_subdir(&charts_dir)?;
     let specs = plan(file, a, d);
     let charts = draw_all(&specs, d, &charts_dir)?;
     std::fs::write(

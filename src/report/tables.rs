@@ -241,7 +241,7 @@ pub fn write(dir: &Path, file: &FindingsFile, a: &Analysis, d: &AuditData) -> Re
     std::io::Write::write_all(&mut w, b"\n")?;
     std::io::Write::flush(&mut w)?;
     let scores = dir.join("scores");
-    std::fs::create_dir_all(&scores)?;
+    super::make_subdir(&scores)?;
     // Sorted by reference (no copy of the table); ids and times come from the analysis view.
     let mut reviews: Vec<&ReviewScore> = a.reviews.iter().collect();
     let id = |r: &ReviewScore| d.reviews[r.review as usize].id.as_str();
