@@ -123,46 +123,27 @@ pub fn day_str(day: i64) -> String {
     crate::ingest::timestamp::format_day(day * 86_400)
 }
 
-/// Names to dense indices. The table holds a 64-bit hash of each name and its index (confirmed
+/// Names to dense indices, in first-seen order: a `Seen` table of name hashes (each hit confirmed
 /// against the stored name), so every name is stored once.
 struct Interner {
-    map: HashMap<u64, u32, crate::ingest::PreHashed>,
-    /// Names whose hash collides with an earlier, different name's (rare).
-    more: HashMap<u64, Vec<u32>>,
+    seen: crate::ingest::Seen,
     names: Vec<String>,
 }
 
 impl Interner {
     fn new() -> Self {
         Interner {
-            map: HashMap::with_hasher(crate::ingest::PreHashed),
-            more: HashMap::new(),
+            seen: crate::ingest::Seen::with_capacity(0),
             names: Vec::new(),
         }
     }
-    fn hash(s: &str) -> u64 {
-        crate::ingest::fast_hash(s.as_bytes())
-    }
     fn get(&mut self, s: &str) -> u32 {
-        let key = Self::hash(s);
-        if let Some(&i) = self.map.get(&key) {
-            if self.names[i as usize] == s {
-                return i;
-            }
-            if let Some(&j) = self
-                .more
-                .get(&key)
-                .and_then(|v| v.iter().find(|&&j| self.names[j as usize] == s))
-            {
-                return j;
-            }
-            let j = self.names.len() as u32;
-            self.names.push(s.to_string());
-            self.more.entry(key).or_default().push(j);
-            return j;
+        let key = crate::ingest::fast_hash(s.as_bytes());
+        if let Some(i) = self.seen.find(key, |i| self.names[i as usize] == s) {
+            return i;
         }
         let i = self.names.len() as u32;
-        self.map.insert(key, i);
+        self.seen.insert(key, i);
         self.names.push(s.to_string());
         i
     }
@@ -233,30 +214,18 @@ impl AuditData {
         // Hashed identity keys: already 64-bit hashes, numbered directly.
         let mut keys = KeyInterner::default();
         // Intern products in a stable order: by id.
-        let mut pids: Vec<&str> = {
-            // Distinct ids by a fast hash, confirmed by comparison (a catalog has thousands of
-            // products and tens of millions of rows name them).
-            let mut seen: HashMap<u64, Vec<&str>, crate::ingest::PreHashed> =
-                HashMap::with_hasher(crate::ingest::PreHashed);
-            let mut distinct: Vec<&str> = Vec::new();
-            let all = ds
-                .reviews
-                .iter()
-                .map(|r| r.product_id.as_str())
-                .chain(ds.orders.iter().map(|o| o.product_id.as_str()));
-            for p in all {
-                let v = seen
-                    .entry(crate::ingest::fast_hash(p.as_bytes()))
-                    .or_default();
-                if !v.contains(&p) {
-                    v.push(p);
-                    distinct.push(p);
-                }
+        let mut pids: Vec<String> = {
+            let mut distinct = Interner::new();
+            for p in ds.reviews.iter().map(|r| r.product_id.as_str()) {
+                distinct.get(p);
             }
-            distinct
+            for p in ds.orders.iter().map(|o| o.product_id.as_str()) {
+                distinct.get(p);
+            }
+            distinct.names
         };
         pids.sort_unstable();
-        for p in pids {
+        for p in &pids {
             products.get(p);
         }
         let second_resolution = !ds.reviews.is_empty()

@@ -441,6 +441,39 @@ fn to_finding(d: &AuditData, c: &Candidate, v: Verdict, q: f64) -> Finding {
 }
 
 /// Round to 6 significant digits so outputs are stable across platforms' last-bit differences.
+/// Union-find over `0..n` with path compression; the smaller root becomes the root, so every root
+/// is its set's smallest element (whatever order the unions come in).
+pub struct Dsu(Vec<u32>);
+
+impl Dsu {
+    /// `n` singletons.
+    pub fn new(n: usize) -> Self {
+        Dsu((0..n as u32).collect())
+    }
+    /// Root of `x`'s set.
+    pub fn find(&mut self, x: u32) -> u32 {
+        let mut r = x;
+        while self.0[r as usize] != r {
+            r = self.0[r as usize];
+        }
+        let mut y = x;
+        while self.0[y as usize] != r {
+            let n = self.0[y as usize];
+            self.0[y as usize] = r;
+            y = n;
+        }
+        r
+    }
+    /// Join the sets of `a` and `b`.
+    pub fn union(&mut self, a: u32, b: u32) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+            self.0[hi as usize] = lo;
+        }
+    }
+}
+
 /// Run `f` over consecutive chunks of `0..n` on up to `available_parallelism` threads (at most 4)
 /// and return the chunks' results in order, so callers combine them exactly as a single pass
 /// would. Inputs under `min_per_thread` items per thread run on the calling thread.

@@ -22,30 +22,6 @@ use super::{
 
 const FAMILY: &str = "overlap";
 
-struct Dsu(Vec<u32>);
-impl Dsu {
-    fn find(&mut self, x: u32) -> u32 {
-        let mut r = x;
-        while self.0[r as usize] != r {
-            r = self.0[r as usize];
-        }
-        let mut y = x;
-        while self.0[y as usize] != r {
-            let n = self.0[y as usize];
-            self.0[y as usize] = r;
-            y = n;
-        }
-        r
-    }
-    fn union(&mut self, a: u32, b: u32) {
-        let (ra, rb) = (self.find(a), self.find(b));
-        if ra != rb {
-            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
-            self.0[hi as usize] = lo;
-        }
-    }
-}
-
 /// Lockstep pairs: (reviewer a, reviewer b) → products co-reviewed within Δt.
 pub fn lockstep_pairs(d: &AuditData, cfg: &AuditConfig) -> BTreeMap<(u32, u32), BTreeSet<u32>> {
     let dt = (cfg.lockstep_window_days * 86_400.0) as i64;
@@ -190,7 +166,7 @@ fn groups(
     pairs: &BTreeMap<(u32, u32), BTreeSet<u32>>,
     out: &mut FamilyOutput,
 ) {
-    let mut dsu = Dsu((0..d.reviewers.len() as u32).collect());
+    let mut dsu = super::Dsu::new(d.reviewers.len());
     for &(a, b) in pairs.keys() {
         dsu.union(a, b);
     }

@@ -134,30 +134,6 @@ fn minhash(set: &[u64]) -> [u64; PERMS] {
     sig
 }
 
-/// Union-find root, with path compression.
-fn uf_find(p: &mut [u32], x: usize) -> usize {
-    let mut r = x;
-    while p[r] as usize != r {
-        r = p[r] as usize;
-    }
-    let mut y = x;
-    while p[y] as usize != r {
-        let n = p[y] as usize;
-        p[y] = r as u32;
-        y = n;
-    }
-    r
-}
-
-/// Join two sets; the smaller root index becomes the root (so every root is its set's minimum).
-fn uf_union(p: &mut [u32], a: usize, b: usize) {
-    let (ra, rb) = (uf_find(p, a), uf_find(p, b));
-    if ra != rb {
-        let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
-        p[hi] = lo as u32;
-    }
-}
-
 /// Near-duplicate clusters: review index → cluster id, for reviews whose cluster spans at least two
 /// reviewers. Returns (cluster of review, reviewers per cluster). `words` is each review's word
 /// count. Each eligible review keeps a 64-value MinHash signature of 16-bit values (128 bytes);
@@ -208,7 +184,7 @@ pub fn near_duplicates(
     // index either way).
     let n = ids.len();
     let mut parts = super::in_chunks(BANDS, 1, |bands| {
-        let mut parent: Vec<u32> = (0..n as u32).collect();
+        let mut parent = super::Dsu::new(n);
         for band in bands {
             // Buckets as runs of a sorted (band key, review) list: no per-bucket allocation.
             let mut keyed: Vec<(u64, u32)> = sigs
@@ -231,13 +207,13 @@ pub fn near_duplicates(
                     let i = bucket[x].1 as usize;
                     for &(_, j) in &bucket[x.saturating_sub(COMPARE_BACK)..x] {
                         let j = j as usize;
-                        if uf_find(&mut parent, i) == uf_find(&mut parent, j)
+                        if parent.find(i as u32) == parent.find(j as u32)
                             || reviewer_of[i] == reviewer_of[j]
                         {
                             continue;
                         }
                         if estimate(i, j) >= cfg.near_duplicate_jaccard {
-                            uf_union(&mut parent, i, j);
+                            parent.union(i as u32, j as u32);
                         }
                     }
                 }
@@ -246,25 +222,24 @@ pub fn near_duplicates(
         parent
     })
     .into_iter();
-    let mut parent = parts.next().unwrap_or_default();
+    let mut parent = parts.next().unwrap_or_else(|| super::Dsu::new(n));
     for mut other in parts {
-        for k in 0..n {
-            let r = uf_find(&mut other, k);
+        for k in 0..n as u32 {
+            let r = other.find(k);
             if r != k {
-                uf_union(&mut parent, k, r);
+                parent.union(k, r);
             }
         }
     }
-    let find = uf_find;
     // Clusters of two or more only (almost every review is its own root).
     let mut size = vec![0u32; ids.len()];
     for k in 0..ids.len() {
-        let r = find(&mut parent, k);
+        let r = parent.find(k as u32) as usize;
         size[r] += 1;
     }
     let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for k in 0..ids.len() {
-        let r = find(&mut parent, k);
+        let r = parent.find(k as u32) as usize;
         if size[r] >= 2 {
             members.entry(r).or_default().push(k);
         }

@@ -1885,7 +1885,7 @@ fn remove_marked<T>(v: &mut Vec<T>, marked: &[bool]) {
 
 /// Indices of kept records by 64-bit key: the first record of each key in a flat table, records
 /// whose key collides with a different record's in a side table (rare).
-struct Seen {
+pub(crate) struct Seen {
     first: HashMap<u64, u32, PreHashed>,
     more: HashMap<u64, Vec<u32>>,
 }
@@ -1943,7 +1943,7 @@ impl std::hash::Hasher for PreHasher {
 }
 
 impl Seen {
-    fn with_capacity(n: usize) -> Self {
+    pub(crate) fn with_capacity(n: usize) -> Self {
         Seen {
             first: HashMap::with_capacity_and_hasher(n, PreHashed),
             more: HashMap::new(),
@@ -1951,7 +1951,7 @@ impl Seen {
     }
 
     /// The first record under `key` for which `same` holds.
-    fn find(&self, key: u64, mut same: impl FnMut(u32) -> bool) -> Option<u32> {
+    pub(crate) fn find(&self, key: u64, mut same: impl FnMut(u32) -> bool) -> Option<u32> {
         let &i = self.first.get(&key)?;
         if same(i) {
             return Some(i);
@@ -1976,7 +1976,7 @@ impl Seen {
             .filter(move |&j| same(j))
     }
 
-    fn insert(&mut self, key: u64, i: u32) {
+    pub(crate) fn insert(&mut self, key: u64, i: u32) {
         match self.first.entry(key) {
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(i);
