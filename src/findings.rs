@@ -136,10 +136,11 @@ pub struct ReviewScore {
 /// Per-reviewer score.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReviewerScore {
-    /// Reviewer id.
-    pub reviewer_id: String,
+    /// Reviewer index in the analysis view (its id is `AuditData::reviewers[reviewer]`): millions of
+    /// rows at scale, so the id is not copied.
+    pub reviewer: u32,
     /// Reviews in the audited period.
-    pub n_reviews: usize,
+    pub n_reviews: u32,
     /// Suspicion in [0, 1].
     pub score: f64,
     /// Reason codes.

@@ -851,7 +851,7 @@ a3,P9,plain-id-7,3,2025-03-04T10:00:00Z\n",
             if p.extension().is_some_and(|x| x == "gz") {
                 use std::io::Read as _;
                 let mut s = String::new();
-                flate2::read::GzDecoder::new(&bytes[..])
+                flate2::read::MultiGzDecoder::new(&bytes[..])
                     .read_to_string(&mut s)
                     .unwrap();
                 everything.push_str(&s);
@@ -1452,9 +1452,11 @@ fn month_over_month() {
     }
     // No snapshot of personal data: the snapshot has ids, product, reviewer, stars, time only.
     let mut snap = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(cur.join("snapshot/reviews.csv.gz")).unwrap())
-        .read_to_string(&mut snap)
-        .unwrap();
+    flate2::read::MultiGzDecoder::new(
+        std::fs::File::open(cur.join("snapshot/reviews.csv.gz")).unwrap(),
+    )
+    .read_to_string(&mut snap)
+    .unwrap();
     assert!(snap.starts_with("review_id,product_id,reviewer_id,rating,created_at\n"));
     // A folder that is not a report: exit 2 with the reason, nothing written.
     let bad = w.path("2026-11");

@@ -125,6 +125,7 @@ pub fn day_str(day: i64) -> String {
 
 /// Names to dense indices, in first-seen order: a `Seen` table of name hashes (each hit confirmed
 /// against the stored name), so every name is stored once.
+#[derive(Clone)]
 struct Interner {
     seen: crate::ingest::Seen,
     names: Vec<String>,
@@ -157,6 +158,17 @@ impl KeyInterner {
     fn get(&mut self, k: u64) -> u32 {
         let n = self.0.len() as u32;
         *self.0.entry(k).or_insert(n)
+    }
+
+    /// Number `other`'s keys after this interner's: a key both know keeps this interner's number,
+    /// the others get `self.len() + their number in other`. Returns other's number → joint number.
+    fn joint(&self, other: &KeyInterner) -> Vec<u32> {
+        let base = self.0.len() as u32;
+        let mut to = vec![0u32; other.0.len()];
+        for (k, &i) in &other.0 {
+            to[i as usize] = self.0.get(k).copied().unwrap_or(base + i);
+        }
+        to
     }
 }
 
@@ -205,24 +217,99 @@ pub fn infer_offset_hours(utc_hours: &[u64; 24]) -> i64 {
     off
 }
 
+/// The compact order lines of `src` (consumed from the back, its vector shrinking as it goes, so
+/// the two never both exist whole), in the same order, and the numbering of their identity keys.
+fn compact_orders(
+    mut src: Vec<crate::ingest::schema::OrderLine>,
+    mut products: Interner,
+) -> (Vec<Ord>, KeyInterner) {
+    let mut keys = KeyInterner::default();
+    let mut orders = Vec::with_capacity(src.len());
+    while let Some(o) = src.pop() {
+        orders.push(Ord {
+            product: products.get(&o.product_id),
+            t: o.purchased_at,
+            day: day_of(o.purchased_at),
+            shipped: o.shipped,
+            quantity: o.quantity,
+            free: o.free,
+            postal: o.postal_key.map(|k| keys.get(k)),
+            buyer: o.buyer_key.map(|k| keys.get(k)),
+            address: o.address_key.map(|k| keys.get(k)),
+            promo: o.promo,
+            order_id: o.order_id,
+        });
+        if src.len().is_multiple_of(1 << 20) {
+            src.shrink_to_fit();
+        }
+    }
+    drop(src);
+    // ds.orders is sorted by time; links index into it, so keep the order.
+    orders.reverse();
+    (orders, keys)
+}
+
+/// The compact reviews (ids and texts moved out of `src`), the numbering of their identity keys
+/// and the reviewer table (first-seen order).
+fn compact_reviews(
+    src: &mut [crate::ingest::schema::Review],
+    products: &mut Interner,
+    offset_fn: &dyn Fn(i64) -> i64,
+    (from_day, to_day): (i64, i64),
+) -> (Vec<Rev>, KeyInterner, Interner) {
+    let mut keys = KeyInterner::default();
+    let mut reviewers = Interner::new();
+    let mut reviews = Vec::with_capacity(src.len());
+    for r in src.iter_mut() {
+        let day = day_of(r.created_at);
+        // Local instant (1970-01-01 was a Thursday: weekday 3 counting from Monday).
+        let local = (r.resolution == TimeResolution::Second)
+            .then(|| r.created_at + offset_fn(r.created_at));
+        reviews.push(Rev {
+            id: std::mem::take(&mut r.review_id),
+            product: products.get(&r.product_id),
+            reviewer: reviewers.get(&r.reviewer_id),
+            rating: r.rating,
+            t: r.created_at,
+            day,
+            hour: local.map(|l| (l.rem_euclid(86_400) / 3600) as u8),
+            wday: local.map(|l| (l.div_euclid(86_400) + 3).rem_euclid(7) as u8),
+            verified: r.verified,
+            order: r.linked_order,
+            email: r.reviewer_key.map(|k| keys.get(k)),
+            ip: r.ip_key.map(|k| keys.get(k)),
+            text: r.text.take(),
+            audited: day >= from_day && day <= to_day,
+        });
+    }
+    (reviews, keys, reviewers)
+}
+
 impl AuditData {
     /// Build the analysis view. `from_day..=to_day` is the audited window (None = everything).
     /// Review titles and texts are moved out of `ds` (not copied): the analysis view owns them.
     pub fn build(ds: &mut Dataset, cfg: &AuditConfig, window: Option<(i64, i64)>) -> AuditData {
         let mut products = Interner::new();
-        let mut reviewers = Interner::new();
-        // Hashed identity keys: already 64-bit hashes, numbered directly.
-        let mut keys = KeyInterner::default();
-        // Intern products in a stable order: by id.
+        // Intern products in a stable order: by id (distinct ids of reviews and orders collected
+        // side by side).
         let mut pids: Vec<String> = {
-            let mut distinct = Interner::new();
-            for p in ds.reviews.iter().map(|r| r.product_id.as_str()) {
-                distinct.get(p);
+            let distinct = |ids: &mut dyn Iterator<Item = &str>| {
+                let mut d = Interner::new();
+                for p in ids {
+                    d.get(p);
+                }
+                d
+            };
+            let (reviews, orders) = (&ds.reviews, &ds.orders);
+            let (mut a, b) = std::thread::scope(|s| {
+                let b = s.spawn(|| distinct(&mut orders.iter().map(|o| o.product_id.as_str())));
+                let a = distinct(&mut reviews.iter().map(|r| r.product_id.as_str()));
+                (a, b.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            });
+            for p in &b.names {
+                a.get(p);
             }
-            for p in ds.orders.iter().map(|o| o.product_id.as_str()) {
-                distinct.get(p);
-            }
-            distinct.names
+            a.names
         };
         pids.sort_unstable();
         for p in &pids {
@@ -270,31 +357,8 @@ impl AuditData {
                 cfg.timezone.clone(),
             )
         };
-        // The canonical order lines are consumed from the back while the compact ones are built,
-        // and their vector shrinks as it goes, so the two never both exist whole.
-        let mut src = std::mem::take(&mut ds.orders);
-        let mut orders = Vec::with_capacity(src.len());
-        while let Some(o) = src.pop() {
-            orders.push(Ord {
-                product: products.get(&o.product_id),
-                t: o.purchased_at,
-                day: day_of(o.purchased_at),
-                shipped: o.shipped,
-                quantity: o.quantity,
-                free: o.free,
-                postal: o.postal_key.map(|k| keys.get(k)),
-                buyer: o.buyer_key.map(|k| keys.get(k)),
-                address: o.address_key.map(|k| keys.get(k)),
-                promo: o.promo,
-                order_id: o.order_id,
-            });
-            if src.len().is_multiple_of(1 << 20) {
-                src.shrink_to_fit();
-            }
-        }
-        drop(src);
-        orders.reverse();
-        // ds.orders is sorted by time; links index into it, so keep the order.
+        // Orders and reviews are converted side by side, each with its own copy of the (complete)
+        // product table and its own numbering of identity keys, joined after.
         let (first_day, last_day) = {
             let mut lo = i64::MAX;
             let mut hi = i64::MIN;
@@ -302,9 +366,9 @@ impl AuditData {
                 lo = lo.min(day_of(r.created_at));
                 hi = hi.max(day_of(r.created_at));
             }
-            for o in &orders {
-                lo = lo.min(o.day);
-                hi = hi.max(o.day);
+            for o in &ds.orders {
+                lo = lo.min(day_of(o.purchased_at));
+                hi = hi.max(day_of(o.purchased_at));
             }
             if lo > hi {
                 (0, 0)
@@ -313,34 +377,20 @@ impl AuditData {
             }
         };
         let (from_day, to_day) = window.unwrap_or((first_day, last_day));
-        let mut reviews = Vec::with_capacity(ds.reviews.len());
-        for r in ds.reviews.iter_mut() {
-            let day = day_of(r.created_at);
-            // Local instant (1970-01-01 was a Thursday: weekday 3 counting from Monday).
-            let local = (r.resolution == TimeResolution::Second)
-                .then(|| r.created_at + offset_fn(r.created_at));
-            let text = r.text.take();
-            reviews.push(Rev {
-                id: std::mem::take(&mut r.review_id),
-                product: products.get(&r.product_id),
-                reviewer: reviewers.get(&r.reviewer_id),
-                rating: r.rating,
-                t: r.created_at,
-                day,
-                hour: local.map(|l| (l.rem_euclid(86_400) / 3600) as u8),
-                wday: local.map(|l| (l.div_euclid(86_400) + 3).rem_euclid(7) as u8),
-                verified: r.verified,
-                order: r.linked_order,
-                email: r.reviewer_key.map(|k| keys.get(k)),
-                ip: r.ip_key.map(|k| keys.get(k)),
-                text,
-                audited: day >= from_day && day <= to_day,
+        let src = std::mem::take(&mut ds.orders);
+        let order_products = products.clone();
+        let ds_reviews = &mut ds.reviews;
+        let ((mut orders, order_keys), (mut reviews, review_keys, reviewers)) =
+            std::thread::scope(|s| {
+                let o = s.spawn(move || compact_orders(src, order_products));
+                let r = compact_reviews(ds_reviews, &mut products, &offset_fn, (from_day, to_day));
+                (o.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), r)
             });
-        }
-        // The order lines were read back to front: number the identity keys by first appearance
-        // front to back (orders, then reviews), as if they had been read in order.
-        drop(keys);
+        // Number the identity keys by first appearance front to back (orders, then reviews), as if
+        // they had been read in order by one interner.
         {
+            let to_joint = order_keys.joint(&review_keys);
+            drop((order_keys, review_keys));
             let mut renumber = KeyRenumber::default();
             for o in orders.iter_mut() {
                 renumber.apply(&mut o.postal);
@@ -348,8 +398,10 @@ impl AuditData {
                 renumber.apply(&mut o.address);
             }
             for r in reviews.iter_mut() {
-                renumber.apply(&mut r.email);
-                renumber.apply(&mut r.ip);
+                for k in [&mut r.email, &mut r.ip] {
+                    *k = k.map(|v| to_joint[v as usize]);
+                    renumber.apply(k);
+                }
             }
         }
         // Only data up to the end of the audited window counts (later data is next month's).

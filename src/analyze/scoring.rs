@@ -210,8 +210,8 @@ pub fn score(
             .flat_map(|&i| strengths.of(i as usize).map(|(k, _)| k))
             .collect();
         out_reviewers.push(ReviewerScore {
-            reviewer_id: d.reviewers[u].clone(),
-            n_reviews: aud.len(),
+            reviewer: u as u32,
+            n_reviews: aud.len() as u32,
             score: round_sig(0.7 * mx + 0.3 * mean),
             reasons: reasons.into_iter().collect::<Vec<_>>().join(";"),
         });

@@ -131,20 +131,40 @@ pub fn kolmogorov_sf(lambda: f64) -> f64 {
 /// every value (sorted), `sub` the subset's values (sorted); the rest is `pool` minus `sub`.
 /// Returns (D, asymptotic p) with the usual effective size n·m/(n+m).
 pub fn ks_against_pool(pool: &[f64], sub: &[f64]) -> Option<(f64, f64)> {
-    let (n_all, n) = (pool.len(), sub.len());
-    if n < 5 || n_all < n + 5 {
+    let ranks: Vec<(u32, u32)> = sub
+        .iter()
+        .map(|&x| {
+            (
+                pool.partition_point(|y| *y <= x) as u32,
+                pool.partition_point(|y| *y < x) as u32,
+            )
+        })
+        .collect();
+    ks_against_pool_ranked(pool.len(), sub, &ranks)
+}
+
+/// `ks_against_pool` when the pool ranks of the subset's values are known: `ranks[k]` is (pool
+/// values ≤ sub[k], pool values < sub[k]) and `n_all` the pool's size. Callers that rank every
+/// value of the pool at once (one sort) save a binary search of the whole pool per value.
+pub fn ks_against_pool_ranked(
+    n_all: usize,
+    sub: &[f64],
+    ranks: &[(u32, u32)],
+) -> Option<(f64, f64)> {
+    let n = sub.len();
+    if n < 5 || n_all < n + 5 || ranks.len() != n {
         return None;
     }
     let m = (n_all - n) as f64;
     let le = |v: &[f64], x: f64| v.partition_point(|y| *y <= x) as f64;
     let lt = |v: &[f64], x: f64| v.partition_point(|y| *y < x) as f64;
     let mut d: f64 = 0.0;
-    for &x in sub {
+    for (&x, &(le_pool, lt_pool)) in sub.iter().zip(ranks) {
         // At x (right-continuous) and just before x: the extremes of |F_sub − F_rest| between jumps.
         let f_sub = le(sub, x) / n as f64;
-        let f_rest = (le(pool, x) - le(sub, x)) / m;
+        let f_rest = (le_pool as f64 - le(sub, x)) / m;
         let f_sub_before = lt(sub, x) / n as f64;
-        let f_rest_before = (lt(pool, x) - lt(sub, x)) / m;
+        let f_rest_before = (lt_pool as f64 - lt(sub, x)) / m;
         d = d
             .max((f_sub - f_rest).abs())
             .max((f_sub_before - f_rest_before).abs());
@@ -434,6 +454,14 @@ mod tests {
         let (d2, p2) = ks_against_pool(&pool, &x).unwrap();
         assert!((d1 - d2).abs() < 1e-12, "{d1} vs {d2}");
         assert!(p2 < 1e-3 && p1 < 1e-3, "{p1} {p2}");
+        // Ties between the subset and the rest (the pool of lags has many).
+        let x: Vec<f64> = (0..40).map(|i| (i / 4) as f64).collect();
+        let y: Vec<f64> = (0..60).map(|i| (i / 5) as f64 + 3.0).collect();
+        let mut pool: Vec<f64> = x.iter().chain(y.iter()).copied().collect();
+        pool.sort_by(f64::total_cmp);
+        let (d1, _) = ks_two_sample(&x, &y).unwrap();
+        let (d2, _) = ks_against_pool(&pool, &x).unwrap();
+        assert!((d1 - d2).abs() < 1e-12, "{d1} vs {d2}");
         // Q(1.0) = 0.26999967 (Kolmogorov distribution table).
         assert!((kolmogorov_sf(1.0) - 0.269_999_67).abs() < 1e-6);
     }

@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use rustc_hash::{FxHashMap, FxHashSet};
+
 use crate::config::AuditConfig;
 use crate::findings::{Effect, Subject, Verdict};
 
@@ -134,37 +136,77 @@ fn minhash(set: &[u64]) -> [u64; PERMS] {
     sig
 }
 
-/// Near-duplicate clusters: review index → cluster id, for reviews whose cluster spans at least two
-/// reviewers. Returns (cluster of review, reviewers per cluster). `words` is each review's word
-/// count. Each eligible review keeps a 64-value MinHash signature of 16-bit values (128 bytes);
-/// Jaccard is estimated from signature agreement, so no text is re-read for candidate pairs.
-pub fn near_duplicates(
-    d: &AuditData,
-    cfg: &AuditConfig,
-    words: &[u32],
-) -> (HashMap<u32, u32>, HashMap<u32, usize>) {
-    let mut ids: Vec<u32> = Vec::new();
-    let mut sigs: Vec<[u16; PERMS]> = Vec::new();
-    for (chunk_ids, chunk_sigs) in super::in_chunks(d.reviews.len(), 25_000, |range| {
-        let mut ids: Vec<u32> = Vec::new();
-        let mut sigs: Vec<[u16; PERMS]> = Vec::new();
+/// Signature of a text for the near-duplicate search: 64 MinHash values over its word 3-shingles,
+/// each cut to its top 16 bits (128 bytes a review).
+type Signature = [u16; PERMS];
+
+fn signature(words: &[u64]) -> Signature {
+    let mut v: Vec<u64> = words
+        .windows(3)
+        .map(|t| mix(t[0] ^ mix(t[1] ^ mix(t[2]))))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    let full = minhash(&v);
+    let mut sig = [0u16; PERMS];
+    for (s, f) in sig.iter_mut().zip(full.iter()) {
+        *s = (*f >> 48) as u16;
+    }
+    sig
+}
+
+/// What one pass over every text gives: each review's word count, and the signatures of the
+/// reviews long enough for the near-duplicate search (with their review indices).
+struct TextPass {
+    words: Vec<u32>,
+    ids: Vec<u32>,
+    sigs: Vec<Signature>,
+}
+
+/// Each text is read once for its word count and (when long enough) its signature.
+fn text_pass(d: &AuditData, cfg: &AuditConfig) -> TextPass {
+    let mut all = TextPass {
+        words: Vec::with_capacity(d.reviews.len()),
+        ids: Vec::new(),
+        sigs: Vec::new(),
+    };
+    for part in super::in_chunks(d.reviews.len(), 25_000, |range| {
+        let mut part = TextPass {
+            words: Vec::with_capacity(range.len()),
+            ids: Vec::new(),
+            sigs: Vec::new(),
+        };
         for i in range {
-            let r = &d.reviews[i];
-            if let (Some(t), true) = (&r.text, words[i] as usize >= cfg.near_duplicate_min_words) {
-                let full = minhash(&shingle_set(t));
-                let mut sig = [0u16; PERMS];
-                for (s, f) in sig.iter_mut().zip(full.iter()) {
-                    *s = (*f >> 48) as u16;
-                }
-                ids.push(i as u32);
-                sigs.push(sig);
+            let Some(t) = d.reviews[i].text.as_deref() else {
+                part.words.push(0);
+                continue;
+            };
+            let w = word_hashes(t);
+            part.words.push(w.len() as u32);
+            if w.len() >= cfg.near_duplicate_min_words {
+                part.ids.push(i as u32);
+                part.sigs.push(signature(&w));
             }
         }
-        (ids, sigs)
+        part
     }) {
-        ids.extend(chunk_ids);
-        sigs.extend(chunk_sigs);
+        all.words.extend(part.words);
+        all.ids.extend(part.ids);
+        all.sigs.extend(part.sigs);
     }
+    all
+}
+
+/// Near-duplicate clusters: review index → cluster id, for reviews whose cluster spans at least two
+/// reviewers. Returns (cluster of review, reviewers per cluster). `ids` and `sigs` are the eligible
+/// reviews and their MinHash signatures; Jaccard is estimated from signature agreement, so no text
+/// is re-read for candidate pairs.
+fn near_duplicates(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    ids: &[u32],
+    sigs: &[Signature],
+) -> (HashMap<u32, u32>, HashMap<u32, usize>) {
     // Reviewer of each signature, contiguous (read for every candidate pair).
     let reviewer_of: Vec<u32> = ids
         .iter()
@@ -303,28 +345,25 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         }
         return out;
     }
-    // Word counts once; every test below reuses them.
-    let words: Vec<u32> = super::in_chunks(d.reviews.len(), 25_000, |range| {
-        d.reviews[range]
-            .iter()
-            .map(|r| {
-                r.text
-                    .as_deref()
-                    .map(|t| word_hashes(t).len() as u32)
-                    .unwrap_or(0)
-            })
-            .collect::<Vec<u32>>()
-    })
-    .concat();
-    duplicates(d, cfg, &words, &mut out);
+    // Every text is read once here for its word count and signature; the tests below reuse them.
+    let TextPass { words, ids, sigs } = text_pass(d, cfg);
+    duplicates(d, cfg, &words, &ids, &sigs, &mut out);
+    drop((ids, sigs));
     phrases(d, cfg, &mut out);
     word_counts(d, cfg, &words, &mut out);
     incentives(d, cfg, &mut out);
     out
 }
 
-fn duplicates(d: &AuditData, cfg: &AuditConfig, words: &[u32], out: &mut FamilyOutput) {
-    let (cluster, reviewers) = near_duplicates(d, cfg, words);
+fn duplicates(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    words: &[u32],
+    ids: &[u32],
+    sigs: &[Signature],
+    out: &mut FamilyOutput,
+) {
+    let (cluster, reviewers) = near_duplicates(d, cfg, ids, sigs);
     let eligible = |i: u32| {
         d.reviews[i as usize].text.is_some()
             && words[i as usize] as usize >= cfg.near_duplicate_min_words
@@ -379,7 +418,9 @@ fn duplicates(d: &AuditData, cfg: &AuditConfig, words: &[u32], out: &mut FamilyO
 /// A phrase: the hashes of its three words.
 type Phrase = (u64, u64, u64);
 
-static STOP_HASHES: std::sync::LazyLock<std::collections::HashSet<u64>> =
+// Word and phrase keys are already hashes: maps over them use the fast Fx hasher (SipHash was a
+// fifth of the phrase passes at 10M reviews). Their iteration order is never used.
+static STOP_HASHES: std::sync::LazyLock<FxHashSet<u64>> =
     std::sync::LazyLock::new(|| STOP.iter().map(|w| fnv(w)).collect());
 
 /// The substantive 3-word phrases of a text (not all stop words), sorted and de-duplicated.
@@ -426,8 +467,8 @@ fn product_phrases(
     if n < cfg.min_reviews as u64 {
         return;
     }
-    let mut local: HashMap<Phrase, [u64; 6]> = HashMap::new();
-    let mut word_df: HashMap<u64, u64> = HashMap::new();
+    let mut local: FxHashMap<Phrase, [u64; 6]> = FxHashMap::default();
+    let mut word_df: FxHashMap<u64, u64> = FxHashMap::default();
     for &i in &revs {
         let r = &d.reviews[i as usize];
         mix[r.rating as usize] += 1;
@@ -488,17 +529,28 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     // Pass 2: the catalog's use of the candidate phrases per star rating (only those phrases are
     // counted, so memory does not grow with the vocabulary).
     // Counted per chunk of reviews on several threads, then summed.
-    let empty: HashMap<Phrase, [u64; 6]> = cands.iter().map(|c| (c.phrase, [0u64; 6])).collect();
+    let empty: FxHashMap<Phrase, [u64; 6]> = cands.iter().map(|c| (c.phrase, [0u64; 6])).collect();
     let mut catalog = empty.clone();
     let mut n_cat = [0u64; 6];
     for (part, part_n) in super::in_chunks(d.reviews.len(), 25_000, |range| {
         let mut catalog = empty.clone();
         let mut n_cat = [0u64; 6];
+        let mut hits: Vec<Phrase> = Vec::new();
         for r in d.reviews[range].iter().filter(|r| r.audited) {
             let Some(t) = &r.text else { continue };
             n_cat[r.rating as usize] += 1;
-            for ph in phrase_set(&word_hashes(t)) {
-                if let Some(c) = catalog.get_mut(&ph) {
+            // Only candidate phrases are looked up, each counted once per review.
+            hits.clear();
+            hits.extend(
+                word_hashes(t)
+                    .windows(3)
+                    .map(|w| (w[0], w[1], w[2]))
+                    .filter(|ph| catalog.contains_key(ph)),
+            );
+            hits.sort_unstable();
+            hits.dedup();
+            for ph in &hits {
+                if let Some(c) = catalog.get_mut(ph) {
                     c[r.rating as usize] += 1;
                 }
             }
@@ -546,9 +598,9 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         let n = revs.len();
         let text_of = |i: u32| d.reviews[i as usize].text.as_deref().unwrap_or("");
         let (sub, rest): (Vec<u32>, Vec<u32>) = revs.iter().partition(|&&i| {
-            phrase_set(&word_hashes(text_of(i)))
-                .binary_search(&c.phrase)
-                .is_ok()
+            word_hashes(text_of(i))
+                .windows(3)
+                .any(|w| (w[0], w[1], w[2]) == c.phrase)
         });
         let shown = sub
             .first()

@@ -6,7 +6,7 @@ use crate::config::AuditConfig;
 use crate::findings::{Effect, Subject};
 
 use super::data::AuditData;
-use super::stats::{binomial_upper, chi_square_gof, entropy, ks_against_pool};
+use super::stats::{binomial_upper, chi_square_gof, entropy, ks_against_pool_ranked};
 use super::{
     loo_share, not_run, pct, profile_candidate, rating_question, share_candidate, split_audited,
     Candidate, FamilyOutput, ReviewSignal,
@@ -59,7 +59,8 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     }
     // Direct signals and catalog totals.
     let (mut k_all, mut n_all) = (0u64, 0u64);
-    let mut lags_by_product: Vec<Vec<f64>> = vec![Vec::new(); d.products.len()];
+    // (lag in days, product) of every audited linked review.
+    let mut keyed: Vec<(f64, u32)> = Vec::new();
     for (i, r) in d.reviews.iter().enumerate() {
         let Some(l) = lag_secs(d, i as u32) else {
             continue;
@@ -68,7 +69,7 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             continue;
         }
         n_all += 1;
-        lags_by_product[r.product as usize].push(l as f64 / 86_400.0);
+        keyed.push((l as f64 / 86_400.0, r.product));
         if l < 0 {
             out.signals.push(ReviewSignal {
                 review: i as u32,
@@ -85,8 +86,24 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             k_all += 1;
         }
     }
-    let mut pooled: Vec<f64> = lags_by_product.iter().flatten().copied().collect();
-    pooled.sort_by(f64::total_cmp);
+    // One sort ranks every lag in the catalog pool; each product's lags come out sorted, with how
+    // many pooled lags are ≤ and < each (what the KS test against the pool needs), instead of a
+    // binary search of millions of lags per value.
+    keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let pooled: Vec<f64> = keyed.iter().map(|x| x.0).collect();
+    let mut lags_by_product: Vec<(Vec<f64>, Vec<(u32, u32)>)> =
+        vec![(Vec::new(), Vec::new()); d.products.len()];
+    let mut start = 0usize;
+    for run in keyed.chunk_by(|a, b| a.0 == b.0) {
+        let ranks = ((start + run.len()) as u32, start as u32);
+        for &(lag, p) in run {
+            let (lags, r) = &mut lags_by_product[p as usize];
+            lags.push(lag);
+            r.push(ranks);
+        }
+        start += run.len();
+    }
+    drop(keyed);
     // Once for the catalog (the pool is millions of lags at scale), not once per product.
     let catalog_median = super::stats::median_of_sorted(&pooled).unwrap_or(0.0);
     for (p, product_lags) in lags_by_product.iter().enumerate() {
@@ -133,11 +150,10 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         c.review_strength = 0.8;
         out.candidates.push(c);
         // Lag distribution vs the rest of the catalog.
-        let mut mine: Vec<f64> = product_lags.clone();
+        let (mine, ranks) = product_lags;
         if mine.len() >= 10 && pooled.len() > mine.len() + 10 {
-            mine.sort_by(f64::total_cmp);
-            if let Some((dstat, pv)) = ks_against_pool(&pooled, &mine) {
-                let med = super::stats::median_of_sorted(&mine).unwrap_or(0.0);
+            if let Some((dstat, pv)) = ks_against_pool_ranked(pooled.len(), mine, ranks) {
+                let med = super::stats::median_of_sorted(mine).unwrap_or(0.0);
                 let cat = catalog_median;
                 let mut c = Candidate::new(
                     FAMILY,

@@ -1672,141 +1672,40 @@ pub fn load_dataset(
         .chain(reviews.iter().map(|p| (p, Kind::Reviews)))
         .collect();
     let loads = load_parallel(&jobs, opts);
-    // Records are moved, never copied: the first file's vector becomes the dataset's. Duplicates
-    // are marked while merging and removed once at the end.
-    let mut order_dup: Vec<bool> = Vec::new();
-    let mut review_dup: Vec<bool> = Vec::new();
-    let n_orders: usize = loads
-        .iter()
-        .map(|l| l.as_ref().map_or(0, |l| l.orders.len()))
-        .sum();
-    let n_reviews: usize = loads
-        .iter()
-        .map(|l| l.as_ref().map_or(0, |l| l.reviews.len()))
-        .sum();
-    // De-duplication keys are 64-bit hashes of the identifying fields (no string copies per row);
-    // a hash match is confirmed against the stored record before anything is dropped.
-    let mut seen_orders = Seen::with_capacity(n_orders);
-    let mut seen_reviews = Seen::with_capacity(n_reviews);
-    // Sources without ids: the same review in two overlapping downloads (only needed when some
-    // review id was assigned by revaudit).
-    let any_assigned = loads.iter().any(|l| {
-        l.as_ref()
-            .is_ok_and(|l| l.reviews.iter().any(|r| r.review_id.contains('#')))
-    });
-    let mut seen_content = Seen::with_capacity(if any_assigned { n_reviews } else { 0 });
+    // Errors in file order: a file that failed, or one with too many bad rows.
+    let mut order_parts: Vec<Vec<OrderLine>> = Vec::new();
+    let mut review_parts: Vec<Vec<Review>> = Vec::new();
     for load in loads {
         let mut load = load?;
         check_bad_rows(&load, opts.on_bad_rows)?;
-        let base = ds.orders.len();
-        append(&mut ds.orders, std::mem::take(&mut load.orders));
-        order_dup.resize(ds.orders.len(), false);
-        for (i, dup) in order_dup.iter_mut().enumerate().skip(base) {
-            let o = &ds.orders[i];
-            let key = hash_of(&[&o.order_id], o.item as i64);
-            let same = seen_orders.find(key, |j| {
-                let p = &ds.orders[j as usize];
-                p.order_id == o.order_id && p.item == o.item
-            });
-            let Some(j) = same else {
-                seen_orders.insert(key, i as u32);
-                continue;
-            };
-            *dup = true;
-            ds.report.duplicate_order_lines += 1;
-            let prev = &ds.orders[j as usize];
-            let what = if prev.quantity != o.quantity {
-                Some(format!("quantity {} vs {}", o.quantity, prev.quantity))
-            } else if prev.purchased_at != o.purchased_at {
-                Some("purchase date".to_string())
-            } else if prev.item_price != o.item_price {
-                Some("item price".to_string())
-            } else {
-                None
-            };
-            note_conflict(
-                &mut ds.report,
-                what,
-                format!("order '{}'", short_value(&o.order_id)),
-                (o.line, path_of(o.source)),
-                (prev.line, path_of(prev.source)),
-            );
-        }
-        let base = ds.reviews.len();
-        append(&mut ds.reviews, std::mem::take(&mut load.reviews));
-        review_dup.resize(ds.reviews.len(), false);
-        for (i, dup) in review_dup.iter_mut().enumerate().skip(base) {
-            let r = &ds.reviews[i];
-            let id_key = hash_of(&[&r.review_id], 0);
-            let same_id =
-                seen_reviews.find(id_key, |j| ds.reviews[j as usize].review_id == r.review_id);
-            if let Some(j) = same_id {
-                *dup = true;
-                ds.report.duplicate_reviews += 1;
-                let prev = &ds.reviews[j as usize];
-                let what = if prev.rating != r.rating {
-                    Some(format!("rating {} vs {}", r.rating, prev.rating))
-                } else if prev.created_at != r.created_at {
-                    Some("date".to_string())
-                } else if prev.product_id != r.product_id {
-                    Some("product".to_string())
-                } else if prev.text != r.text {
-                    Some("text".to_string())
-                } else {
-                    None
-                };
-                note_conflict(
-                    &mut ds.report,
-                    what,
-                    format!("review '{}'", short_value(&r.review_id)),
-                    (r.line, path_of(r.source)),
-                    (prev.line, path_of(prev.source)),
-                );
-                continue;
-            }
-            if any_assigned {
-                let content_key = hash_of(&[&r.product_id, &r.reviewer_id], r.created_at);
-                let same_content = |j: u32| {
-                    let q = &ds.reviews[j as usize];
-                    q.product_id == r.product_id
-                        && q.reviewer_id == r.reviewer_id
-                        && q.created_at == r.created_at
-                };
-                if r.review_id.contains('#')
-                    && seen_content.find(content_key, same_content).is_some()
-                {
-                    *dup = true;
-                    ds.report.duplicate_reviews += 1;
-                    continue;
-                }
-                seen_content.insert(content_key, i as u32);
-            }
-            seen_reviews.insert(id_key, i as u32);
-        }
+        order_parts.push(std::mem::take(&mut load.orders));
+        review_parts.push(std::mem::take(&mut load.reviews));
         ds.report.files.push(load.report);
     }
-    drop((seen_orders, seen_reviews, seen_content));
-    remove_marked(&mut ds.orders, &order_dup);
-    remove_marked(&mut ds.reviews, &review_dup);
-    drop((order_dup, review_dup));
-    // Deterministic order regardless of file order quirks: by time, then id.
-    sort_records(
-        &mut ds.orders,
-        |o| o.purchased_at,
-        |x, y| {
-            (&x.order_id, &x.product_id, x.source, x.line).cmp(&(
-                &y.order_id,
-                &y.product_id,
-                y.source,
-                y.line,
-            ))
-        },
-    );
-    sort_records(
-        &mut ds.reviews,
-        |r| r.created_at,
-        |x, y| (&x.review_id, x.source, x.line).cmp(&(&y.review_id, y.source, y.line)),
-    );
+    // Sources without ids: the same review in two overlapping downloads (only needed when some
+    // review id was assigned by revaudit).
+    let any_assigned = review_parts
+        .iter()
+        .any(|v| v.iter().any(|r| r.review_id.contains('#')));
+    // Order lines and reviews are merged, de-duplicated and sorted side by side; each side notes
+    // its duplicates in its own report, joined after (order files come before review files, so
+    // the conflicts listed are the same as merging file by file).
+    let ((orders, order_report), (reviews, review_report)) = std::thread::scope(|s| {
+        let o = s.spawn(|| merge_orders(order_parts, &path_of));
+        let r = merge_reviews(review_parts, any_assigned, &path_of);
+        (o.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), r)
+    });
+    ds.orders = orders;
+    ds.reviews = reviews;
+    for part in [order_report, review_report] {
+        ds.report.duplicate_order_lines += part.duplicate_order_lines;
+        ds.report.duplicate_reviews += part.duplicate_reviews;
+        ds.report.conflicting_duplicates += part.conflicting_duplicates;
+        let room = MAX_CONFLICTS_LISTED.saturating_sub(ds.report.conflicts.len());
+        ds.report
+            .conflicts
+            .extend(part.conflicts.into_iter().take(room));
+    }
     link_reviews(&mut ds);
     ds.report.order_lines = ds.orders.len() as u64;
     ds.report.reviews = ds.reviews.len() as u64;
@@ -1820,6 +1719,150 @@ pub fn load_dataset(
         TimeResolution::Second
     });
     Ok(ds)
+}
+
+/// All order lines of the files, in file order, de-duplicated by (order id, item) — the first copy
+/// is kept, differing copies are noted — and sorted by time. Records are moved, never copied: the
+/// first file's vector becomes the result. Duplicates are marked, then removed at once.
+fn merge_orders(
+    parts: Vec<Vec<OrderLine>>,
+    path_of: &(dyn Fn(u32) -> String + Sync),
+) -> (Vec<OrderLine>, LoadReport) {
+    let mut report = LoadReport::default();
+    let mut orders: Vec<OrderLine> = Vec::new();
+    let mut dup: Vec<bool> = Vec::new();
+    // De-duplication keys are 64-bit hashes of the identifying fields (no string copies per row);
+    // a hash match is confirmed against the stored record before anything is dropped.
+    let mut seen = Seen::with_capacity(parts.iter().map(Vec::len).sum());
+    for part in parts {
+        let base = orders.len();
+        append(&mut orders, part);
+        dup.resize(orders.len(), false);
+        for (i, dup) in dup.iter_mut().enumerate().skip(base) {
+            let o = &orders[i];
+            let key = hash_of(&[&o.order_id], o.item as i64);
+            let same = seen.find(key, |j| {
+                let p = &orders[j as usize];
+                p.order_id == o.order_id && p.item == o.item
+            });
+            let Some(j) = same else {
+                seen.insert(key, i as u32);
+                continue;
+            };
+            *dup = true;
+            report.duplicate_order_lines += 1;
+            let prev = &orders[j as usize];
+            let what = if prev.quantity != o.quantity {
+                Some(format!("quantity {} vs {}", o.quantity, prev.quantity))
+            } else if prev.purchased_at != o.purchased_at {
+                Some("purchase date".to_string())
+            } else if prev.item_price != o.item_price {
+                Some("item price".to_string())
+            } else {
+                None
+            };
+            note_conflict(
+                &mut report,
+                what,
+                format!("order '{}'", short_value(&o.order_id)),
+                (o.line, path_of(o.source)),
+                (prev.line, path_of(prev.source)),
+            );
+        }
+    }
+    drop(seen);
+    remove_marked(&mut orders, &dup);
+    drop(dup);
+    // Deterministic order regardless of file order quirks: by time, then id.
+    sort_records(
+        &mut orders,
+        |o| o.purchased_at,
+        |x, y| {
+            (&x.order_id, &x.product_id, x.source, x.line).cmp(&(
+                &y.order_id,
+                &y.product_id,
+                y.source,
+                y.line,
+            ))
+        },
+    );
+    (orders, report)
+}
+
+/// All reviews of the files, in file order, de-duplicated by review id (and, for reviews whose
+/// id revaudit assigned, by product, reviewer and time) and sorted by time; as `merge_orders`.
+fn merge_reviews(
+    parts: Vec<Vec<Review>>,
+    any_assigned: bool,
+    path_of: &(dyn Fn(u32) -> String + Sync),
+) -> (Vec<Review>, LoadReport) {
+    let mut report = LoadReport::default();
+    let mut reviews: Vec<Review> = Vec::new();
+    let mut dup: Vec<bool> = Vec::new();
+    let n: usize = parts.iter().map(Vec::len).sum();
+    let mut seen_ids = Seen::with_capacity(n);
+    let mut seen_content = Seen::with_capacity(if any_assigned { n } else { 0 });
+    for part in parts {
+        let base = reviews.len();
+        append(&mut reviews, part);
+        dup.resize(reviews.len(), false);
+        for (i, dup) in dup.iter_mut().enumerate().skip(base) {
+            let r = &reviews[i];
+            let id_key = hash_of(&[&r.review_id], 0);
+            let same_id = seen_ids.find(id_key, |j| reviews[j as usize].review_id == r.review_id);
+            if let Some(j) = same_id {
+                *dup = true;
+                report.duplicate_reviews += 1;
+                let prev = &reviews[j as usize];
+                let what = if prev.rating != r.rating {
+                    Some(format!("rating {} vs {}", r.rating, prev.rating))
+                } else if prev.created_at != r.created_at {
+                    Some("date".to_string())
+                } else if prev.product_id != r.product_id {
+                    Some("product".to_string())
+                } else if prev.text != r.text {
+                    Some("text".to_string())
+                } else {
+                    None
+                };
+                note_conflict(
+                    &mut report,
+                    what,
+                    format!("review '{}'", short_value(&r.review_id)),
+                    (r.line, path_of(r.source)),
+                    (prev.line, path_of(prev.source)),
+                );
+                continue;
+            }
+            if any_assigned {
+                let content_key = hash_of(&[&r.product_id, &r.reviewer_id], r.created_at);
+                let same_content = |j: u32| {
+                    let q = &reviews[j as usize];
+                    q.product_id == r.product_id
+                        && q.reviewer_id == r.reviewer_id
+                        && q.created_at == r.created_at
+                };
+                if r.review_id.contains('#')
+                    && seen_content.find(content_key, same_content).is_some()
+                {
+                    *dup = true;
+                    report.duplicate_reviews += 1;
+                    continue;
+                }
+                seen_content.insert(content_key, i as u32);
+            }
+            seen_ids.insert(id_key, i as u32);
+        }
+    }
+    drop((seen_ids, seen_content));
+    remove_marked(&mut reviews, &dup);
+    drop(dup);
+    sort_records(
+        &mut reviews,
+        |r| r.created_at,
+        |x, y| (&x.review_id, x.source, x.line).cmp(&(&y.review_id, y.source, y.line)),
+    );
+    (reviews, report)
 }
 
 /// Sort records by `time`, ties by `tie`. Exports are usually in time order already: that is
@@ -1885,6 +1928,7 @@ fn remove_marked<T>(v: &mut Vec<T>, marked: &[bool]) {
 
 /// Indices of kept records by 64-bit key: the first record of each key in a flat table, records
 /// whose key collides with a different record's in a side table (rare).
+#[derive(Clone)]
 pub(crate) struct Seen {
     first: HashMap<u64, u32, PreHashed>,
     more: HashMap<u64, Vec<u32>>,

@@ -205,7 +205,7 @@ fn rank(v: &str) -> u8 {
 fn read_reviews(path: &Path) -> Result<Vec<SnapReview>> {
     let f = std::fs::File::open(path)
         .with_context(|| format!("cannot open snapshot/{}", file_name(path)))?;
-    let mut r = csv::Reader::from_reader(BufReader::new(flate2::read::GzDecoder::new(f)));
+    let mut r = csv::Reader::from_reader(BufReader::new(flate2::read::MultiGzDecoder::new(f)));
     let want = [
         "review_id",
         "product_id",
@@ -458,32 +458,47 @@ pub fn write_snapshot(
     let snap: PathBuf = dir.join("snapshot");
     super::make_subdir(&snap)?;
     let path = snap.join("reviews.csv.gz");
-    let f =
-        std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
-    // No file name and mtime 0 in the gzip header: same reviews, same bytes.
-    let gz =
-        flate2::GzBuilder::new().write(std::io::BufWriter::new(f), flate2::Compression::fast());
-    let mut w = csv::Writer::from_writer(gz);
-    w.write_record([
-        "review_id",
-        "product_id",
-        "reviewer_id",
-        "rating",
-        "created_at",
-    ])?;
-    for r in &d.reviews {
-        w.write_record([
-            r.id.as_str(),
-            d.products[r.product as usize].as_str(),
-            d.reviewers[r.reviewer as usize].as_str(),
-            &r.rating.to_string(),
-            &format_utc(r.t),
-        ])?;
-    }
-    let gz = w
-        .into_inner()
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-    gz.finish()?.flush()?;
+    // One gzip member per block of rows, compressed on all cores (gzip readers read the members
+    // as one stream). No file name and mtime 0 in the gzip headers: same reviews, same bytes.
+    let gzip = |csv: Vec<u8>| -> Result<Vec<u8>> {
+        let mut gz = flate2::GzBuilder::new().write(
+            Vec::with_capacity(csv.len() / 3),
+            flate2::Compression::fast(),
+        );
+        gz.write_all(&csv)?;
+        Ok(gz.finish()?)
+    };
+    let mut head = Vec::new();
+    let raw = super::tables::as_is;
+    super::tables::put_row(
+        &mut head,
+        [
+            "review_id",
+            "product_id",
+            "reviewer_id",
+            "rating",
+            "created_at",
+        ],
+        raw,
+    );
+    let head = gzip(head)?;
+    super::tables::write_in_blocks(&path, &head, d.reviews.len(), |range| {
+        let mut csv = Vec::with_capacity(range.len() * 90);
+        for r in &d.reviews[range] {
+            super::tables::put_row(
+                &mut csv,
+                [
+                    r.id.as_str(),
+                    d.products[r.product as usize].as_str(),
+                    d.reviewers[r.reviewer as usize].as_str(),
+                    &r.rating.to_string(),
+                    &format_utc(r.t),
+                ],
+                raw,
+            );
+        }
+        gzip(csv)
+    })?;
     // Verdict history.
     let (periods, hist) = match comparison {
         Some(c) => c.history.clone(),
