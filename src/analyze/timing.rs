@@ -91,8 +91,9 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     // binary search of millions of lags per value.
     keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
     let pooled: Vec<f64> = keyed.iter().map(|x| x.0).collect();
-    let mut lags_by_product: Vec<(Vec<f64>, Vec<(u32, u32)>)> =
-        vec![(Vec::new(), Vec::new()); d.products.len()];
+    // Per product: its lags (sorted) and their pool ranks (≤, <).
+    type Ranked = (Vec<f64>, Vec<(u32, u32)>);
+    let mut lags_by_product: Vec<Ranked> = vec![(Vec::new(), Vec::new()); d.products.len()];
     let mut start = 0usize;
     for run in keyed.chunk_by(|a, b| a.0 == b.0) {
         let ranks = ((start + run.len()) as u32, start as u32);
