@@ -22,23 +22,31 @@ use super::{
 
 const FAMILY: &str = "overlap";
 
-/// Lockstep pairs: (reviewer a, reviewer b) → products co-reviewed within Δt.
-pub fn lockstep_pairs(d: &AuditData, cfg: &AuditConfig) -> BTreeMap<(u32, u32), BTreeSet<u32>> {
+/// Lockstep pairs: the (reviewer a < reviewer b) pairs that co-reviewed at least
+/// `lockstep_min_products` products within Δt, sorted.
+pub fn lockstep_pairs(d: &AuditData, cfg: &AuditConfig) -> Vec<(u32, u32)> {
     let dt = (cfg.lockstep_window_days * 86_400.0) as i64;
     // Only reviewers with enough distinct products can share `lockstep_min_products` with anyone:
     // everyone else (most accounts) is skipped before any pair is formed.
+    // (Accounts with fewer reviews than that are skipped without reading their reviews.)
+    let mut scratch: Vec<u32> = Vec::new();
     let eligible: Vec<bool> = d
         .by_reviewer
         .iter()
         .map(|v| {
-            v.iter()
-                .map(|&i| d.reviews[i as usize].product)
-                .collect::<BTreeSet<u32>>()
-                .len()
-                >= cfg.lockstep_min_products
+            if v.len() < cfg.lockstep_min_products {
+                return false;
+            }
+            scratch.clear();
+            scratch.extend(v.iter().map(|&i| d.reviews[i as usize].product));
+            scratch.sort_unstable();
+            scratch.dedup();
+            scratch.len() >= cfg.lockstep_min_products
         })
         .collect();
-    let mut pairs: HashMap<(u32, u32), BTreeSet<u32>> = HashMap::new();
+    // Per pair: (last product counted + 1, distinct products). Products are walked in increasing
+    // order, so a product is new for a pair exactly when it differs from the last one counted.
+    let mut pairs: rustc_hash::FxHashMap<(u32, u32), (u32, u32)> = Default::default();
     for (p, revs) in d.by_product.iter().enumerate() {
         // The product's review times (contiguous), and its eligible reviews only: windows walk
         // the short eligible list instead of every review (at millions of reviews a window holds
@@ -64,18 +72,21 @@ pub fn lockstep_pairs(d: &AuditData, cfg: &AuditConfig) -> BTreeMap<(u32, u32), 
             }
             for &(_, v, _) in &elig[lo..e] {
                 if v != u {
-                    pairs
-                        .entry((u.min(v), u.max(v)))
-                        .or_default()
-                        .insert(p as u32);
+                    let e = pairs.entry((u.min(v), u.max(v))).or_default();
+                    if e.0 != p as u32 + 1 {
+                        *e = (p as u32 + 1, e.1 + 1);
+                    }
                 }
             }
         }
     }
-    pairs
+    let mut kept: Vec<(u32, u32)> = pairs
         .into_iter()
-        .filter(|(_, s)| s.len() >= cfg.lockstep_min_products)
-        .collect()
+        .filter(|(_, (_, n))| *n as usize >= cfg.lockstep_min_products)
+        .map(|(k, _)| k)
+        .collect();
+    kept.sort_unstable();
+    kept
 }
 
 /// A node of the reviewer×product graph: (0, reviewer) or (1, product).
@@ -160,18 +171,13 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
     out
 }
 
-fn groups(
-    d: &AuditData,
-    cfg: &AuditConfig,
-    pairs: &BTreeMap<(u32, u32), BTreeSet<u32>>,
-    out: &mut FamilyOutput,
-) {
+fn groups(d: &AuditData, cfg: &AuditConfig, pairs: &[(u32, u32)], out: &mut FamilyOutput) {
     let mut dsu = super::Dsu::new(d.reviewers.len());
-    for &(a, b) in pairs.keys() {
+    for &(a, b) in pairs {
         dsu.union(a, b);
     }
     let mut comps: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
-    for &(a, b) in pairs.keys() {
+    for &(a, b) in pairs {
         let r = dsu.find(a);
         comps.entry(r).or_default().insert(a);
         comps.entry(r).or_default().insert(b);
@@ -358,13 +364,17 @@ fn groups(
         c.reviews = g.reviews.clone();
         c.review_strength = 0.0;
         out.candidates.push(c);
+        // The group's reviews per product, in the group's order (one pass; a group can hold
+        // hundreds of thousands of reviews over hundreds of products).
+        let mut by_product: HashMap<u32, Vec<u32>> = HashMap::new();
+        for &i in &g.reviews {
+            by_product
+                .entry(d.reviews[i as usize].product)
+                .or_default()
+                .push(i);
+        }
         for &p in &g.products {
-            let sub: Vec<u32> = g
-                .reviews
-                .iter()
-                .copied()
-                .filter(|&i| d.reviews[i as usize].product == p)
-                .collect();
+            let sub: Vec<u32> = by_product.remove(&p).unwrap_or_default();
             let mut c = Candidate::new(
                 FAMILY,
                 "lockstep_group_product",
@@ -480,6 +490,10 @@ fn product_overlap(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     let mut multi = vec![false; d.reviewers.len()];
     let mut prods: Vec<u32> = Vec::new();
     for (u, revs) in d.by_reviewer.iter().enumerate() {
+        // One review: one product, no pair (most accounts; their reviews are not read).
+        if revs.len() < 2 {
+            continue;
+        }
         prods.clear();
         prods.extend(revs.iter().map(|&i| d.reviews[i as usize].product));
         prods.sort_unstable();
@@ -663,29 +677,38 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         c.review_strength = 0.5;
         out.candidates.push(c);
         // Per product: accounts behind one identity that reviewed the same product.
-        let mut per_product: BTreeMap<u32, (BTreeSet<u32>, Vec<u32>, f64)> = BTreeMap::new();
+        // (accounts, reviews, best p) per product; accounts sorted and de-duplicated at the end.
+        let mut per_product: BTreeMap<u32, (Vec<u32>, Vec<u32>, f64)> = BTreeMap::new();
+        // One key's reviews as (product, position in the key's run, review, reviewer): sorted,
+        // runs of one product in the key's order (postal codes can be shared by thousands).
+        let mut by_p: Vec<(u32, u32, u32, u32)> = Vec::new();
+        let mut who: Vec<u32> = Vec::new();
         for (pv, revs, _) in &hits {
-            let mut by_p: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-            for &i in revs {
-                by_p.entry(d.reviews[i as usize].product)
-                    .or_default()
-                    .push(i);
-            }
-            for (p, v) in by_p {
-                let who: BTreeSet<u32> =
-                    v.iter().map(|&i| d.reviews[i as usize].reviewer).collect();
+            by_p.clear();
+            by_p.extend(revs.iter().enumerate().map(|(k, &i)| {
+                let r = &d.reviews[i as usize];
+                (r.product, k as u32, i, r.reviewer)
+            }));
+            by_p.sort_unstable();
+            for run in by_p.chunk_by(|a, b| a.0 == b.0) {
+                who.clear();
+                who.extend(run.iter().map(|x| x.3));
+                who.sort_unstable();
+                who.dedup();
                 if who.len() < 2 {
                     continue;
                 }
                 let e = per_product
-                    .entry(p)
-                    .or_insert_with(|| (BTreeSet::new(), Vec::new(), 1.0));
-                e.0.extend(who);
-                e.1.extend(v);
+                    .entry(run[0].0)
+                    .or_insert_with(|| (Vec::new(), Vec::new(), 1.0));
+                e.0.extend_from_slice(&who);
+                e.1.extend(run.iter().map(|x| x.2));
                 e.2 = e.2.min(*pv);
             }
         }
-        for (p, (who, revs, pv)) in per_product {
+        for (p, (mut who, revs, pv)) in per_product {
+            who.sort_unstable();
+            who.dedup();
             let pv = if kind == "postal" {
                 (pv * n_keys).min(1.0)
             } else {
