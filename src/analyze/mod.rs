@@ -128,6 +128,17 @@ pub struct FamilyOutput {
     pub product_pairs: Vec<ProductPair>,
 }
 
+impl FamilyOutput {
+    /// Add `other`'s outputs after this one's.
+    pub fn append(&mut self, other: FamilyOutput) {
+        self.candidates.extend(other.candidates);
+        self.signals.extend(other.signals);
+        self.not_run.extend(other.not_run);
+        self.groups.extend(other.groups);
+        self.product_pairs.extend(other.product_pairs);
+    }
+}
+
 /// A reviewer group, for the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupInfo {
@@ -230,18 +241,17 @@ pub fn analyze(d: &AuditData, cfg: &AuditConfig, progress: &dyn Fn(&str)) -> Ana
         Err(e) => std::panic::resume_unwind(e),
     }
     progress("verdicts and scores");
-    let mut candidates = Vec::new();
-    let mut signals = Vec::new();
-    let mut not_run = Vec::new();
-    let mut groups = Vec::new();
-    let mut product_pairs = Vec::new();
+    let mut all = FamilyOutput::default();
     for o in outputs {
-        candidates.extend(o.candidates);
-        signals.extend(o.signals);
-        not_run.extend(o.not_run);
-        groups.extend(o.groups);
-        product_pairs.extend(o.product_pairs);
+        all.append(o);
     }
+    let FamilyOutput {
+        candidates,
+        signals,
+        mut not_run,
+        groups,
+        product_pairs,
+    } = all;
     let decided = corroborate(decide(candidates, cfg), cfg);
     let mut tallies: BTreeMap<String, TestTally> = BTreeMap::new();
     for (c, v, _) in &decided {
@@ -259,10 +269,15 @@ pub fn analyze(d: &AuditData, cfg: &AuditConfig, progress: &dyn Fn(&str)) -> Ana
         .filter(|(_, v, _)| matches!(v, Verdict::Warn | Verdict::Fail))
         .collect();
     let (reviews, reviewers, products) = scoring::score(d, cfg, &flagged, &signals);
-    let mut findings: Vec<Finding> = flagged
-        .iter()
-        .map(|(c, v, q)| to_finding(d, c, *v, *q))
-        .collect();
+    let mut findings: Vec<Finding> = in_chunks(flagged.len(), 16, |range| {
+        flagged[range]
+            .iter()
+            .map(|(c, v, q)| to_finding(d, c, *v, *q))
+            .collect::<Vec<Finding>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     // Ids must be unique within a report: a second finding with the same id gets a suffix.
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for f in findings.iter_mut() {
@@ -394,27 +409,31 @@ fn to_finding(d: &AuditData, c: &Candidate, v: Verdict, q: f64) -> Finding {
         Some(w) => format!("{}:{}:{}", c.test, c.subject.id(), w.from),
         None => format!("{}:{}", c.test, c.subject.id()),
     };
-    let mut review_ids: Vec<String> = c
-        .reviews
+    // Distinct indices first (evidence can list hundreds of thousands of reviews), then their
+    // ids: the same sorted, de-duplicated lists with one string per distinct review and reviewer.
+    let mut reviews: Vec<u32> = c.reviews.clone();
+    reviews.sort_unstable();
+    reviews.dedup();
+    let mut review_ids: Vec<String> = reviews
         .iter()
         .map(|&i| d.reviews[i as usize].id.to_string())
         .collect();
     review_ids.sort();
     review_ids.dedup();
-    let mut reviewer_ids: Vec<String> = c
-        .reviews
+    let mut who: Vec<u32> = reviews
         .iter()
         .map(|&i| d.reviews[i as usize].reviewer)
         .chain(c.reviewers.iter().copied())
-        .map(|r| d.reviewers[r as usize].clone())
+        .collect();
+    who.sort_unstable();
+    who.dedup();
+    let mut reviewer_ids: Vec<String> = who
+        .iter()
+        .map(|&r| d.reviewers[r as usize].clone())
         .collect();
     reviewer_ids.sort();
     reviewer_ids.dedup();
-    let mut days: Vec<i64> = c
-        .reviews
-        .iter()
-        .map(|&i| d.reviews[i as usize].day)
-        .collect();
+    let mut days: Vec<i64> = reviews.iter().map(|&i| d.reviews[i as usize].day).collect();
     days.sort_unstable();
     days.dedup();
     Finding {

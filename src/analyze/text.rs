@@ -245,6 +245,14 @@ fn near_duplicates(
             // near-duplicates chain through union-find, so a cluster still joins up, and a bucket
             // of thousands of copies costs linear work.
             for bucket in keyed.chunk_by(|x, y| x.0 == y.0).filter(|b| b.len() >= 2) {
+                // Read the members' union-find slots and reviewers up front: independent loads
+                // the processor overlaps, where the walk below would wait for each miss in turn
+                // (at millions of reviews the walk was mostly waiting for memory).
+                let mut touched = 0u32;
+                for &(_, k) in bucket {
+                    touched ^= parent.0[k as usize] ^ reviewer_of[k as usize];
+                }
+                std::hint::black_box(touched);
                 for x in 1..bucket.len() {
                     let i = bucket[x].1 as usize;
                     for &(_, j) in &bucket[x.saturating_sub(COMPARE_BACK)..x] {
@@ -345,13 +353,36 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         }
         return out;
     }
-    // Every text is read once here for its word count and signature; the tests below reuse them.
-    let TextPass { words, ids, sigs } = text_pass(d, cfg);
-    duplicates(d, cfg, &words, &ids, &sigs, &mut out);
-    drop((ids, sigs));
-    phrases(d, cfg, &mut out);
-    word_counts(d, cfg, &words, &mut out);
-    incentives(d, cfg, &mut out);
+    // Two lines of work side by side: the phrase and disclaimer tests on their own thread, and
+    // here every text read once for its word count and signature (reused by the near-duplicate
+    // and word-count tests). Outputs are joined in a fixed order.
+    let (phrase_out, incentive_out) = std::thread::scope(|s| {
+        let other = s.spawn(|| {
+            let mut phrase_out = FamilyOutput::default();
+            phrases(d, cfg, &mut phrase_out);
+            let mut incentive_out = FamilyOutput::default();
+            incentives(d, cfg, &mut incentive_out);
+            (phrase_out, incentive_out)
+        });
+        let TextPass { words, ids, sigs } = text_pass(d, cfg);
+        duplicates(d, cfg, &words, &ids, &sigs, &mut out);
+        drop((ids, sigs));
+        let mut word_out = FamilyOutput::default();
+        word_counts(d, cfg, &words, &mut word_out);
+        let (phrase_out, incentive_out) = other
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (
+            {
+                let mut o = phrase_out;
+                o.append(word_out);
+                o
+            },
+            incentive_out,
+        )
+    });
+    out.append(phrase_out);
+    out.append(incentive_out);
     out
 }
 
@@ -588,25 +619,30 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             best.insert(c.product, (pv, ci, lambda));
         }
     }
-    for (p, (pv, ci, lambda)) in best {
-        let c = &cands[ci];
-        let k: u64 = c.here.iter().sum();
-        let revs: Vec<u32> = d
-            .audited_of(p)
-            .filter(|&i| d.reviews[i as usize].text.is_some())
-            .collect();
-        let n = revs.len();
-        let text_of = |i: u32| d.reviews[i as usize].text.as_deref().unwrap_or("");
-        let (sub, rest): (Vec<u32>, Vec<u32>) = revs.iter().partition(|&&i| {
-            word_hashes(text_of(i))
-                .windows(3)
-                .any(|w| (w[0], w[1], w[2]) == c.phrase)
-        });
-        let shown = sub
-            .first()
-            .and_then(|&i| phrase_text(text_of(i), c.phrase))
-            .unwrap_or_default();
-        let mut cand = Candidate::new(
+    // Per product with a candidate: its reviews with and without the phrase (texts read again;
+    // products split between threads, results in product order).
+    let best: Vec<(usize, (f64, usize, f64))> = best.into_iter().collect();
+    let found = super::in_chunks(best.len(), 8, |range| {
+        let mut found: Vec<Candidate> = Vec::new();
+        for &(p, (pv, ci, lambda)) in &best[range] {
+            let c = &cands[ci];
+            let k: u64 = c.here.iter().sum();
+            let revs: Vec<u32> = d
+                .audited_of(p)
+                .filter(|&i| d.reviews[i as usize].text.is_some())
+                .collect();
+            let n = revs.len();
+            let text_of = |i: u32| d.reviews[i as usize].text.as_deref().unwrap_or("");
+            let (sub, rest): (Vec<u32>, Vec<u32>) = revs.iter().partition(|&&i| {
+                word_hashes(text_of(i))
+                    .windows(3)
+                    .any(|w| (w[0], w[1], w[2]) == c.phrase)
+            });
+            let shown = sub
+                .first()
+                .and_then(|&i| phrase_text(text_of(i), c.phrase))
+                .unwrap_or_default();
+            let mut cand = Candidate::new(
             FAMILY,
             "phrase_repetition",
             Subject::Product(d.products[p].clone()),
@@ -617,11 +653,14 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
                 d.products[p]
             ),
         );
-        cand.p_rating = rating_question(d, &sub, &rest);
-        cand.reviews = sub;
-        cand.review_strength = 0.5;
-        out.candidates.push(cand);
-    }
+            cand.p_rating = rating_question(d, &sub, &rest);
+            cand.reviews = sub;
+            cand.review_strength = 0.5;
+            found.push(cand);
+        }
+        found
+    });
+    out.candidates.extend(found.into_iter().flatten());
 }
 
 /// Word-count bins: 0–4, 5–9, 10–19, 20–39, 40–79, 80+.
@@ -678,10 +717,20 @@ fn word_counts(d: &AuditData, cfg: &AuditConfig, words: &[u32], out: &mut Family
 }
 
 fn incentives(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
-    let hit = |i: u32| -> bool {
+    // ASCII texts (almost all) are lower-cased into one reused buffer; others as before. The
+    // phrases are ASCII, so both find the same matches.
+    let mut lower = String::new();
+    let mut hit = |i: u32| -> bool {
         d.reviews[i as usize].text.as_deref().is_some_and(|t| {
-            let l = t.to_lowercase();
-            INCENTIVE.iter().any(|k| l.contains(k))
+            if t.is_ascii() {
+                lower.clear();
+                lower.push_str(t);
+                lower.make_ascii_lowercase();
+                INCENTIVE.iter().any(|k| lower.contains(k))
+            } else {
+                let l = t.to_lowercase();
+                INCENTIVE.iter().any(|k| l.contains(k))
+            }
         })
     };
     let (mut k_all, mut n_all) = (0u64, 0u64);

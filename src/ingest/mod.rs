@@ -1738,36 +1738,47 @@ fn merge_orders(
         let base = orders.len();
         append(&mut orders, part);
         dup.resize(orders.len(), false);
-        for (i, dup) in dup.iter_mut().enumerate().skip(base) {
-            let o = &orders[i];
-            let key = hash_of(&[&o.order_id], o.item as i64);
-            let same = seen.find(key, |j| {
-                let p = &orders[j as usize];
-                p.order_id == o.order_id && p.item == o.item
-            });
-            let Some(j) = same else {
-                seen.insert(key, i as u32);
-                continue;
-            };
-            *dup = true;
-            report.duplicate_order_lines += 1;
-            let prev = &orders[j as usize];
-            let what = if prev.quantity != o.quantity {
-                Some(format!("quantity {} vs {}", o.quantity, prev.quantity))
-            } else if prev.purchased_at != o.purchased_at {
-                Some("purchase date".to_string())
-            } else if prev.item_price != o.item_price {
-                Some("item price".to_string())
-            } else {
-                None
-            };
-            note_conflict(
-                &mut report,
-                what,
-                format!("order '{}'", short_value(&o.order_id)),
-                (o.line, path_of(o.source)),
-                (prev.line, path_of(prev.source)),
+        let mut keys: Vec<u64> = Vec::with_capacity(READ_AHEAD);
+        for start in (base..orders.len()).step_by(READ_AHEAD) {
+            let end = (start + READ_AHEAD).min(orders.len());
+            keys.clear();
+            keys.extend(
+                orders[start..end]
+                    .iter()
+                    .map(|o| hash_of(&[&o.order_id], o.item as i64)),
             );
+            read_ahead(&seen, &keys, |j| orders[j as usize].purchased_at as u64);
+            for (i, &key) in (start..end).zip(&keys) {
+                let dup = &mut dup[i];
+                let o = &orders[i];
+                let same = seen.find(key, |j| {
+                    let p = &orders[j as usize];
+                    p.order_id == o.order_id && p.item == o.item
+                });
+                let Some(j) = same else {
+                    seen.insert(key, i as u32);
+                    continue;
+                };
+                *dup = true;
+                report.duplicate_order_lines += 1;
+                let prev = &orders[j as usize];
+                let what = if prev.quantity != o.quantity {
+                    Some(format!("quantity {} vs {}", o.quantity, prev.quantity))
+                } else if prev.purchased_at != o.purchased_at {
+                    Some("purchase date".to_string())
+                } else if prev.item_price != o.item_price {
+                    Some("item price".to_string())
+                } else {
+                    None
+                };
+                note_conflict(
+                    &mut report,
+                    what,
+                    format!("order '{}'", short_value(&o.order_id)),
+                    (o.line, path_of(o.source)),
+                    (prev.line, path_of(prev.source)),
+                );
+            }
         }
     }
     drop(seen);
@@ -1806,52 +1817,64 @@ fn merge_reviews(
         let base = reviews.len();
         append(&mut reviews, part);
         dup.resize(reviews.len(), false);
-        for (i, dup) in dup.iter_mut().enumerate().skip(base) {
-            let r = &reviews[i];
-            let id_key = hash_of(&[&r.review_id], 0);
-            let same_id = seen_ids.find(id_key, |j| reviews[j as usize].review_id == r.review_id);
-            if let Some(j) = same_id {
-                *dup = true;
-                report.duplicate_reviews += 1;
-                let prev = &reviews[j as usize];
-                let what = if prev.rating != r.rating {
-                    Some(format!("rating {} vs {}", r.rating, prev.rating))
-                } else if prev.created_at != r.created_at {
-                    Some("date".to_string())
-                } else if prev.product_id != r.product_id {
-                    Some("product".to_string())
-                } else if prev.text != r.text {
-                    Some("text".to_string())
-                } else {
-                    None
-                };
-                note_conflict(
-                    &mut report,
-                    what,
-                    format!("review '{}'", short_value(&r.review_id)),
-                    (r.line, path_of(r.source)),
-                    (prev.line, path_of(prev.source)),
-                );
-                continue;
-            }
-            if any_assigned {
-                let content_key = hash_of(&[&r.product_id, &r.reviewer_id], r.created_at);
-                let same_content = |j: u32| {
-                    let q = &reviews[j as usize];
-                    q.product_id == r.product_id
-                        && q.reviewer_id == r.reviewer_id
-                        && q.created_at == r.created_at
-                };
-                if r.review_id.contains('#')
-                    && seen_content.find(content_key, same_content).is_some()
-                {
+        let mut keys: Vec<u64> = Vec::with_capacity(READ_AHEAD);
+        for start in (base..reviews.len()).step_by(READ_AHEAD) {
+            let end = (start + READ_AHEAD).min(reviews.len());
+            keys.clear();
+            keys.extend(
+                reviews[start..end]
+                    .iter()
+                    .map(|r| hash_of(&[&r.review_id], 0)),
+            );
+            read_ahead(&seen_ids, &keys, |j| reviews[j as usize].created_at as u64);
+            for (i, &id_key) in (start..end).zip(&keys) {
+                let dup = &mut dup[i];
+                let r = &reviews[i];
+                let same_id =
+                    seen_ids.find(id_key, |j| reviews[j as usize].review_id == r.review_id);
+                if let Some(j) = same_id {
                     *dup = true;
                     report.duplicate_reviews += 1;
+                    let prev = &reviews[j as usize];
+                    let what = if prev.rating != r.rating {
+                        Some(format!("rating {} vs {}", r.rating, prev.rating))
+                    } else if prev.created_at != r.created_at {
+                        Some("date".to_string())
+                    } else if prev.product_id != r.product_id {
+                        Some("product".to_string())
+                    } else if prev.text != r.text {
+                        Some("text".to_string())
+                    } else {
+                        None
+                    };
+                    note_conflict(
+                        &mut report,
+                        what,
+                        format!("review '{}'", short_value(&r.review_id)),
+                        (r.line, path_of(r.source)),
+                        (prev.line, path_of(prev.source)),
+                    );
                     continue;
                 }
-                seen_content.insert(content_key, i as u32);
+                if any_assigned {
+                    let content_key = hash_of(&[&r.product_id, &r.reviewer_id], r.created_at);
+                    let same_content = |j: u32| {
+                        let q = &reviews[j as usize];
+                        q.product_id == r.product_id
+                            && q.reviewer_id == r.reviewer_id
+                            && q.created_at == r.created_at
+                    };
+                    if r.review_id.contains('#')
+                        && seen_content.find(content_key, same_content).is_some()
+                    {
+                        *dup = true;
+                        report.duplicate_reviews += 1;
+                        continue;
+                    }
+                    seen_content.insert(content_key, i as u32);
+                }
+                seen_ids.insert(id_key, i as u32);
             }
-            seen_ids.insert(id_key, i as u32);
         }
     }
     drop((seen_ids, seen_content));
@@ -2020,6 +2043,12 @@ impl Seen {
             .filter(move |&j| same(j))
     }
 
+    /// The first record under `key`, unconfirmed: for reading a table slot (and what it points
+    /// to) ahead of the real lookup, so that many such reads are in flight at once.
+    pub(crate) fn peek(&self, key: u64) -> Option<u32> {
+        self.first.get(&key).copied()
+    }
+
     pub(crate) fn insert(&mut self, key: u64, i: u32) {
         match self.first.entry(key) {
             std::collections::hash_map::Entry::Vacant(e) => {
@@ -2030,6 +2059,22 @@ impl Seen {
             }
         }
     }
+}
+
+/// Records looked up per batch by `read_ahead`.
+const READ_AHEAD: usize = 256;
+
+/// Read the table slots of `keys` (and, through `touch`, the records they point to) before a batch
+/// of lookups: these reads do not depend on each other, so the processor overlaps their cache
+/// misses, where the lookups themselves (each followed by work on its result) wait for them one by
+/// one. With tens of millions of records the tables and records are gigabytes: this is most of
+/// the time of de-duplication and linking.
+fn read_ahead(seen: &Seen, keys: &[u64], touch: impl Fn(u32) -> u64) {
+    let acc = keys
+        .iter()
+        .filter_map(|&k| seen.peek(k))
+        .fold(0u64, |acc, j| acc ^ touch(j));
+    std::hint::black_box(acc);
 }
 
 /// Count a duplicate whose content differs (`what`: how) and list the first few with both places.
@@ -2123,29 +2168,47 @@ pub fn link_reviews(ds: &mut Dataset) {
                 runs.insert(hash_of(&[o.order_id.as_str()], 0), i as u32);
             }
         }
-        for (r, link) in ds.reviews.iter().zip(links.iter_mut()) {
-            let Some(oid) = &r.order_id else { continue };
-            let mut first = None;
-            let mut same_product = None;
-            let starts = runs.all(hash_of(&[oid.as_str()], 0), |j| {
-                orders[j as usize].order_id == *oid
-            });
-            'runs: for start in starts {
-                for (k, o) in orders.iter().enumerate().skip(start as usize) {
-                    if o.order_id != *oid {
-                        break;
+        // Reviews are looked up on all cores (the index is only read), results joined in order.
+        let found = crate::analyze::in_chunks(ds.reviews.len(), 50_000, |range| {
+            let mut part: Vec<Option<u32>> = Vec::with_capacity(range.len());
+            let mut keys: Vec<u64> = Vec::with_capacity(READ_AHEAD);
+            for batch in ds.reviews[range].chunks(READ_AHEAD) {
+                keys.clear();
+                keys.extend(batch.iter().map(|r| {
+                    r.order_id
+                        .as_ref()
+                        .map_or(0, |oid| hash_of(&[oid.as_str()], 0))
+                }));
+                read_ahead(&runs, &keys, |j| orders[j as usize].purchased_at as u64);
+                for (r, &key) in batch.iter().zip(&keys) {
+                    let Some(oid) = &r.order_id else {
+                        part.push(None);
+                        continue;
+                    };
+                    let mut first = None;
+                    let mut same_product = None;
+                    let starts = runs.all(key, |j| orders[j as usize].order_id == *oid);
+                    'runs: for start in starts {
+                        for (k, o) in orders.iter().enumerate().skip(start as usize) {
+                            if o.order_id != *oid {
+                                break;
+                            }
+                            first.get_or_insert(k as u32);
+                            if o.product_id == r.product_id {
+                                same_product = Some(k as u32);
+                                break 'runs;
+                            }
+                        }
                     }
-                    first.get_or_insert(k as u32);
-                    if o.product_id == r.product_id {
-                        same_product = Some(k as u32);
-                        break 'runs;
-                    }
+                    part.push(same_product.or(first));
                 }
             }
-            if let Some(k) = same_product.or(first) {
-                *link = Some(k);
-                *methods.entry("order id".into()).or_default() += 1;
-            }
+            part
+        });
+        links = found.concat();
+        let n = links.iter().filter(|l| l.is_some()).count() as u64;
+        if n > 0 {
+            methods.insert("order id".into(), n);
         }
     }
     let by_buyer_needed = ds
