@@ -82,8 +82,12 @@ fn mix(mut z: u64) -> u64 {
 
 /// Sorted, de-duplicated hashes of word 3-shingles.
 pub fn shingle_set(text: &str) -> Vec<u64> {
-    let w = word_hashes(text);
-    let mut v: Vec<u64> = w
+    shingles_of(&word_hashes(text))
+}
+
+/// Sorted, de-duplicated hashes of the 3-shingles of a text's word hashes.
+fn shingles_of(words: &[u64]) -> Vec<u64> {
+    let mut v: Vec<u64> = words
         .windows(3)
         .map(|t| mix(t[0] ^ mix(t[1] ^ mix(t[2]))))
         .collect();
@@ -141,13 +145,7 @@ fn minhash(set: &[u64]) -> [u64; PERMS] {
 type Signature = [u16; PERMS];
 
 fn signature(words: &[u64]) -> Signature {
-    let mut v: Vec<u64> = words
-        .windows(3)
-        .map(|t| mix(t[0] ^ mix(t[1] ^ mix(t[2]))))
-        .collect();
-    v.sort_unstable();
-    v.dedup();
-    let full = minhash(&v);
+    let full = minhash(&shingles_of(words));
     let mut sig = [0u16; PERMS];
     for (s, f) in sig.iter_mut().zip(full.iter()) {
         *s = (*f >> 48) as u16;

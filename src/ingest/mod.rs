@@ -1738,48 +1738,39 @@ fn merge_orders(
         let base = orders.len();
         append(&mut orders, part);
         dup.resize(orders.len(), false);
-        let mut keys: Vec<u64> = Vec::with_capacity(READ_AHEAD);
-        for start in (base..orders.len()).step_by(READ_AHEAD) {
-            let end = (start + READ_AHEAD).min(orders.len());
-            keys.clear();
-            keys.extend(
-                orders[start..end]
-                    .iter()
-                    .map(|o| hash_of(&[&o.order_id], o.item as i64)),
+        let key = |o: &OrderLine| hash_of(&[&o.order_id], o.item as i64);
+        let touch = |j: u32| orders[j as usize].purchased_at as u64;
+        each_read_ahead(&mut seen, &orders, base, key, touch, |seen, i, key| {
+            let dup = &mut dup[i];
+            let o = &orders[i];
+            let same = seen.find(key, |j| {
+                let p = &orders[j as usize];
+                p.order_id == o.order_id && p.item == o.item
+            });
+            let Some(j) = same else {
+                seen.insert(key, i as u32);
+                return;
+            };
+            *dup = true;
+            report.duplicate_order_lines += 1;
+            let prev = &orders[j as usize];
+            let what = if prev.quantity != o.quantity {
+                Some(format!("quantity {} vs {}", o.quantity, prev.quantity))
+            } else if prev.purchased_at != o.purchased_at {
+                Some("purchase date".to_string())
+            } else if prev.item_price != o.item_price {
+                Some("item price".to_string())
+            } else {
+                None
+            };
+            note_conflict(
+                &mut report,
+                what,
+                format!("order '{}'", short_value(&o.order_id)),
+                (o.line, path_of(o.source)),
+                (prev.line, path_of(prev.source)),
             );
-            read_ahead(&seen, &keys, |j| orders[j as usize].purchased_at as u64);
-            for (i, &key) in (start..end).zip(&keys) {
-                let dup = &mut dup[i];
-                let o = &orders[i];
-                let same = seen.find(key, |j| {
-                    let p = &orders[j as usize];
-                    p.order_id == o.order_id && p.item == o.item
-                });
-                let Some(j) = same else {
-                    seen.insert(key, i as u32);
-                    continue;
-                };
-                *dup = true;
-                report.duplicate_order_lines += 1;
-                let prev = &orders[j as usize];
-                let what = if prev.quantity != o.quantity {
-                    Some(format!("quantity {} vs {}", o.quantity, prev.quantity))
-                } else if prev.purchased_at != o.purchased_at {
-                    Some("purchase date".to_string())
-                } else if prev.item_price != o.item_price {
-                    Some("item price".to_string())
-                } else {
-                    None
-                };
-                note_conflict(
-                    &mut report,
-                    what,
-                    format!("order '{}'", short_value(&o.order_id)),
-                    (o.line, path_of(o.source)),
-                    (prev.line, path_of(prev.source)),
-                );
-            }
-        }
+        });
     }
     drop(seen);
     remove_marked(&mut orders, &dup);
@@ -1817,17 +1808,15 @@ fn merge_reviews(
         let base = reviews.len();
         append(&mut reviews, part);
         dup.resize(reviews.len(), false);
-        let mut keys: Vec<u64> = Vec::with_capacity(READ_AHEAD);
-        for start in (base..reviews.len()).step_by(READ_AHEAD) {
-            let end = (start + READ_AHEAD).min(reviews.len());
-            keys.clear();
-            keys.extend(
-                reviews[start..end]
-                    .iter()
-                    .map(|r| hash_of(&[&r.review_id], 0)),
-            );
-            read_ahead(&seen_ids, &keys, |j| reviews[j as usize].created_at as u64);
-            for (i, &id_key) in (start..end).zip(&keys) {
+        let key = |r: &Review| hash_of(&[&r.review_id], 0);
+        let touch = |j: u32| reviews[j as usize].created_at as u64;
+        each_read_ahead(
+            &mut seen_ids,
+            &reviews,
+            base,
+            key,
+            touch,
+            |seen_ids, i, id_key| {
                 let dup = &mut dup[i];
                 let r = &reviews[i];
                 let same_id =
@@ -1854,7 +1843,7 @@ fn merge_reviews(
                         (r.line, path_of(r.source)),
                         (prev.line, path_of(prev.source)),
                     );
-                    continue;
+                    return;
                 }
                 if any_assigned {
                     let content_key = hash_of(&[&r.product_id, &r.reviewer_id], r.created_at);
@@ -1869,13 +1858,13 @@ fn merge_reviews(
                     {
                         *dup = true;
                         report.duplicate_reviews += 1;
-                        continue;
+                        return;
                     }
                     seen_content.insert(content_key, i as u32);
                 }
                 seen_ids.insert(id_key, i as u32);
-            }
-        }
+            },
+        );
     }
     drop((seen_ids, seen_content));
     remove_marked(&mut reviews, &dup);
@@ -2063,6 +2052,29 @@ impl Seen {
 
 /// Records looked up per batch by `read_ahead`.
 const READ_AHEAD: usize = 256;
+
+/// Run `body(seen, i, key(items[i]))` for every i from `base` on, in order, a batch of
+/// `READ_AHEAD` at a time whose keys' table slots (and, through `touch`, the records they point to)
+/// are read ahead first (see `read_ahead`).
+fn each_read_ahead<T>(
+    seen: &mut Seen,
+    items: &[T],
+    base: usize,
+    key: impl Fn(&T) -> u64,
+    touch: impl Fn(u32) -> u64,
+    mut body: impl FnMut(&mut Seen, usize, u64),
+) {
+    let mut keys: Vec<u64> = Vec::with_capacity(READ_AHEAD);
+    for start in (base..items.len()).step_by(READ_AHEAD) {
+        let end = (start + READ_AHEAD).min(items.len());
+        keys.clear();
+        keys.extend(items[start..end].iter().map(&key));
+        read_ahead(seen, &keys, &touch);
+        for (i, &k) in (start..end).zip(&keys) {
+            body(seen, i, k);
+        }
+    }
+}
 
 /// Read the table slots of `keys` (and, through `touch`, the records they point to) before a batch
 /// of lookups: these reads do not depend on each other, so the processor overlaps their cache
