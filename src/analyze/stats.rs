@@ -282,6 +282,57 @@ pub fn entropy(counts: &[u64]) -> f64 {
 /// Upper-tail ECDF probabilities: for each value, the share of values ≥ it (ties share the tail).
 /// Used by the SpEagle-style prior, where a small tail probability means "extreme".
 pub fn ecdf_upper_tail(v: &[f64]) -> Vec<f64> {
+    ecdf_counted(v).unwrap_or_else(|| ecdf_sorted(v))
+}
+
+/// Distinct values up to which `ecdf_counted` counts instead of sorting.
+const ECDF_MAX_DISTINCT: usize = 64;
+
+/// `ecdf_sorted`'s result for columns of at most `ECDF_MAX_DISTINCT` distinct values (flags, small
+/// counts: half of the prior's features), from counts instead of a sort of millions of values;
+/// `None` for other columns.
+fn ecdf_counted(v: &[f64]) -> Option<Vec<f64>> {
+    let n = v.len();
+    // Distinct values, by `==` (neither is below the other; -0.0 and 0.0 are one value). NaN is
+    // left out before any comparison.
+    let same = |a: f64, b: f64| a == b;
+    let mut distinct: Vec<f64> = Vec::new();
+    let mut last: Option<f64> = None;
+    for &x in v {
+        if x.is_nan() || last.is_some_and(|l| same(x, l)) {
+            continue;
+        }
+        last = Some(x);
+        if !distinct.iter().any(|&d| same(d, x)) {
+            if distinct.len() == ECDF_MAX_DISTINCT {
+                return None;
+            }
+            distinct.push(x);
+        }
+    }
+    distinct.sort_unstable_by(|a, b| a.total_cmp(b));
+    // Position of a value among the sorted distinct values (by `<`, as above).
+    let slot = |x: f64| distinct.partition_point(|&d| d < x);
+    let mut count = vec![0usize; distinct.len()];
+    for &x in v.iter().filter(|x| !x.is_nan()) {
+        count[slot(x)] += 1;
+    }
+    // Tail of each distinct value: the share of values not below it.
+    let mut tail = Vec::with_capacity(distinct.len());
+    let mut below = 0usize;
+    for c in &count {
+        tail.push((n - below) as f64 / n as f64);
+        below += c;
+    }
+    Some(
+        v.iter()
+            .map(|&x| if x.is_nan() { 1.0 } else { tail[slot(x)] })
+            .collect(),
+    )
+}
+
+/// Upper-tail ECDF probabilities by one sort of the column (any number of distinct values).
+fn ecdf_sorted(v: &[f64]) -> Vec<f64> {
     let n = v.len();
     if n == 0 {
         return Vec::new();
@@ -311,6 +362,32 @@ pub fn ecdf_upper_tail(v: &[f64]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Counting gives the sort's tails bit for bit on columns of few distinct values, with
+        /// NaN, -0.0 and 0.0 among them; columns of many values go to the sort.
+        #[test]
+        fn ecdf_counted_matches_sorted(codes in proptest::collection::vec(0u8..12, 0..300)) {
+            let pick = [0.0, -0.0, 1.0, 0.5, f64::NAN, 2.0, -1.0, 0.25, 1.0 / 3.0, 7.0, 0.5, 1e-9];
+            let v: Vec<f64> = codes.iter().map(|&c| pick[c as usize]).collect();
+            let a = ecdf_counted(&v).unwrap();
+            let b = ecdf_sorted(&v);
+            prop_assert_eq!(
+                a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn ecdf_many_values_are_sorted() {
+        let v: Vec<f64> = (0..200).map(|i| ((i * 37) % 200) as f64).collect();
+        assert!(ecdf_counted(&v).is_none());
+        let t = ecdf_upper_tail(&v);
+        assert_eq!(t[0], 1.0); // value 0: every value is ≥ it
+        assert_eq!(t[1], (200.0 - 37.0) / 200.0);
+    }
     use statrs::stats_tests::ks_test::{ks_twosample, KSTwoSampleAlternativeMethod};
     use statrs::stats_tests::NaNPolicy;
 
