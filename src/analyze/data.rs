@@ -154,25 +154,18 @@ impl Interner {
     }
 }
 
-/// Names looked up per batch with `read_ahead`.
-const READ_AHEAD: usize = 256;
-
 impl Interner {
-    /// Read the table slots of `keys` and the names they point to before a batch of `get_hashed`:
-    /// independent reads the processor overlaps (with millions of names, each lookup otherwise
-    /// waits for two or three cache misses in turn).
+    /// Read the table slots of `keys` and the names they point to before a batch of `get_hashed`
+    /// (`ingest::read_ahead`: with millions of names, each lookup otherwise waits for two or three
+    /// cache misses in turn).
     fn read_ahead(&self, keys: &[u64]) {
-        let acc = keys
-            .iter()
-            .filter_map(|&k| self.seen.peek(k))
-            .fold(0u64, |acc, i| {
-                acc ^ self.names[i as usize]
-                    .as_bytes()
-                    .first()
-                    .copied()
-                    .unwrap_or(0) as u64
-            });
-        std::hint::black_box(acc);
+        crate::ingest::read_ahead(&self.seen, keys, |i| {
+            self.names[i as usize]
+                .as_bytes()
+                .first()
+                .copied()
+                .unwrap_or(0) as u64
+        });
     }
 }
 
@@ -286,8 +279,8 @@ fn compact_reviews(
     let mut keys = KeyInterner::default();
     let mut reviewers = Interner::new();
     let mut reviews = Vec::with_capacity(src.len());
-    let mut names: Vec<u64> = Vec::with_capacity(READ_AHEAD);
-    for batch in src.chunks_mut(READ_AHEAD) {
+    let mut names: Vec<u64> = Vec::with_capacity(crate::ingest::READ_AHEAD);
+    for batch in src.chunks_mut(crate::ingest::READ_AHEAD) {
         names.clear();
         names.extend(
             batch

@@ -127,25 +127,10 @@ pub fn kolmogorov_sf(lambda: f64) -> f64 {
     sane(2.0 * s)
 }
 
-/// Two-sample KS of a subset against the rest of a pool it belongs to, in O(n log N): `pool` is
-/// every value (sorted), `sub` the subset's values (sorted); the rest is `pool` minus `sub`.
-/// Returns (D, asymptotic p) with the usual effective size n·m/(n+m).
-pub fn ks_against_pool(pool: &[f64], sub: &[f64]) -> Option<(f64, f64)> {
-    let ranks: Vec<(u32, u32)> = sub
-        .iter()
-        .map(|&x| {
-            (
-                pool.partition_point(|y| *y <= x) as u32,
-                pool.partition_point(|y| *y < x) as u32,
-            )
-        })
-        .collect();
-    ks_against_pool_ranked(pool.len(), sub, &ranks)
-}
-
-/// `ks_against_pool` when the pool ranks of the subset's values are known: `ranks[k]` is (pool
-/// values ≤ sub[k], pool values < sub[k]) and `n_all` the pool's size. Callers that rank every
-/// value of the pool at once (one sort) save a binary search of the whole pool per value.
+/// Two-sample KS of a subset against the rest of a pool it belongs to: the subset's values `sub`
+/// (sorted), their pool ranks (`ranks[k]` = (pool values ≤ sub[k], pool values < sub[k])) and the
+/// pool's size `n_all`; the rest is the pool minus `sub`. Callers rank the whole pool with one
+/// sort. Returns (D, asymptotic p) with the usual effective size n·m/(n+m).
 pub fn ks_against_pool_ranked(
     n_all: usize,
     sub: &[f64],
@@ -519,6 +504,20 @@ mod tests {
         assert!((d - 0.5).abs() < 1e-12, "{d}");
         // Asymptotic Kolmogorov tail at λ = 0.5·sqrt(25) = 2.5: 2Σ(−1)^(k−1) e^(−2k²λ²) ≈ 7.45e-6.
         assert!(p < 1e-4 && p > 1e-7, "{p}");
+    }
+
+    /// The pool ranks by binary search (callers rank the whole pool with one sort).
+    fn ks_against_pool(pool: &[f64], sub: &[f64]) -> Option<(f64, f64)> {
+        let ranks: Vec<(u32, u32)> = sub
+            .iter()
+            .map(|&x| {
+                (
+                    pool.partition_point(|y| *y <= x) as u32,
+                    pool.partition_point(|y| *y < x) as u32,
+                )
+            })
+            .collect();
+        ks_against_pool_ranked(pool.len(), sub, &ranks)
     }
 
     #[test]

@@ -2051,7 +2051,7 @@ impl Seen {
 }
 
 /// Records looked up per batch by `read_ahead`.
-const READ_AHEAD: usize = 256;
+pub(crate) const READ_AHEAD: usize = 256;
 
 /// Run `body(seen, i, key(items[i]))` for every i from `base` on, in order, a batch of
 /// `READ_AHEAD` at a time whose keys' table slots (and, through `touch`, the records they point to)
@@ -2081,7 +2081,7 @@ fn each_read_ahead<T>(
 /// misses, where the lookups themselves (each followed by work on its result) wait for them one by
 /// one. With tens of millions of records the tables and records are gigabytes: this is most of
 /// the time of de-duplication and linking.
-fn read_ahead(seen: &Seen, keys: &[u64], touch: impl Fn(u32) -> u64) {
+pub(crate) fn read_ahead(seen: &Seen, keys: &[u64], touch: impl Fn(u32) -> u64) {
     let acc = keys
         .iter()
         .filter_map(|&k| seen.peek(k))

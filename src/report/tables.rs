@@ -117,28 +117,6 @@ pub fn csv_safe(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn write_csv<R, C>(path: &Path, header: &[&str], rows: impl Iterator<Item = R>) -> Result<()>
-where
-    R: IntoIterator<Item = C>,
-    C: AsRef<str>,
-{
-    use std::io::Write as _;
-    let cannot = || format!("cannot write {}", path.display());
-    let mut w = std::io::BufWriter::new(std::fs::File::create(path).with_context(cannot)?);
-    let mut buf = Vec::new();
-    put_row(&mut buf, header, as_is);
-    for r in rows {
-        put_row(&mut buf, r, csv_safe);
-        if buf.len() >= 1 << 16 {
-            w.write_all(&buf).with_context(cannot)?;
-            buf.clear();
-        }
-    }
-    w.write_all(&buf).with_context(cannot)?;
-    w.flush().with_context(cannot)?;
-    Ok(())
-}
-
 /// Rows per block of `write_in_blocks`.
 const BLOCK_ROWS: usize = 1 << 17;
 
@@ -238,8 +216,9 @@ pub fn put_row<C: AsRef<str>>(
 const READ_AHEAD: usize = 256;
 
 /// A CSV table of `n` rows written with `write_in_blocks`: the header, then `row(k)`'s cells for
-/// every k, each cell neutralised — the same bytes `write_csv` writes, formatted directly (the
-/// `csv` crate's writer was most of the time spent on tables of millions of rows).
+/// every k, each cell neutralised — the bytes the `csv` crate would write (`put_row`), formatted
+/// directly (the crate's writer was most of the time spent on tables of millions of rows). Every
+/// score table is written this way.
 ///
 /// Rows in score order read records scattered over gigabytes, and formatting one row takes long
 /// enough that the processor never has the next row's reads in flight: `touch` passes (each
@@ -485,7 +464,7 @@ fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
             .then(y.score.total_cmp(&x.score))
             .then(x.product_id.cmp(&y.product_id))
     });
-    write_csv(
+    write_csv_blocks(
         &scores.join("products.csv"),
         &[
             "product_id",
@@ -496,7 +475,10 @@ fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
             "adjusted_rating",
             "reasons",
         ],
-        products.iter().map(|p| {
+        products.len(),
+        &[],
+        |k| {
+            let p = &products[k];
             vec![
                 p.product_id.clone(),
                 p.n_reviews.to_string(),
@@ -506,7 +488,7 @@ fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
                 num(p.adjusted_rating),
                 p.reasons.clone(),
             ]
-        }),
+        },
     )?;
     Ok(())
 }
@@ -525,7 +507,7 @@ mod tests {
             let path = dir.path().join("t.csv");
             let header: Vec<String> = (0..cells.len()).map(|i| format!("c{i}")).collect();
             let header_refs: Vec<&str> = header.iter().map(|s| s.as_str()).collect();
-            write_csv(&path, &header_refs, std::iter::once(cells.clone())).unwrap();
+            write_csv_blocks(&path, &header_refs, 1, &[], |_| cells.clone()).unwrap();
             let mut r = csv::Reader::from_path(&path).unwrap();
             let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
             prop_assert_eq!(rows.len(), 1);
