@@ -17,6 +17,9 @@ pub struct AuditConfig {
     pub fdr: f64,
     /// p-value threshold for the rating question (b) of a subset test.
     pub rating_alpha: f64,
+    /// The rating question answers yes only when the subset's mean rating differs from the rest's
+    /// by at least this many stars.
+    pub rating_min_shift: f64,
     /// Shop time zone (IANA name) for hour-of-day statistics, or "auto" to infer the UTC offset from
     /// the catalog's quietest hours.
     pub timezone: String,
@@ -54,6 +57,9 @@ pub struct AuditConfig {
     pub lockstep_window_days: f64,
     /// Lockstep: windows busier than this many reviews are skipped (organic crowds).
     pub lockstep_max_window_reviews: usize,
+    /// Lockstep: a pair is kept when its in-window co-reviews are this improbable for two accounts
+    /// of their volume (Poisson tail), divided by the larger number of candidate partners.
+    pub lockstep_pair_alpha: f64,
     /// Minimum members of a reviewer group.
     pub group_min_members: usize,
     /// Rating deviation (stars) of a group from non-members that answers the rating question.
@@ -86,6 +92,7 @@ impl Default for AuditConfig {
         AuditConfig {
             fdr: 0.01,
             rating_alpha: 0.01,
+            rating_min_shift: 0.25,
             timezone: "auto".into(),
             night_hours: [0, 5],
             min_reviews: 8,
@@ -104,6 +111,7 @@ impl Default for AuditConfig {
             lockstep_min_products: 3,
             lockstep_window_days: 7.0,
             lockstep_max_window_reviews: 200,
+            lockstep_pair_alpha: 0.1,
             group_min_members: 3,
             group_rating_deviation: 0.5,
             group_size_ratio: 0.3,
@@ -145,6 +153,7 @@ impl AuditConfig {
         unit(self.rating_alpha, "rating_alpha")?;
         unit(self.near_duplicate_jaccard, "near_duplicate_jaccard")?;
         unit(self.phrase_min_share, "phrase_min_share")?;
+        unit(self.lockstep_pair_alpha, "lockstep_pair_alpha")?;
         if self.night_hours[0] >= 24
             || self.night_hours[1] > 24
             || self.night_hours[0] >= self.night_hours[1]
@@ -153,6 +162,9 @@ impl AuditConfig {
         }
         if self.burst_windows.is_empty() || self.burst_windows.iter().any(|w| *w < 1 || *w > 31) {
             return Err("burst_windows must be 1..31 days".into());
+        }
+        if !(0.0..=4.0).contains(&self.rating_min_shift) {
+            return Err("rating_min_shift must be within 0..4 stars".into());
         }
         if self.lockstep_min_products < 2 {
             return Err("lockstep_min_products must be at least 2".into());

@@ -556,9 +556,23 @@ pub fn ratings(d: &AuditData, idx: &[u32]) -> Vec<f64> {
 }
 
 /// The rating question (b) of a subset test: Mann–Whitney of the subset's ratings against the rest
-/// of the product's audited reviews.
-pub fn rating_question(d: &AuditData, subset: &[u32], rest: &[u32]) -> Option<f64> {
-    stats::mann_whitney(&ratings(d, subset), &ratings(d, rest))
+/// of the product's audited reviews, when the subset's mean rating differs from the rest's by at
+/// least `rating_min_shift` stars; a smaller shift answers no (p = 1): with tens of thousands of
+/// reviews a product's subsets differ "significantly" by a few hundredths of a star, which does
+/// not move what a shopper sees.
+pub fn rating_question(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    subset: &[u32],
+    rest: &[u32],
+) -> Option<f64> {
+    let p = stats::mann_whitney(&ratings(d, subset), &ratings(d, rest))?;
+    let shift = (mean_rating(d, subset) - mean_rating(d, rest)).abs();
+    Some(if shift >= cfg.rating_min_shift {
+        p
+    } else {
+        1.0
+    })
 }
 
 /// Split a product's audited reviews into (subset, rest) by a predicate.

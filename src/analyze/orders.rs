@@ -206,7 +206,7 @@ fn concentration(
             ),
         );
         cand.effect_ok = c as f64 >= 5.0 * f * n as f64;
-        cand.p_rating = rating_question(d, &subset, &rest);
+        cand.p_rating = rating_question(d, cfg, &subset, &rest);
         cand.reviews = subset;
         cand.review_strength = 0.6;
         out.candidates.push(cand);

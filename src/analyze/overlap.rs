@@ -28,20 +28,35 @@ pub fn lockstep_pairs(d: &AuditData, cfg: &AuditConfig) -> Vec<(u32, u32)> {
     let dt = (cfg.lockstep_window_days * 86_400.0) as i64;
     // Only reviewers with enough distinct products can share `lockstep_min_products` with anyone:
     // everyone else (most accounts) is skipped before any pair is formed.
-    // (Accounts with fewer reviews than that are skipped without reading their reviews.)
+    // (Accounts with fewer reviews than that are skipped without reading their reviews.) The
+    // eligible accounts' distinct products are kept (sorted, one flat array) for the volume screen.
     let mut scratch: Vec<u32> = Vec::new();
+    let mut prod_range: rustc_hash::FxHashMap<u32, (u32, u32)> = Default::default();
+    let mut prod_flat: Vec<(u32, u32)> = Vec::new();
     let eligible: Vec<bool> = d
         .by_reviewer
         .iter()
-        .map(|v| {
+        .enumerate()
+        .map(|(u, v)| {
             if v.len() < cfg.lockstep_min_products {
                 return false;
             }
             scratch.clear();
             scratch.extend(v.iter().map(|&i| d.reviews[i as usize].product));
             scratch.sort_unstable();
-            scratch.dedup();
-            scratch.len() >= cfg.lockstep_min_products
+            let start = prod_flat.len();
+            for &p in &scratch {
+                match prod_flat[start..].last_mut() {
+                    Some((q, c)) if *q == p => *c += 1,
+                    _ => prod_flat.push((p, 1)),
+                }
+            }
+            if prod_flat.len() - start < cfg.lockstep_min_products {
+                prod_flat.truncate(start);
+                return false;
+            }
+            prod_range.insert(u as u32, (start as u32, prod_flat.len() as u32));
+            true
         })
         .collect();
     // Per pair: (last product counted + 1, distinct products). Products are walked in increasing
@@ -80,13 +95,89 @@ pub fn lockstep_pairs(d: &AuditData, cfg: &AuditConfig) -> Vec<(u32, u32)> {
             }
         }
     }
-    let mut kept: Vec<(u32, u32)> = pairs
+    let mut counted: Vec<((u32, u32), u32)> = pairs
         .into_iter()
         .filter(|(_, (_, n))| *n as usize >= cfg.lockstep_min_products)
-        .map(|(k, _)| k)
+        .map(|(k, (_, n))| (k, n))
         .collect();
-    kept.sort_unstable();
-    kept
+    counted.sort_unstable();
+    // Volume screen. Two busy accounts (regular customers with hundreds of reviews) share many
+    // products, and some of their co-reviews fall within Δt by chance. Under independence the
+    // number of in-window co-reviews is about Poisson with mean λ = Σ over the pair's shared
+    // products of the chance that their reviews of it meet within Δt (see `shared_sum`), where
+    // q(p) is the chance for two reviews placed uniformly over the time the product could be
+    // reviewed: from its first order or review to the end of the data (not its review span, which
+    // a ring's own reviews can make a few days long). A pair is kept when P(X ≥ k | λ) ≤
+    // lockstep_pair_alpha divided by the larger number of candidate partners of its two accounts
+    // (a Bonferroni share per account: an account with a thousand candidate partners gets a
+    // thousand tries).
+    let end = (d.to_day + 1) * 86_400;
+    let q: Vec<f64> = (0..d.by_product.len())
+        .map(|p| {
+            let first_review = d.by_product[p].first().map(|&i| d.reviews[i as usize].t);
+            let first_order = d
+                .orders_by_product
+                .get(p)
+                .and_then(|v| v.first())
+                .map(|&i| d.orders[i as usize].t);
+            let last_review = d.by_product[p].last().map(|&i| d.reviews[i as usize].t);
+            let Some(start) = first_review.into_iter().chain(first_order).min() else {
+                return 1.0;
+            };
+            let span = (end.max(last_review.unwrap_or(end)) - start) as f64 + 86_400.0;
+            let x = dt as f64 / span;
+            if x >= 1.0 {
+                1.0
+            } else {
+                2.0 * x - x * x
+            }
+        })
+        .collect();
+    let mut partners: Vec<u32> = vec![0; d.by_reviewer.len()];
+    for &((a, b), _) in &counted {
+        partners[a as usize] += 1;
+        partners[b as usize] += 1;
+    }
+    let products_of = |u: u32| -> &[(u32, u32)] {
+        let (s, e) = prod_range.get(&u).copied().unwrap_or((0, 0));
+        &prod_flat[s as usize..e as usize]
+    };
+    let keep: Vec<Vec<bool>> = super::in_chunks(counted.len(), 4096, |range| {
+        counted[range]
+            .iter()
+            .map(|&((a, b), k)| {
+                let lambda = shared_sum(products_of(a), products_of(b), &q);
+                let tries = partners[a as usize].max(partners[b as usize]).max(1) as f64;
+                poisson_upper(k as u64, lambda) <= cfg.lockstep_pair_alpha / tries
+            })
+            .collect()
+    });
+    counted
+        .iter()
+        .zip(keep.into_iter().flatten())
+        .filter(|(_, k)| *k)
+        .map(|(&(pair, _), _)| pair)
+        .collect()
+}
+
+/// λ of a pair: over the products two accounts share (sorted (product, reviews) lists), the chance
+/// that some review of one falls within Δt of some review of the other, `1 − (1 − q)^(a·b)` for
+/// `a` and `b` reviews of a product whose two-review chance is `q`.
+fn shared_sum(a: &[(u32, u32)], b: &[(u32, u32)], q: &[f64]) -> f64 {
+    let (mut i, mut j, mut s) = (0, 0, 0.0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                let q = q[a[i].0 as usize];
+                s += 1.0 - (1.0 - q).powi((a[i].1 * b[j].1).min(1 << 20) as i32);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    s
 }
 
 /// A node of the reviewer×product graph: (0, reviewer) or (1, product).

@@ -137,7 +137,7 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
             );
             c.effect_ok = k >= 5 && (k as f64 / n as f64) >= 1.5 * p0;
             if test == "singleton_share" {
-                c.p_rating = rating_question(d, &sub, &rest);
+                c.p_rating = rating_question(d, cfg, &sub, &rest);
             }
             // Reviewer composition alone never fails a product.
             c.max_verdict = Verdict::Warn;

@@ -329,6 +329,48 @@ fn a_lockstep_ring_is_one_group_without_its_camouflage() {
 }
 
 #[test]
+fn busy_regular_customers_are_not_a_lockstep_group() {
+    // 200 regular customers, 60 reviews each at random times over 180 days on 40 products: any
+    // two of them share many products, so some co-reviews fall within a week by chance. Beside
+    // them a ring of six accounts reviews four products within hours of each other.
+    let mut b = B::new();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for u in 0..200 {
+        for _ in 0..60 {
+            let p = next() % 40;
+            let t = T0 + (next() % (180 * DAY as u64)) as i64;
+            b.review(&format!("P{p}"), &format!("reg{u}"), 4, t, None, None, None);
+        }
+    }
+    let ring: Vec<String> = (0..6).map(|i| format!("ring{i}")).collect();
+    for (k, p) in ["P1", "P3", "P5", "P6"].iter().enumerate() {
+        for (i, m) in ring.iter().enumerate() {
+            let t = T0 + (20 + 25 * k as i64) * DAY + i as i64 * 7200;
+            b.review(p, m, 5, t, None, None, None);
+        }
+    }
+    let cfg = AuditConfig::default();
+    let (a, d) = b.run(&cfg);
+    assert_eq!(a.groups.len(), 1, "{:#?}", a.groups);
+    assert_eq!(a.groups[0].members, ring);
+    // Every ring pair is kept; of the regulars' pairs hardly any.
+    let pairs = super::overlap::lockstep_pairs(&d, &cfg);
+    let is_ring = |u: u32| d.reviewers[u as usize].starts_with("ring");
+    let ring_pairs = pairs
+        .iter()
+        .filter(|&&(u, v)| is_ring(u) && is_ring(v))
+        .count();
+    assert_eq!(ring_pairs, 15);
+    assert!(pairs.len() - ring_pairs <= 5, "{}", pairs.len());
+}
+
+#[test]
 fn near_duplicate_texts_across_accounts() {
     let mut b = B::new();
     const WORDS: &[&str] = &[

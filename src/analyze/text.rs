@@ -436,8 +436,10 @@ fn duplicates(
                 pct(p0)
             ),
         );
-        c.effect_ok = k >= 3;
-        c.p_rating = rating_question(d, &dup, &rest);
+        // At least 1.5 times the catalog's share: where most of the catalog's texts repeat each
+        // other (templated reviews), a product that repeats a little more is not distinctive.
+        c.effect_ok = k >= 3 && (k as f64 / n as f64) >= 1.5 * p0;
+        c.p_rating = rating_question(d, cfg, &dup, &rest);
         c.reviews = dup;
         c.review_strength = 0.5;
         out.candidates.push(c);
@@ -651,7 +653,10 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
                 d.products[p]
             ),
         );
-            cand.p_rating = rating_question(d, &sub, &rest);
+            // At least twice what the catalog predicts (with millions of reviews a phrase used
+            // 30% more often than elsewhere is "significant" and means nothing).
+            cand.effect_ok = k as f64 >= 2.0 * lambda;
+            cand.p_rating = rating_question(d, cfg, &sub, &rest);
             cand.reviews = sub;
             cand.review_strength = 0.5;
             found.push(cand);

@@ -146,7 +146,7 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             ),
         );
         c.effect_ok = k >= 3;
-        c.p_rating = rating_question(d, &fast, &rest);
+        c.p_rating = rating_question(d, cfg, &fast, &rest);
         c.reviews = fast;
         c.review_strength = 0.8;
         out.candidates.push(c);
@@ -222,7 +222,7 @@ fn unverified(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             ),
         );
         c.effect_ok = k >= 3 && (k as f64 / n as f64) >= 2.0 * p0;
-        c.p_rating = rating_question(d, &sub, &rest);
+        c.p_rating = rating_question(d, cfg, &sub, &rest);
         c.b_alone_warns = true;
         c.reviews = sub;
         c.review_strength = 0.55;
@@ -304,7 +304,7 @@ fn hours(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             ),
         );
         c.effect_ok = k >= 5 && (k as f64 / n as f64) >= 2.0 * p0;
-        c.p_rating = rating_question(d, &night, &day);
+        c.p_rating = rating_question(d, cfg, &night, &day);
         c.reviews = night;
         c.review_strength = 0.6;
         out.candidates.push(c);

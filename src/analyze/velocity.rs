@@ -281,7 +281,7 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         );
         c.q = Some(qv);
         c.window = Some((from, to));
-        c.p_rating = burst_rating_question(d, &inside, &outside, modal as u8);
+        c.p_rating = burst_rating_question(d, cfg, &inside, &outside, modal as u8);
         for &i in &inside {
             if d.reviews[i as usize].rating as usize == modal {
                 out.signals.push(ReviewSignal {
@@ -349,9 +349,15 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
 /// enough of them (20); otherwise the share of the window's dominant rating against the catalog's
 /// share of that rating (binomial), so a product too new to have its own baseline is still compared
 /// with something.
-fn burst_rating_question(d: &AuditData, inside: &[u32], outside: &[u32], modal: u8) -> Option<f64> {
+fn burst_rating_question(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    inside: &[u32],
+    outside: &[u32],
+    modal: u8,
+) -> Option<f64> {
     if outside.len() >= 20 {
-        return rating_question(d, inside, outside);
+        return rating_question(d, cfg, inside, outside);
     }
     let k = inside
         .iter()
