@@ -51,6 +51,9 @@ pub struct AuditConfig {
     pub trend_z: f64,
     /// Minimum weeks with reviews for the weekly trend test.
     pub trend_min_weeks: usize,
+    /// Profile tests (hour, word count, gap regularity) also need this total variation distance
+    /// between the product's profile and the expected one.
+    pub profile_min_distance: f64,
     /// Lockstep: minimum shared products per reviewer pair.
     pub lockstep_min_products: usize,
     /// Lockstep: co-reviews must fall within this many days.
@@ -108,6 +111,7 @@ impl Default for AuditConfig {
             rate_min_orders: 50,
             trend_z: 3.0,
             trend_min_weeks: 8,
+            profile_min_distance: 0.1,
             lockstep_min_products: 3,
             lockstep_window_days: 7.0,
             lockstep_max_window_reviews: 200,
@@ -154,6 +158,7 @@ impl AuditConfig {
         unit(self.near_duplicate_jaccard, "near_duplicate_jaccard")?;
         unit(self.phrase_min_share, "phrase_min_share")?;
         unit(self.lockstep_pair_alpha, "lockstep_pair_alpha")?;
+        unit(self.profile_min_distance, "profile_min_distance")?;
         if self.night_hours[0] >= 24
             || self.night_hours[1] > 24
             || self.night_hours[0] >= self.night_hours[1]

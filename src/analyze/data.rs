@@ -78,7 +78,7 @@ pub struct AuditData {
     /// Product ids by index, sorted by id (so an id can be binary-searched).
     pub products: Vec<String>,
     /// Reviewer ids by index.
-    pub reviewers: Vec<String>,
+    pub reviewers: Names,
     /// Reviews sorted by time.
     pub reviews: Vec<Rev>,
     /// Orders sorted by time.
@@ -106,11 +106,118 @@ pub struct AuditData {
     /// Description of the local time used (zone or inferred offset).
     pub local_time: String,
     /// Reviews per product (indices into `reviews`), in time order.
-    pub by_product: Vec<Vec<u32>>,
+    pub by_product: Lists,
     /// Reviews per reviewer, in time order.
-    pub by_reviewer: Vec<Vec<u32>>,
+    pub by_reviewer: Lists,
     /// Orders per product.
-    pub orders_by_product: Vec<Vec<u32>>,
+    pub orders_by_product: Lists,
+}
+
+/// Lists of indices, one per key, in one flat array (`lists[k]` is key k's slice). Ten million
+/// reviewers with one review each would otherwise be ten million small allocations.
+#[derive(Debug, Default)]
+pub struct Lists {
+    start: Vec<u32>,
+    flat: Vec<u32>,
+}
+
+impl Lists {
+    /// Group `0..n` by `key(i)` (< `keys`), each list in increasing order: a counting sort.
+    pub fn group(keys: usize, n: usize, key: impl Fn(usize) -> Option<u32>) -> Lists {
+        let mut start = vec![0u32; keys + 1];
+        for i in 0..n {
+            if let Some(k) = key(i) {
+                start[k as usize + 1] += 1;
+            }
+        }
+        for k in 0..keys {
+            start[k + 1] += start[k];
+        }
+        let mut next = start.clone();
+        let mut flat = vec![0u32; start[keys] as usize];
+        for i in 0..n {
+            if let Some(k) = key(i) {
+                let at = &mut next[k as usize];
+                flat[*at as usize] = i as u32;
+                *at += 1;
+            }
+        }
+        Lists { start, flat }
+    }
+
+    /// Number of lists.
+    pub fn len(&self) -> usize {
+        self.start.len().saturating_sub(1)
+    }
+
+    /// No lists.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Key k's list, if there is a key k.
+    pub fn get(&self, k: usize) -> Option<&[u32]> {
+        (k < self.len()).then(|| &self[k])
+    }
+
+    /// The lists in key order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u32]> + '_ {
+        (0..self.len()).map(|k| &self[k])
+    }
+}
+
+impl std::ops::Index<usize> for Lists {
+    type Output = [u32];
+    fn index(&self, k: usize) -> &[u32] {
+        &self.flat[self.start[k] as usize..self.start[k + 1] as usize]
+    }
+}
+
+impl<'a> IntoIterator for &'a Lists {
+    type Item = &'a [u32];
+    type IntoIter = Box<dyn Iterator<Item = &'a [u32]> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+/// Strings by index, in one buffer (ten million reviewer ids as ten million `String`s cost twice
+/// their bytes in headers and allocator overhead).
+#[derive(Debug, Default, Clone)]
+pub struct Names {
+    end: Vec<u64>,
+    bytes: String,
+}
+
+impl Names {
+    /// Append a string; its index is the previous `len()`.
+    pub fn push(&mut self, s: &str) {
+        self.bytes.push_str(s);
+        self.end.push(self.bytes.len() as u64);
+    }
+
+    /// Number of strings.
+    pub fn len(&self) -> usize {
+        self.end.len()
+    }
+
+    /// No strings.
+    pub fn is_empty(&self) -> bool {
+        self.end.is_empty()
+    }
+
+    /// The strings in index order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        (0..self.len()).map(|i| &self[i])
+    }
+}
+
+impl std::ops::Index<usize> for Names {
+    type Output = str;
+    fn index(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.end[i - 1] };
+        &self.bytes[start as usize..self.end[i] as usize]
+    }
 }
 
 /// Day number of an instant.
@@ -128,14 +235,14 @@ pub fn day_str(day: i64) -> String {
 #[derive(Clone)]
 struct Interner {
     seen: crate::ingest::Seen,
-    names: Vec<String>,
+    names: Names,
 }
 
 impl Interner {
     fn new() -> Self {
         Interner {
             seen: crate::ingest::Seen::with_capacity(0),
-            names: Vec::new(),
+            names: Names::default(),
         }
     }
     fn get(&mut self, s: &str) -> u32 {
@@ -144,12 +251,12 @@ impl Interner {
 
     /// `get` with the name's `fast_hash` already computed.
     fn get_hashed(&mut self, key: u64, s: &str) -> u32 {
-        if let Some(i) = self.seen.find(key, |i| self.names[i as usize] == s) {
+        if let Some(i) = self.seen.find(key, |i| &self.names[i as usize] == s) {
             return i;
         }
         let i = self.names.len() as u32;
         self.seen.insert(key, i);
-        self.names.push(s.to_string());
+        self.names.push(s);
         i
     }
 }
@@ -335,10 +442,10 @@ impl AuditData {
                 let a = distinct(&mut reviews.iter().map(|r| r.product_id.as_str()));
                 (a, b.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             });
-            for p in &b.names {
+            for p in b.names.iter() {
                 a.get(p);
             }
-            a.names
+            a.names.iter().map(str::to_string).collect::<Vec<String>>()
         };
         pids.sort_unstable();
         for p in &pids {
@@ -440,18 +547,15 @@ impl AuditData {
             .iter()
             .any(|r| r.text.as_deref().is_some_and(|t| !t.trim().is_empty()));
         let has_verified = reviews.iter().any(|r| r.verified.is_some());
-        let mut by_product = vec![Vec::new(); products.names.len()];
-        let mut orders_by_product = vec![Vec::new(); products.names.len()];
-        let mut by_reviewer = vec![Vec::new(); reviewers.names.len()];
-        for (i, r) in reviews.iter().enumerate() {
-            by_product[r.product as usize].push(i as u32);
-            by_reviewer[r.reviewer as usize].push(i as u32);
-        }
-        for (i, o) in orders.iter().enumerate() {
-            if o.day <= to_day {
-                orders_by_product[o.product as usize].push(i as u32);
-            }
-        }
+        let by_product = Lists::group(products.names.len(), reviews.len(), |i| {
+            Some(reviews[i].product)
+        });
+        let by_reviewer = Lists::group(reviewers.names.len(), reviews.len(), |i| {
+            Some(reviews[i].reviewer)
+        });
+        let orders_by_product = Lists::group(products.names.len(), orders.len(), |i| {
+            (orders[i].day <= to_day).then_some(orders[i].product)
+        });
         let mut rating_hist = [0u64; 6];
         for r in &reviews {
             rating_hist[r.rating as usize] += 1;
@@ -460,7 +564,7 @@ impl AuditData {
             has_orders: !orders.is_empty(),
             first_order_day: orders.iter().map(|o| o.day).min(),
             rating_hist,
-            products: products.names,
+            products: products.names.iter().map(str::to_string).collect(),
             reviewers: reviewers.names,
             reviews,
             orders,

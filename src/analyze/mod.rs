@@ -429,7 +429,7 @@ fn to_finding(d: &AuditData, c: &Candidate, v: Verdict, q: f64) -> Finding {
     who.dedup();
     let mut reviewer_ids: Vec<String> = who
         .iter()
-        .map(|&r| d.reviewers[r as usize].clone())
+        .map(|&r| d.reviewers[r as usize].to_string())
         .collect();
     reviewer_ids.sort();
     reviewer_ids.dedup();
@@ -609,11 +609,15 @@ pub fn share_candidate(
 
 /// A profile test (WARN at most): a product's histogram `obs` against the rest of the catalog's
 /// (`cat` minus `obs`, half a count added per bin), chi-square goodness of fit. The sentence gets
-/// the statistic and degrees of freedom.
+/// the statistic and degrees of freedom. The size question also needs the two profiles to differ
+/// by `profile_min_distance` (total variation): with thousands of reviews any real-world profile
+/// differs "significantly" from the catalog's.
+#[allow(clippy::too_many_arguments)]
 pub fn profile_candidate(
     family: &'static str,
     test: &'static str,
     d: &AuditData,
+    cfg: &AuditConfig,
     p: usize,
     obs: &[u64],
     cat: &[u64],
@@ -637,6 +641,7 @@ pub fn profile_candidate(
         sentence(stat, df),
     );
     c.max_verdict = Verdict::Warn;
+    c.effect_ok = stats::total_variation(obs, &props) >= cfg.profile_min_distance;
     Some(c)
 }
 

@@ -407,7 +407,7 @@ fn groups(d: &AuditData, cfg: &AuditConfig, pairs: &[(u32, u32)], out: &mut Fami
         let members: Vec<String> = g
             .members
             .iter()
-            .map(|&u| d.reviewers[u as usize].clone())
+            .map(|&u| d.reviewers[u as usize].to_string())
             .collect();
         let products: Vec<String> = g
             .products

@@ -158,6 +158,22 @@ pub fn ks_against_pool_ranked(
     Some((d, kolmogorov_sf((en + 0.12 + 0.11 / en) * d)))
 }
 
+/// Total variation distance between observed counts and expected proportions (both normalised):
+/// half the summed absolute difference of shares, in [0, 1]; the share of mass that sits in other
+/// bins than expected. 0 for empty input.
+pub fn total_variation(observed: &[u64], proportions: &[f64]) -> f64 {
+    let n: u64 = observed.iter().sum();
+    let total_p: f64 = proportions.iter().sum();
+    if n == 0 || total_p <= 0.0 {
+        return 0.0;
+    }
+    0.5 * observed
+        .iter()
+        .zip(proportions)
+        .map(|(&o, &q)| (o as f64 / n as f64 - q / total_p).abs())
+        .sum::<f64>()
+}
+
 /// Chi-square goodness of fit of observed counts to expected proportions. Bins whose expected count
 /// is below 1 are pooled into their neighbour. Returns (statistic, df, p).
 pub fn chi_square_gof(observed: &[u64], proportions: &[f64]) -> Option<(f64, usize, f64)> {
@@ -405,6 +421,15 @@ mod tests {
             assert!((a - b).abs() < 1e-12, "{q:?}");
         }
         assert!(benjamini_hochberg(&[]).is_empty());
+    }
+
+    #[test]
+    fn total_variation_is_half_the_share_difference() {
+        assert_eq!(total_variation(&[5, 5], &[1.0, 1.0]), 0.0);
+        assert!((total_variation(&[10, 0], &[1.0, 1.0]) - 0.5).abs() < 1e-12);
+        // Shares 0.6/0.3/0.1 against 0.2/0.3/0.5: (0.4 + 0 + 0.4) / 2.
+        assert!((total_variation(&[6, 3, 1], &[2.0, 3.0, 5.0]) - 0.4).abs() < 1e-12);
+        assert_eq!(total_variation(&[], &[]), 0.0);
     }
 
     #[test]

@@ -711,6 +711,7 @@ fn word_counts(d: &AuditData, cfg: &AuditConfig, words: &[u32], out: &mut Family
             FAMILY,
             "word_count_profile",
             d,
+            cfg,
             p,
             &obs,
             &cat,

@@ -279,6 +279,7 @@ fn hours(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             FAMILY,
             "hour_profile",
             d,
+            cfg,
             p,
             &obs,
             &cat,
@@ -352,6 +353,8 @@ fn gaps(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
                 ),
             );
             c.max_verdict = crate::findings::Verdict::Warn;
+            // Daily and weekly cycles alone make thousands of gaps "significantly" non-Poisson.
+            c.effect_ok = super::stats::total_variation(&h, &props) >= cfg.profile_min_distance;
             out.candidates.push(c);
         }
     }

@@ -1052,7 +1052,7 @@ pub fn group_matrix(d: &AuditData, g: &GroupInfo) -> Result<Vec<u8>> {
             if !r.audited || !wanted.contains(r.id.as_str()) {
                 continue;
             }
-            if let Some(&ri) = reviewer_ix.get(d.reviewers[r.reviewer as usize].as_str()) {
+            if let Some(&ri) = reviewer_ix.get(&d.reviewers[r.reviewer as usize]) {
                 cells.entry((ri, ci)).or_insert((r.rating, r.day));
             }
         }

@@ -490,7 +490,7 @@ pub fn write_snapshot(
                 [
                     r.id.as_str(),
                     d.products[r.product as usize].as_str(),
-                    d.reviewers[r.reviewer as usize].as_str(),
+                    &d.reviewers[r.reviewer as usize],
                     &r.rating.to_string(),
                     &format_utc(r.t),
                 ],

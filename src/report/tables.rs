@@ -413,7 +413,7 @@ fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
             [
                 Cow::Borrowed(r.id.as_str()),
                 Cow::Borrowed(d.products[r.product as usize].as_str()),
-                Cow::Borrowed(d.reviewers[r.reviewer as usize].as_str()),
+                Cow::Borrowed(&d.reviewers[r.reviewer as usize]),
                 Cow::Owned(format_utc(r.t)),
                 Cow::Owned(r.rating.to_string()),
                 Cow::Owned(num(s.score)),
@@ -426,7 +426,7 @@ fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
     sort_by_score_then_id(
         &mut reviewers,
         |r| r.score,
-        |r| d.reviewers[r.reviewer as usize].as_str(),
+        |r| &d.reviewers[r.reviewer as usize],
     );
     write_csv_blocks(
         &scores.join("reviewers.csv"),
@@ -450,7 +450,7 @@ fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
             use std::borrow::Cow;
             let r = reviewers[k];
             [
-                Cow::Borrowed(d.reviewers[r.reviewer as usize].as_str()),
+                Cow::Borrowed(&d.reviewers[r.reviewer as usize]),
                 Cow::Owned(r.n_reviews.to_string()),
                 Cow::Owned(num(r.score)),
                 Cow::Borrowed(r.reasons.as_str()),
