@@ -2,7 +2,7 @@
 //! phrase repetition within a product against the catalog, word-count profile (chi-square) and
 //! incentive disclaimers. Nothing here is quadratic in reviews: LSH buckets bound the comparisons.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -43,18 +43,54 @@ fn fnv(s: &str) -> u64 {
     h
 }
 
+/// ASCII bytes to their lower-case form when they are letters or digits, else 0 (a separator).
+const ASCII_WORD: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
+
 /// FNV hashes of a text's lower-case words, in order — the same values as `fnv` of each of
-/// `tokens(text)`, without allocating a string per word.
+/// `tokens(text)` (except that characters are lower-cased one by one: a word-final Greek capital
+/// sigma becomes σ, not ς), without allocating a string per word. ASCII bytes go through a table;
+/// other characters are decoded and lower-cased one by one.
 pub fn word_hashes(text: &str) -> Vec<u64> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(text.len() / 6 + 1);
     let (mut h, mut in_word) = (FNV_OFFSET, false);
     let mut buf = [0u8; 4];
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() {
-            h ^= c.to_ascii_lowercase() as u64;
-            h = h.wrapping_mul(FNV_PRIME);
-            in_word = true;
-        } else if c.is_alphanumeric() {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            i += 1;
+            let l = ASCII_WORD[b as usize];
+            if l != 0 {
+                h ^= l as u64;
+                h = h.wrapping_mul(FNV_PRIME);
+                in_word = true;
+            } else if in_word {
+                out.push(h);
+                h = FNV_OFFSET;
+                in_word = false;
+            }
+            continue;
+        }
+        // `i` is on a character boundary: every ASCII byte is a whole character.
+        let Some(c) = text[i..].chars().next() else {
+            break;
+        };
+        i += c.len_utf8();
+        if c.is_alphanumeric() {
             for lc in c.to_lowercase() {
                 for b in lc.encode_utf8(&mut buf).bytes() {
                     h ^= b as u64;
@@ -195,16 +231,11 @@ fn text_pass(d: &AuditData, cfg: &AuditConfig) -> TextPass {
     all
 }
 
-/// Near-duplicate clusters: review index → cluster id, for reviews whose cluster spans at least two
-/// reviewers. Returns (cluster of review, reviewers per cluster). `ids` and `sigs` are the eligible
+/// Near-duplicate clusters: for every review, the number of reviewers in its cluster when the
+/// cluster spans at least two reviewers, else 0. `ids` and `sigs` are the eligible
 /// reviews and their MinHash signatures; Jaccard is estimated from signature agreement, so no text
 /// is re-read for candidate pairs.
-fn near_duplicates(
-    d: &AuditData,
-    cfg: &AuditConfig,
-    ids: &[u32],
-    sigs: &[Signature],
-) -> (HashMap<u32, u32>, HashMap<u32, usize>) {
+fn near_duplicates(d: &AuditData, cfg: &AuditConfig, ids: &[u32], sigs: &[Signature]) -> Vec<u32> {
     // Reviewer of each signature, contiguous (read for every candidate pair).
     let reviewer_of: Vec<u32> = ids
         .iter()
@@ -279,39 +310,34 @@ fn near_duplicates(
             }
         }
     }
-    // Clusters of two or more only (almost every review is its own root).
-    let mut size = vec![0u32; ids.len()];
-    for k in 0..ids.len() {
-        let r = parent.find(k as u32) as usize;
-        size[r] += 1;
+    // Per cluster root: members, then distinct reviewers (clusters of two or more members only;
+    // almost every review is its own root).
+    let roots: Vec<u32> = (0..n as u32).map(|k| parent.find(k)).collect();
+    drop(parent);
+    let mut size = vec![0u32; n];
+    for &r in &roots {
+        size[r as usize] += 1;
     }
-    let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for k in 0..ids.len() {
-        let r = parent.find(k as u32) as usize;
-        if size[r] >= 2 {
-            members.entry(r).or_default().push(k);
-        }
-    }
+    let mut who: Vec<(u32, u32)> = (0..n)
+        .filter(|&k| size[roots[k] as usize] >= 2)
+        .map(|k| (roots[k], reviewer_of[k]))
+        .collect();
     drop(size);
-    let mut cluster = HashMap::new();
-    let mut reviewers = HashMap::new();
-    for (root, m) in members {
-        if m.len() < 2 {
-            continue;
-        }
-        let who: BTreeSet<u32> = m
-            .iter()
-            .map(|&k| d.reviews[ids[k] as usize].reviewer)
-            .collect();
-        if who.len() < 2 {
-            continue;
-        }
-        reviewers.insert(root as u32, who.len());
-        for k in m {
-            cluster.insert(ids[k], root as u32);
+    who.sort_unstable();
+    who.dedup();
+    let mut reviewers = vec![0u32; n];
+    for &(r, _) in &who {
+        reviewers[r as usize] += 1;
+    }
+    drop(who);
+    let mut of_review = vec![0u32; d.reviews.len()];
+    for (k, &r) in roots.iter().enumerate() {
+        let who = reviewers[r as usize];
+        if who >= 2 {
+            of_review[ids[k] as usize] = who;
         }
     }
-    (cluster, reviewers)
+    of_review
 }
 
 const STOP: &[&str] = &[
@@ -392,25 +418,27 @@ fn duplicates(
     sigs: &[Signature],
     out: &mut FamilyOutput,
 ) {
-    let (cluster, reviewers) = near_duplicates(d, cfg, ids, sigs);
+    let cluster_reviewers = near_duplicates(d, cfg, ids, sigs);
     let eligible = |i: u32| {
         d.reviews[i as usize].text.is_some()
             && words[i as usize] as usize >= cfg.near_duplicate_min_words
     };
-    for (&i, c) in &cluster {
-        let n = reviewers.get(c).copied().unwrap_or(0);
-        out.signals.push(ReviewSignal {
-            review: i,
-            reason: "near_duplicate_text",
-            strength: if n >= 3 { 0.85 } else { 0.5 },
-        });
+    for (i, &n) in cluster_reviewers.iter().enumerate() {
+        if n > 0 {
+            out.signals.push(ReviewSignal {
+                review: i as u32,
+                reason: "near_duplicate_text",
+                strength: if n >= 3 { 0.85 } else { 0.5 },
+            });
+        }
     }
     let (mut k_all, mut n_all) = (0u64, 0u64);
     let per: Vec<(Vec<u32>, Vec<u32>)> = (0..d.products.len())
         .map(|p| {
             let el: Vec<u32> = d.audited_of(p).filter(|&i| eligible(i)).collect();
-            let (dup, rest): (Vec<u32>, Vec<u32>) =
-                el.into_iter().partition(|i| cluster.contains_key(i));
+            let (dup, rest): (Vec<u32>, Vec<u32>) = el
+                .into_iter()
+                .partition(|&i| cluster_reviewers[i as usize] > 0);
             k_all += dup.len() as u64;
             n_all += (dup.len() + rest.len()) as u64;
             (dup, rest)
@@ -784,6 +812,7 @@ fn incentives(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn shingles_and_jaccard() {
@@ -793,6 +822,39 @@ mod tests {
         assert_eq!(a.len(), 3);
         assert!((jaccard(&a, &b) - 0.5).abs() < 1e-12);
         assert_eq!(jaccard(&a, &a), 1.0);
+    }
+
+    /// The per-character version `word_hashes` replaced (its reference).
+    fn word_hashes_by_char(text: &str) -> Vec<u64> {
+        let mut out = Vec::new();
+        let (mut h, mut in_word) = (FNV_OFFSET, false);
+        let mut buf = [0u8; 4];
+        for c in text.chars() {
+            if c.is_alphanumeric() {
+                for lc in c.to_lowercase() {
+                    for b in lc.encode_utf8(&mut buf).bytes() {
+                        h ^= b as u64;
+                        h = h.wrapping_mul(FNV_PRIME);
+                    }
+                }
+                in_word = true;
+            } else if in_word {
+                out.push(h);
+                h = FNV_OFFSET;
+                in_word = false;
+            }
+        }
+        if in_word {
+            out.push(h);
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn word_hashes_match_the_per_character_version(t in "(?s)[a-zA-Z0-9 .,!'\\-ÇçÉéßİıΣσ日本\u{301}\u{1F600}\t\n]{0,80}") {
+            proptest::prop_assert_eq!(word_hashes(&t), word_hashes_by_char(&t));
+        }
     }
 
     #[test]
