@@ -8,6 +8,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::ingest::schema::Key;
+
+/// A hash as a key: 0 (one value in 2^64) is taken as 1.
+fn nonzero(k: u64) -> Key {
+    Key::new(k).unwrap_or(Key::MIN)
+}
+
 /// A keyed hasher (BLAKE3 keyed mode).
 #[derive(Clone)]
 pub struct Hasher {
@@ -32,11 +39,12 @@ impl Hasher {
     pub fn hash(&self, kind: &str, value: &str) -> Option<crate::ingest::schema::Id> {
         // 18 bytes: stored inline in an `Id`, no allocation per hashed value.
         self.key(kind, value)
-            .map(|k| compact_str::format_compact!("h:{k:016x}"))
+            .map(|k| compact_str::format_compact!("h:{:016x}", k.get()))
     }
 
-    /// The 64-bit keyed hash behind `hash` (the first 8 bytes of the BLAKE3 output).
-    pub fn key(&self, kind: &str, value: &str) -> Option<u64> {
+    /// The 64-bit keyed hash behind `hash` (the first 8 bytes of the BLAKE3 output; 0, one value
+    /// in 2^64, is read as 1 so a key fits an `Option` in 8 bytes).
+    pub fn key(&self, kind: &str, value: &str) -> Option<Key> {
         let v = value.trim();
         if v.is_empty() {
             return None;
@@ -52,16 +60,16 @@ impl Hasher {
         let out = h.finalize();
         let mut first = [0u8; 8];
         first.copy_from_slice(&out.as_bytes()[..8]);
-        Some(u64::from_be_bytes(first))
+        Some(nonzero(u64::from_be_bytes(first)))
     }
 
     /// A key column given as is (`buyer_key` in a mapping): its own `h:` form read back, any other
     /// value hashed exactly (no normalisation: it is an opaque id).
-    pub fn key_of_column(&self, value: &str) -> Option<u64> {
+    pub fn key_of_column(&self, value: &str) -> Option<Key> {
         let v = value.trim();
         if let Some(hex) = v.strip_prefix("h:").filter(|h| h.len() == 16) {
             if let Ok(k) = u64::from_str_radix(hex, 16) {
-                return Some(k);
+                return Some(nonzero(k));
             }
         }
         if v.is_empty() {
@@ -73,7 +81,7 @@ impl Hasher {
         let out = h.finalize();
         let mut first = [0u8; 8];
         first.copy_from_slice(&out.as_bytes()[..8]);
-        Some(u64::from_be_bytes(first))
+        Some(nonzero(u64::from_be_bytes(first)))
     }
 
     /// An id column that holds personal data (a review app exporting the buyer's email as the

@@ -359,9 +359,9 @@ fn compact_orders(
             shipped: o.shipped,
             quantity: o.quantity,
             free: o.free,
-            postal: o.postal_key.map(|k| keys.get(k)),
-            buyer: o.buyer_key.map(|k| keys.get(k)),
-            address: o.address_key.map(|k| keys.get(k)),
+            postal: o.postal_key.map(|k| keys.get(k.get())),
+            buyer: o.buyer_key.map(|k| keys.get(k.get())),
+            address: o.address_key.map(|k| keys.get(k.get())),
             promo: o.promo,
             order_id: o.order_id,
         });
@@ -411,8 +411,8 @@ fn compact_reviews(
                 wday: local.map(|l| (l.div_euclid(86_400) + 3).rem_euclid(7) as u8),
                 verified: r.verified,
                 order: r.linked_order,
-                email: r.reviewer_key.map(|k| keys.get(k)),
-                ip: r.ip_key.map(|k| keys.get(k)),
+                email: r.reviewer_key.map(|k| keys.get(k.get())),
+                ip: r.ip_key.map(|k| keys.get(k.get())),
                 text: r.text.take(),
                 audited: day >= from_day && day <= to_day,
             });

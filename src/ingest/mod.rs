@@ -611,7 +611,7 @@ fn build_order(
     c: &Ctx,
     source: u32,
     mangled: &mut Vec<String>,
-    postal_keys: &mut HashMap<String, Option<u64>>,
+    postal_keys: &mut HashMap<String, Option<schema::Key>>,
 ) -> Result<OrderLine, RowError> {
     let h = &c.opts.hasher;
     let order_id = Id::from(c.required(rec, "order_id")?);
@@ -778,7 +778,7 @@ struct Sink {
     mangled_count: u64,
     /// Hashed postal codes of this file (codes repeat across orders; a keyed hash per row costs
     /// more than a lookup). Bounded.
-    postal_keys: HashMap<String, Option<u64>>,
+    postal_keys: HashMap<String, Option<schema::Key>>,
 }
 
 impl Sink {
@@ -2229,7 +2229,7 @@ pub fn link_reviews(ds: &mut Dataset) {
         .zip(&links)
         .any(|(r, l)| l.is_none() && r.reviewer_key.is_some());
     if by_buyer_needed {
-        let mut by_buyer: HashMap<(u64, &str), Vec<(i64, u32)>> = HashMap::new();
+        let mut by_buyer: HashMap<(schema::Key, &str), Vec<(i64, u32)>> = HashMap::new();
         for (i, o) in orders.iter().enumerate() {
             if let Some(k) = o.buyer_key {
                 by_buyer
