@@ -77,6 +77,8 @@ pub struct Ord {
 pub struct AuditData {
     /// Product ids by index, sorted by id (so an id can be binary-searched).
     pub products: Vec<String>,
+    /// Product names by index, where an export gave one.
+    pub product_names: Vec<Option<String>>,
     /// Reviewer ids by index.
     pub reviewers: Names,
     /// Reviews sorted by time.
@@ -560,7 +562,13 @@ impl AuditData {
         for r in &reviews {
             rating_hist[r.rating as usize] += 1;
         }
+        let product_names = products
+            .names
+            .iter()
+            .map(|p| ds.product_names.get(p).cloned())
+            .collect();
         AuditData {
+            product_names,
             has_orders: !orders.is_empty(),
             first_order_day: orders.iter().map(|o| o.day).min(),
             rating_hist,

@@ -371,6 +371,52 @@ fn busy_regular_customers_are_not_a_lockstep_group() {
 }
 
 #[test]
+fn a_products_own_name_is_not_a_repeated_phrase() {
+    // Eight products with varied short texts; a fifth of P1's reviews name it ("garlic press").
+    let build = |with_name: bool| {
+        let mut b = B::new();
+        let words = [
+            "sturdy", "light", "handle", "grip", "kitchen", "drawer", "smell", "plastic", "metal",
+            "finish", "gift", "sister", "office", "weekend", "battery", "strap", "colour", "shelf",
+        ];
+        let mut x: u64 = 11;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as usize
+        };
+        let mut k = 0;
+        for p in 0..8 {
+            for day in 0..50 {
+                k += 1;
+                let mut text: Vec<&str> = (0..6).map(|_| words[next() % words.len()]).collect();
+                if p == 1 && day % 5 == 0 {
+                    text.extend(["my", "garlic", "press", "arrived"]);
+                }
+                let rating = [5, 4, 5, 3, 5][day % 5];
+                b.review(
+                    &format!("P{p}"),
+                    &format!("u{k}"),
+                    rating,
+                    T0 + day as i64 * DAY + (k % 9) as i64 * 3600,
+                    Some(&text.join(" ")),
+                    None,
+                    None,
+                );
+            }
+        }
+        if with_name {
+            b.ds.product_names
+                .insert("P1".into(), "Garlic Press, stainless".into());
+        }
+        b.run(&AuditConfig::default()).0
+    };
+    assert!(has_finding(&build(false), "phrase_repetition", "P1"));
+    assert!(!has_finding(&build(true), "phrase_repetition", "P1"));
+}
+
+#[test]
 fn near_duplicate_texts_across_accounts() {
     let mut b = B::new();
     const WORDS: &[&str] = &[

@@ -541,9 +541,20 @@ fn product_phrases(
             *word_df.entry(x).or_default() += 1;
         }
     }
+    // The product's name, where an export gives it: a phrase with one of its words ("garlic press
+    // for") is how shoppers name the product, not a repeated message.
+    let name_words: Vec<u64> = d.product_names[p]
+        .as_deref()
+        .map(word_hashes)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|w| !STOP_HASHES.contains(w))
+        .collect();
     let name_like = |ph: Phrase| {
         [ph.0, ph.1, ph.2].iter().any(|w| {
-            !STOP_HASHES.contains(w) && word_df.get(w).copied().unwrap_or(0) as f64 > 0.5 * n as f64
+            !STOP_HASHES.contains(w)
+                && (name_words.contains(w)
+                    || word_df.get(w).copied().unwrap_or(0) as f64 > 0.5 * n as f64)
         })
     };
     // Sorted, so candidates (and ties between them) come out the same every run.

@@ -125,6 +125,7 @@ pub const REVIEW_OPTIONAL: &[&str] = &[
     "reviewer_name",
     "reviewer_ip",
     "helpful_votes",
+    "product_name",
 ];
 /// Canonical order fields. Required ones first.
 pub const ORDER_REQUIRED: &[&str] = &["order_id", "purchased_at", "product_id"];
@@ -149,6 +150,7 @@ pub const ORDER_OPTIONAL: &[&str] = &[
     "ship_country",
     "promotion_ids",
     "fulfillment_channel",
+    "product_name",
 ];
 
 /// Every built-in format, in detection priority order.
@@ -175,6 +177,7 @@ pub static FORMATS: LazyLock<Vec<FormatSpec>> = LazyLock::new(|| {
             ("purchased_at", &["purchase-date"]),
             ("product_id", &["asin"]),
             ("sku", &["sku"]),
+            ("product_name", &["product-name"]),
             ("quantity", &["quantity"]),
             ("item_price", &["item-price"]),
             ("discount", &["item-promotion-discount"]),
@@ -216,6 +219,7 @@ pub static FORMATS: LazyLock<Vec<FormatSpec>> = LazyLock::new(|| {
             ("shipped_at", &["shipment-date", "shipment date"]),
             ("product_id", &["sku", "merchant sku"]),
             ("sku", &["sku", "merchant sku"]),
+            ("product_name", &["product-name", "product name"]),
             ("quantity", &["quantity-shipped", "shipped quantity"]),
             ("item_price", &["item-price", "item price"]),
             (
@@ -282,6 +286,7 @@ pub static FORMATS: LazyLock<Vec<FormatSpec>> = LazyLock::new(|| {
             ("shipped_at", &["fulfilled at"]),
             ("product_id", &["lineitem sku", "lineitem name"]),
             ("sku", &["lineitem sku"]),
+            ("product_name", &["lineitem name"]),
             ("quantity", &["lineitem quantity"]),
             ("item_price", &["lineitem price"]),
             ("discount", &["lineitem discount"]),
@@ -397,6 +402,7 @@ pub static FORMATS: LazyLock<Vec<FormatSpec>> = LazyLock::new(|| {
             ("text", &["review_body"]),
             ("verified", &["verified_purchase"]),
             ("helpful_votes", &["helpful_votes"]),
+            ("product_name", &["product_title"]),
         ]),
         EpochUnit::Auto,
         "product + time only",

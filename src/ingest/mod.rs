@@ -143,6 +143,9 @@ pub fn fuzz_options() -> LoadOptions {
 /// How many rejected rows a file report lists.
 pub const REJECTED_LISTED: usize = 20;
 
+/// Product names kept per file at most (a name per product; catalogs are far smaller).
+const MAX_PRODUCT_NAMES: usize = 1_000_000;
+
 /// Everything decided about one file.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileReport {
@@ -195,6 +198,8 @@ pub struct FileLoad {
     pub orders: Vec<OrderLine>,
     /// Reviews (reviews files).
     pub reviews: Vec<Review>,
+    /// Product names the file gives (first seen per product, bounded).
+    pub product_names: HashMap<Id, String>,
 }
 
 /// The whole load: every file, de-duplication and linking.
@@ -231,6 +236,10 @@ pub struct Dataset {
     pub orders: Vec<OrderLine>,
     /// Reviews.
     pub reviews: Vec<Review>,
+    /// Product names where an export gives them (Amazon `product-name`, Shopify `Lineitem name`,
+    /// `product_title`): the first file's name wins. The text family does not count a product's
+    /// own name as a repeated phrase.
+    pub product_names: HashMap<Id, String>,
     /// What happened while loading.
     pub report: LoadReport,
 }
@@ -779,6 +788,8 @@ struct Sink {
     /// Hashed postal codes of this file (codes repeat across orders; a keyed hash per row costs
     /// more than a lookup). Bounded.
     postal_keys: HashMap<String, Option<schema::Key>>,
+    /// Product names of this file, first seen per product. Bounded.
+    product_names: HashMap<Id, String>,
 }
 
 impl Sink {
@@ -817,6 +828,20 @@ impl Sink {
             mangled: Vec::new(),
             mangled_count: 0,
             postal_keys: HashMap::new(),
+            product_names: HashMap::new(),
+        }
+    }
+
+    /// Note the row's product name, if it has one and the product has none yet.
+    fn note_product_name(&mut self, rec: &dyn Record, product: &Id) {
+        if let Some(name) = rec.get("product_name").map(str::trim) {
+            if !name.is_empty()
+                && self.product_names.len() < MAX_PRODUCT_NAMES
+                && !self.product_names.contains_key(product)
+            {
+                self.product_names
+                    .insert(product.clone(), name.chars().take(300).collect());
+            }
         }
     }
 
@@ -850,6 +875,7 @@ impl Sink {
                 Ok(r) => {
                     self.accept_time(r.created_at, r.resolution);
                     self.hold(review_bytes(&r));
+                    self.note_product_name(rec, &r.product_id);
                     self.reviews.push(r);
                 }
                 Err(e) => self.reject(e),
@@ -867,6 +893,7 @@ impl Sink {
                     Ok(o) => {
                         self.accept_time(o.purchased_at, o.resolution);
                         self.hold(order_bytes(&o));
+                        self.note_product_name(rec, &o.product_id);
                         self.orders.push(o);
                     }
                     Err(e) => self.reject(e),
@@ -1619,6 +1646,7 @@ fn finish(
         report,
         orders: sink.orders,
         reviews: sink.reviews,
+        product_names: sink.product_names,
     }
 }
 
@@ -1680,6 +1708,9 @@ pub fn load_dataset(
         check_bad_rows(&load, opts.on_bad_rows)?;
         order_parts.push(std::mem::take(&mut load.orders));
         review_parts.push(std::mem::take(&mut load.reviews));
+        for (id, name) in load.product_names {
+            ds.product_names.entry(id).or_insert(name);
+        }
         ds.report.files.push(load.report);
     }
     // Sources without ids: the same review in two overlapping downloads (only needed when some
