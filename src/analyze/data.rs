@@ -40,7 +40,7 @@ pub struct Rev {
     /// Hashed IP.
     pub ip: Option<u32>,
     /// Title + body.
-    pub text: Option<String>,
+    pub text: Option<Box<str>>,
     /// Inside the audited window.
     pub audited: bool,
 }

@@ -43,7 +43,7 @@ impl B {
             rating,
             created_at: t,
             resolution: TimeResolution::Second,
-            text: text.map(str::to_string),
+            text: text.map(Into::into),
             verified,
             order_id: order.map(Into::into),
             reviewer_key: None,

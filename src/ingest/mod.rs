@@ -583,8 +583,14 @@ fn build_review(
         resolution: created.resolution,
         text: match (rec.get("title"), rec.get("text")) {
             (None, None) => None,
-            (Some(a), None) | (None, Some(a)) => Some(a.to_string()),
-            (Some(a), Some(b)) => Some(format!("{a}. {b}")),
+            (Some(a), None) | (None, Some(a)) => Some(a.into()),
+            (Some(a), Some(b)) => {
+                let mut t = String::with_capacity(a.len() + 2 + b.len());
+                t.push_str(a);
+                t.push_str(". ");
+                t.push_str(b);
+                Some(t.into_boxed_str())
+            }
         },
         verified: rec.get("verified").and_then(parse_bool),
         order_id: c.optional_id(rec, "order_id")?,
@@ -752,7 +758,7 @@ fn opt_heap(s: &Option<Id>) -> usize {
     s.as_ref().map_or(0, heap_len)
 }
 
-fn opt_len(s: &Option<String>) -> usize {
+fn opt_len(s: &Option<Box<str>>) -> usize {
     s.as_ref().map_or(0, |x| x.len())
 }
 

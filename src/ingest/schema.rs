@@ -108,8 +108,9 @@ pub struct Review {
     pub created_at: i64,
     /// Resolution of `created_at`.
     pub resolution: TimeResolution,
-    /// Title and body joined by `. ` (attacker-controlled text; one allocation per review).
-    pub text: Option<String>,
+    /// Title and body joined by `. ` (attacker-controlled text; one exact-size allocation per
+    /// review, no spare capacity).
+    pub text: Option<Box<str>>,
     /// Verified-purchase flag where the source has one.
     pub verified: Option<bool>,
     /// Order reference where the source has one.
@@ -135,6 +136,6 @@ mod tests {
     #[test]
     fn records_stay_compact() {
         assert!(std::mem::size_of::<OrderLine>() <= 128);
-        assert!(std::mem::size_of::<Review>() <= 168);
+        assert!(std::mem::size_of::<Review>() <= 160);
     }
 }
