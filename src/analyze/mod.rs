@@ -555,24 +555,46 @@ pub fn ratings(d: &AuditData, idx: &[u32]) -> Vec<f64> {
         .collect()
 }
 
-/// The rating question (b) of a subset test: Mann–Whitney of the subset's ratings against the rest
-/// of the product's audited reviews, when the subset's mean rating differs from the rest's by at
-/// least `rating_min_shift` stars; a smaller shift answers no (p = 1): with tens of thousands of
-/// reviews a product's subsets differ "significantly" by a few hundredths of a star, which does
-/// not move what a shopper sees.
+/// The rating question (b) of a subset test. Against the rest of the product's audited reviews when
+/// there are at least 20 of them: Mann–Whitney, answering yes only when the subset's mean rating
+/// differs from the rest's by at least `rating_min_shift` stars (a smaller shift gives p = 1: with
+/// tens of thousands of reviews a product's subsets differ "significantly" by a few hundredths of a
+/// star, which does not move what a shopper sees). With fewer other reviews there is too little to
+/// compare against, so the subset is compared with the catalog: the share of its dominant rating
+/// (at least 60% of at least 5 reviews) against that rating's share among the catalog's other
+/// reviews (binomial).
 pub fn rating_question(
     d: &AuditData,
     cfg: &AuditConfig,
     subset: &[u32],
     rest: &[u32],
 ) -> Option<f64> {
-    let p = stats::mann_whitney(&ratings(d, subset), &ratings(d, rest))?;
-    let shift = (mean_rating(d, subset) - mean_rating(d, rest)).abs();
-    Some(if shift >= cfg.rating_min_shift {
-        p
-    } else {
-        1.0
-    })
+    if rest.len() >= 20 {
+        let p = stats::mann_whitney(&ratings(d, subset), &ratings(d, rest))?;
+        let shift = (mean_rating(d, subset) - mean_rating(d, rest)).abs();
+        return Some(if shift >= cfg.rating_min_shift {
+            p
+        } else {
+            1.0
+        });
+    }
+    let mut hist = [0u64; 6];
+    for &i in subset {
+        hist[d.reviews[i as usize].rating as usize] += 1;
+    }
+    let modal = (1..=5).max_by_key(|&k| (hist[k], k)).unwrap_or(5);
+    let k = hist[modal];
+    let nc = d.reviews.len() as u64 - subset.len() as u64;
+    let kc = d.rating_hist[modal].saturating_sub(k);
+    // Too few reviews, or no dominant rating: nothing to compare.
+    if nc == 0 || subset.len() < 5 || (k as f64) < 0.6 * subset.len() as f64 {
+        return None;
+    }
+    Some(stats::binomial_upper(
+        k,
+        subset.len() as u64,
+        (kc as f64 + 1.0) / (nc as f64 + 2.0),
+    ))
 }
 
 /// Split a product's audited reviews into (subset, rest) by a predicate.

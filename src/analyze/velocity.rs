@@ -281,7 +281,7 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         );
         c.q = Some(qv);
         c.window = Some((from, to));
-        c.p_rating = burst_rating_question(d, cfg, &inside, &outside, modal as u8);
+        c.p_rating = rating_question(d, cfg, &inside, &outside);
         for &i in &inside {
             if d.reviews[i as usize].rating as usize == modal {
                 out.signals.push(ReviewSignal {
@@ -343,37 +343,6 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
     }
     trend(d, cfg, &mut out);
     out
-}
-
-/// The rating question of a burst: Mann–Whitney against the product's other reviews when there are
-/// enough of them (20); otherwise the share of the window's dominant rating against the catalog's
-/// share of that rating (binomial), so a product too new to have its own baseline is still compared
-/// with something.
-fn burst_rating_question(
-    d: &AuditData,
-    cfg: &AuditConfig,
-    inside: &[u32],
-    outside: &[u32],
-    modal: u8,
-) -> Option<f64> {
-    if outside.len() >= 20 {
-        return rating_question(d, cfg, inside, outside);
-    }
-    let k = inside
-        .iter()
-        .filter(|&&i| d.reviews[i as usize].rating == modal)
-        .count() as u64;
-    let nc = d.reviews.len() as u64 - inside.len() as u64;
-    let kc = d.rating_hist[modal as usize].saturating_sub(k);
-    // Too few reviews, or no dominant rating: nothing to compare.
-    if nc == 0 || inside.len() < 5 || (k as f64) < 0.6 * inside.len() as f64 {
-        return None;
-    }
-    Some(super::stats::binomial_upper(
-        k,
-        inside.len() as u64,
-        (kc as f64 + 1.0) / (nc as f64 + 2.0),
-    ))
 }
 
 /// Expected reviews in days `from..=to`: order-scaled when the product's expected-from-orders series
