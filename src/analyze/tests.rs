@@ -102,6 +102,17 @@ fn background(b: &mut B, products: usize, days: i64) {
     }
 }
 
+/// A small deterministic generator (64-bit LCG, upper bits).
+fn lcg(seed: u64) -> impl FnMut() -> usize {
+    let mut x = seed;
+    move || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) as usize
+    }
+}
+
 fn verdict_of(a: &Analysis, product: &str) -> Verdict {
     a.products
         .iter()
@@ -379,13 +390,7 @@ fn a_products_own_name_is_not_a_repeated_phrase() {
             "sturdy", "light", "handle", "grip", "kitchen", "drawer", "smell", "plastic", "metal",
             "finish", "gift", "sister", "office", "weekend", "battery", "strap", "colour", "shelf",
         ];
-        let mut x: u64 = 11;
-        let mut next = || {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (x >> 33) as usize
-        };
+        let mut next = lcg(11);
         let mut k = 0;
         for p in 0..8 {
             for day in 0..50 {
@@ -457,13 +462,7 @@ fn near_duplicate_texts_across_accounts() {
         "strap",
         "zipper",
     ];
-    let mut x: u64 = 7;
-    let mut next = || {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (x >> 33) as usize
-    };
+    let mut next = lcg(7);
     for d in 0..60 {
         for p in 0..3 {
             let text: Vec<&str> = (0..16).map(|_| WORDS[next() % WORDS.len()]).collect();
