@@ -566,6 +566,9 @@ fn group_text_similarity(d: &AuditData, reviews: &[u32]) -> Option<f64> {
     Some(sum / n as f64)
 }
 
+/// Accounts with more distinct products than this are not counted by the product-overlap test.
+const MAX_SHARING_PRODUCTS: usize = 50;
+
 fn product_overlap(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     // Co-review counts of product pairs: a dense triangle for catalogs up to a few thousand
     // products (tens of millions of increments at scale), a map beyond.
@@ -589,17 +592,18 @@ fn product_overlap(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         prods.extend(revs.iter().map(|&i| d.reviews[i as usize].product));
         prods.sort_unstable();
         prods.dedup();
-        if prods.len() >= 2 {
-            multi[u] = true;
+        // An account with dozens of products (a regular customer of a big catalog) ties no
+        // particular products together: it counts neither for pairs nor as a shared reviewer.
+        if prods.len() < 2 || prods.len() > MAX_SHARING_PRODUCTS {
+            continue;
         }
-        if prods.len() >= 2 && prods.len() <= 50 {
-            for a in 0..prods.len() {
-                for b in a + 1..prods.len() {
-                    if dense {
-                        tri[tri_index(prods[a] as usize, prods[b] as usize)] += 1;
-                    } else {
-                        *sparse.entry((prods[a], prods[b])).or_default() += 1;
-                    }
+        multi[u] = true;
+        for a in 0..prods.len() {
+            for b in a + 1..prods.len() {
+                if dense {
+                    tri[tri_index(prods[a] as usize, prods[b] as usize)] += 1;
+                } else {
+                    *sparse.entry((prods[a], prods[b])).or_default() += 1;
                 }
             }
         }

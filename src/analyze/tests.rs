@@ -382,6 +382,44 @@ fn busy_regular_customers_are_not_a_lockstep_group() {
 }
 
 #[test]
+fn regular_customers_of_many_products_do_not_tie_products_together() {
+    // 600 products, each with 20 one-time reviewers; 30 regular customers each review P0..P9 and
+    // 50 of the other 590. A regular with 60 products says nothing about P0..P9 in particular,
+    // though they make 60% of those products' reviewers (about 11% elsewhere).
+    let mut b = B::new();
+    let mut k = 0i64;
+    for p in 0..600 {
+        for j in 0..20 {
+            k += 1;
+            let t = T0 + (j * 7 + p % 5) * DAY + (k % 11) * 3600;
+            b.review(
+                &format!("P{p}"),
+                &format!("once{k}"),
+                4,
+                t,
+                None,
+                None,
+                None,
+            );
+        }
+    }
+    for u in 0..30i64 {
+        let others = (0..50).map(|j| 10 + (u * 37 + j) % 590);
+        for p in (0..10).chain(others) {
+            let t = T0 + ((u * 13 + p * 3) % 140) * DAY + 5 * 3600;
+            b.review(&format!("P{p}"), &format!("reg{u}"), 4, t, None, None, None);
+        }
+    }
+    let (a, _) = b.run(&AuditConfig::default());
+    for p in 0..10 {
+        assert!(
+            !has_finding(&a, "shared_reviewers", &format!("P{p}")),
+            "P{p}"
+        );
+    }
+}
+
+#[test]
 fn a_products_own_name_is_not_a_repeated_phrase() {
     // Eight products with varied short texts; a fifth of P1's reviews name it ("garlic press").
     let build = |with_name: bool| {
