@@ -157,11 +157,6 @@ impl Lists {
         self.len() == 0
     }
 
-    /// Key k's list, if there is a key k.
-    pub fn get(&self, k: usize) -> Option<&[u32]> {
-        (k < self.len()).then(|| &self[k])
-    }
-
     /// The lists in key order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u32]> + '_ {
         (0..self.len()).map(|k| &self[k])
@@ -172,14 +167,6 @@ impl std::ops::Index<usize> for Lists {
     type Output = [u32];
     fn index(&self, k: usize) -> &[u32] {
         &self.flat[self.start[k] as usize..self.start[k + 1] as usize]
-    }
-}
-
-impl<'a> IntoIterator for &'a Lists {
-    type Item = &'a [u32];
-    type IntoIter = Box<dyn Iterator<Item = &'a [u32]> + 'a>;
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
     }
 }
 

@@ -115,10 +115,8 @@ pub fn lockstep_pairs(d: &AuditData, cfg: &AuditConfig) -> Vec<(u32, u32)> {
     let q: Vec<f64> = (0..d.by_product.len())
         .map(|p| {
             let first_review = d.by_product[p].first().map(|&i| d.reviews[i as usize].t);
-            let first_order = d
-                .orders_by_product
-                .get(p)
-                .and_then(|v| v.first())
+            let first_order = d.orders_by_product[p]
+                .first()
                 .map(|&i| d.orders[i as usize].t);
             let last_review = d.by_product[p].last().map(|&i| d.reviews[i as usize].t);
             let Some(start) = first_review.into_iter().chain(first_order).min() else {

@@ -1102,7 +1102,7 @@ pub fn product_pairs(d: &AuditData) -> Result<Option<Vec<u8>>> {
     // Shared reviewers per pair, over reviewers with a bounded number of products (the counting
     // is linear in reviews × products per reviewer).
     let mut pair: HashMap<(u32, u32), u64> = HashMap::new();
-    for revs in &d.by_reviewer {
+    for revs in d.by_reviewer.iter() {
         let mut ps: Vec<u32> = revs
             .iter()
             .map(|&i| &d.reviews[i as usize])
