@@ -175,8 +175,11 @@ fn minhash(set: &[u64]) -> [u64; PERMS] {
 }
 
 /// Signature of a text for the near-duplicate search: 64 MinHash values over its word 3-shingles,
-/// each cut to its top 16 bits (128 bytes a review).
-type Signature = [u16; PERMS];
+/// each cut to its top 16 bits (128 bytes a review), aligned so that each half is one cache line
+/// (most candidate pairs are decided on the first half, see `near_duplicates`).
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Signature([u16; PERMS]);
 
 fn signature(words: &[u64]) -> Signature {
     let full = minhash(&shingles_of(words));
@@ -184,7 +187,44 @@ fn signature(words: &[u64]) -> Signature {
     for (s, f) in sig.iter_mut().zip(full.iter()) {
         *s = (*f >> 48) as u16;
     }
-    sig
+    Signature(sig)
+}
+
+/// Number of positions where two signature parts agree.
+fn agreeing(a: &[u16], b: &[u16]) -> usize {
+    a.iter().zip(b).filter(|(x, y)| x == y).count()
+}
+
+/// Whether the estimated Jaccard similarity of two signatures (the share of agreeing values)
+/// reaches `threshold`. The second half is only read when the first leaves it possible.
+fn estimate_reaches(a: &Signature, b: &Signature, threshold: f64) -> bool {
+    const HALF: usize = PERMS / 2;
+    let first = agreeing(&a.0[..HALF], &b.0[..HALF]);
+    // Even with every value of the second half agreeing the estimate stays below the threshold.
+    if ((first + (PERMS - HALF)) as f64 / PERMS as f64) < threshold {
+        return false;
+    }
+    ((first + agreeing(&a.0[HALF..], &b.0[HALF..])) as f64 / PERMS as f64) >= threshold
+}
+
+/// Candidate pairs gathered before their reads are issued (see `near_duplicates`).
+const PAIR_BATCH: usize = 256;
+
+/// `(band key, index)` for every signature, sorted by key then index.
+fn band_keys_sorted(sigs: &[Signature], band: usize) -> Vec<(u64, u32)> {
+    let mut keyed: Vec<(u64, u32)> = sigs
+        .iter()
+        .enumerate()
+        .map(|(k, sig)| {
+            let mut h = band as u64;
+            for r in 0..ROWS {
+                h = mix(h ^ sig.0[band * ROWS + r] as u64);
+            }
+            (h, k as u32)
+        })
+        .collect();
+    keyed.sort_unstable();
+    keyed
 }
 
 /// What one pass over every text gives: each review's word count, and the signatures of the
@@ -239,62 +279,61 @@ fn near_duplicates(d: &AuditData, cfg: &AuditConfig, ids: &[u32], sigs: &[Signat
         .iter()
         .map(|&i| d.reviews[i as usize].reviewer)
         .collect();
-    let estimate = |a: usize, b: usize| {
-        sigs[a]
-            .iter()
-            .zip(sigs[b].iter())
-            .filter(|(x, y)| x == y)
-            .count() as f64
-            / PERMS as f64
-    };
     // The bands are split between threads, each with its own union-find; the partitions are
     // merged after. A pair is only skipped when its two reviews are already joined, so the merged
     // clusters are exactly those of one pass over all bands (each root is its cluster's smallest
     // index either way).
     let n = ids.len();
+    let threshold = cfg.near_duplicate_jaccard;
     let mut parts = super::in_chunks(BANDS, 1, |bands| {
         let mut parent = super::Dsu::new(n);
+        // Candidate pairs are compared in batches, in the order a plain walk would take them: the
+        // members' union-find slots, reviewers and signatures (scattered over gigabytes at scale)
+        // are read for the whole batch first — independent loads the processor overlaps, where
+        // the comparisons would wait for each miss in turn.
+        let mut batch: Vec<(u32, u32)> = Vec::with_capacity(PAIR_BATCH + COMPARE_BACK);
+        let compare = |batch: &mut Vec<(u32, u32)>, parent: &mut super::Dsu| {
+            let mut touched = 0u32;
+            for &(i, j) in batch.iter() {
+                let (i, j) = (i as usize, j as usize);
+                touched ^= parent.0[i]
+                    ^ parent.0[j]
+                    ^ reviewer_of[i]
+                    ^ reviewer_of[j]
+                    ^ sigs[i].0[0] as u32
+                    ^ sigs[j].0[0] as u32;
+            }
+            std::hint::black_box(touched);
+            for &(i, j) in batch.iter() {
+                if parent.find(i) == parent.find(j)
+                    || reviewer_of[i as usize] == reviewer_of[j as usize]
+                {
+                    continue;
+                }
+                if estimate_reaches(&sigs[i as usize], &sigs[j as usize], threshold) {
+                    parent.union(i, j);
+                }
+            }
+            batch.clear();
+        };
         for band in bands {
             // Buckets as runs of a sorted (band key, review) list: no per-bucket allocation.
-            let mut keyed: Vec<(u64, u32)> = sigs
-                .iter()
-                .enumerate()
-                .map(|(k, sig)| {
-                    let mut h = band as u64;
-                    for r in 0..ROWS {
-                        h = mix(h ^ sig[band * ROWS + r] as u64);
-                    }
-                    (h, k as u32)
-                })
-                .collect();
-            keyed.sort_unstable();
+            let keyed = band_keys_sorted(sigs, band);
             // Each member is compared with at most COMPARE_BACK earlier members of the bucket:
             // near-duplicates chain through union-find, so a cluster still joins up, and a bucket
             // of thousands of copies costs linear work.
             for bucket in keyed.chunk_by(|x, y| x.0 == y.0).filter(|b| b.len() >= 2) {
-                // Read the members' union-find slots and reviewers up front: independent loads
-                // the processor overlaps, where the walk below would wait for each miss in turn
-                // (at millions of reviews the walk was mostly waiting for memory).
-                let mut touched = 0u32;
-                for &(_, k) in bucket {
-                    touched ^= parent.0[k as usize] ^ reviewer_of[k as usize];
-                }
-                std::hint::black_box(touched);
                 for x in 1..bucket.len() {
-                    let i = bucket[x].1 as usize;
+                    let i = bucket[x].1;
                     for &(_, j) in &bucket[x.saturating_sub(COMPARE_BACK)..x] {
-                        let j = j as usize;
-                        if parent.find(i as u32) == parent.find(j as u32)
-                            || reviewer_of[i] == reviewer_of[j]
-                        {
-                            continue;
-                        }
-                        if estimate(i, j) >= cfg.near_duplicate_jaccard {
-                            parent.union(i as u32, j as u32);
-                        }
+                        batch.push((i, j));
+                    }
+                    if batch.len() >= PAIR_BATCH {
+                        compare(&mut batch, &mut parent);
                     }
                 }
             }
+            compare(&mut batch, &mut parent);
         }
         parent
     })
@@ -845,6 +884,37 @@ mod tests {
         #[test]
         fn word_hashes_match_the_reference(t in "(?s)[a-zA-Z0-9 .,!'\\-ÇçÉéßİıΣσ日本\u{301}\u{1F600}\t\n]{0,80}") {
             proptest::prop_assert_eq!(word_hashes(&t), word_hashes_reference(&t));
+        }
+    }
+
+    /// The early exit on the first half never changes the decision of the full estimate: every
+    /// split of agreements between the halves, at thresholds on and between the steps of 1/64.
+    #[test]
+    fn estimate_reaches_matches_the_full_estimate() {
+        let half = PERMS / 2;
+        for first in 0..=half {
+            for second in 0..=half {
+                let x = Signature([7; PERMS]);
+                let mut y = x;
+                for k in 0..PERMS {
+                    let agree = if k < half {
+                        k < first
+                    } else {
+                        k - half < second
+                    };
+                    if !agree {
+                        y.0[k] = 8;
+                    }
+                }
+                let full = (first + second) as f64 / PERMS as f64;
+                for t in (0..=130).map(|s| s as f64 / 128.0).chain([0.7]) {
+                    assert_eq!(
+                        estimate_reaches(&x, &y, t),
+                        full >= t,
+                        "{first}+{second} at {t}"
+                    );
+                }
+            }
         }
     }
 
