@@ -783,6 +783,44 @@ fn several_files_are_concatenated_and_deduplicated() {
     assert_eq!(rep["link_methods"]["order id"], 1);
 }
 
+/// Each kind is merged by the thread that loads its last file, so a kind can be merged before
+/// another file fails: the error reported is still the first failing file in command-line order
+/// (orders files before reviews files), and no report is written.
+#[test]
+fn the_first_failing_file_is_reported_in_file_order() {
+    let w = Work::new();
+    let missing = fixture("bad/missing-column.tsv");
+    let empty = fixture("bad/empty.tsv");
+    let orders = fixture("amazon-all-orders.tsv");
+    let reviews = fixture("trustpilot.csv");
+    let cases: [(&[&Path], &[&Path], &Path); 3] = [
+        (&[&missing], &[&reviews, &reviews], &missing),
+        (&[&orders], &[&reviews, &empty], &empty),
+        (&[&orders, &missing], &[&empty], &missing),
+    ];
+    for (o, r, culprit) in cases {
+        let out_dir = w.path("rep");
+        let mut args: Vec<String> = vec!["audit".into(), "-q".into(), "--orders".into()];
+        args.extend(o.iter().map(|p| p.display().to_string()));
+        args.push("--reviews".into());
+        args.extend(r.iter().map(|p| p.display().to_string()));
+        args.extend(["--out".into(), out_dir.display().to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = w.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let name = culprit.file_name().unwrap().to_str().unwrap();
+        assert!(stderr(&out).contains(name), "{name}: {}", stderr(&out));
+        for other in [&missing, &empty]
+            .into_iter()
+            .filter(|p| p.as_path() != culprit)
+        {
+            let other = other.file_name().unwrap().to_str().unwrap();
+            assert!(!stderr(&out).contains(other), "{other}: {}", stderr(&out));
+        }
+        assert!(!out_dir.exists());
+    }
+}
+
 #[test]
 fn reviews_link_by_buyer_key_and_product() {
     let w = Work::new();

@@ -108,10 +108,8 @@ pub fn word_hashes(text: &str) -> Vec<u64> {
     out
 }
 
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
-    z ^ (z >> 31)
+fn mix(z: u64) -> u64 {
+    crate::ingest::avalanche(z)
 }
 
 /// Sorted, de-duplicated hashes of word 3-shingles.

@@ -1705,7 +1705,7 @@ pub fn load_dataset(
         .map(|p| (p, Kind::Orders))
         .chain(reviews.iter().map(|p| (p, Kind::Reviews)))
         .collect();
-    let loads = load_parallel(&jobs, opts);
+    let (loads, merged_orders, merged_reviews) = load_parallel(&jobs, opts, &path_of);
     // Errors in file order: a file that failed, or one with too many bad rows.
     let mut order_parts: Vec<Vec<OrderLine>> = Vec::new();
     let mut review_parts: Vec<Vec<Review>> = Vec::new();
@@ -1719,19 +1719,12 @@ pub fn load_dataset(
         }
         ds.report.files.push(load.report);
     }
-    // Sources without ids: the same review in two overlapping downloads (only needed when some
-    // review id was assigned by revaudit).
-    let any_assigned = review_parts
-        .iter()
-        .any(|v| v.iter().any(|r| r.review_id.contains('#')));
-    // Order lines and reviews are merged, de-duplicated and sorted side by side; each side notes
-    // its duplicates in its own report, joined after (order files come before review files, so
-    // the conflicts listed are the same as merging file by file).
-    let ((orders, order_report), (reviews, review_report)) = std::thread::scope(|s| {
-        let o = s.spawn(|| merge_orders(order_parts, &path_of));
-        let r = merge_reviews(review_parts, any_assigned, &path_of);
-        (o.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), r)
-    });
+    // Each kind was normally merged by the thread that loaded its last file; a kind without
+    // files is merged (empty) here.
+    let (orders, order_report) =
+        merged_orders.unwrap_or_else(|| merge_orders(order_parts, &path_of));
+    let (reviews, review_report) =
+        merged_reviews.unwrap_or_else(|| merge_reviews(review_parts, &path_of));
     ds.orders = orders;
     ds.reviews = reviews;
     for part in [order_report, review_report] {
@@ -1832,9 +1825,13 @@ fn merge_orders(
 /// id revaudit assigned, by product, reviewer and time) and sorted by time; as `merge_orders`.
 fn merge_reviews(
     parts: Vec<Vec<Review>>,
-    any_assigned: bool,
     path_of: &(dyn Fn(u32) -> String + Sync),
 ) -> (Vec<Review>, LoadReport) {
+    // Sources without ids: the same review in two overlapping downloads (only needed when some
+    // review id was assigned by revaudit).
+    let any_assigned = parts
+        .iter()
+        .any(|v| v.iter().any(|r| r.review_id.contains('#')));
     let mut report = LoadReport::default();
     let mut reviews: Vec<Review> = Vec::new();
     let mut dup: Vec<bool> = Vec::new();
@@ -1999,10 +1996,15 @@ pub fn fast_hash(bytes: &[u8]) -> u64 {
         t[..rest.len()].copy_from_slice(rest);
         h = (h ^ u64::from_le_bytes(t)).wrapping_mul(K).rotate_left(29);
     }
-    // Final avalanche (splitmix64), so the table's low and high bits both vary.
-    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+    // Final avalanche, so the table's low and high bits both vary.
+    avalanche(h)
+}
+
+/// The splitmix64 finaliser: every input bit flips about half of the output bits.
+pub fn avalanche(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// For maps keyed by values that already are 64-bit hashes: used as they are, not hashed again.
@@ -2143,15 +2145,34 @@ fn note_conflict(
     }
 }
 
-/// Load files on up to two threads; results in the order of `jobs`.
+/// Records of one kind merged by `merge_orders` / `merge_reviews`, with their report.
+type Merged<T> = Option<(Vec<T>, LoadReport)>;
+
+/// Load files on up to two threads; results in the order of `jobs`. The thread that finishes the
+/// last file of a kind merges that kind's records right away (the order lines are merged while the
+/// reviews are still being read, or the other way round) when every file of the kind loaded and
+/// passed `check_bad_rows`; otherwise that kind is left unmerged (`None`) and its records stay in
+/// the loads. The merge reads the files' records in file order, so the result does not depend on
+/// which thread did what.
 fn load_parallel(
     jobs: &[(&PathBuf, Kind)],
     opts: &LoadOptions,
-) -> Vec<Result<FileLoad, IngestError>> {
+    path_of: &(dyn Fn(u32) -> String + Sync),
+) -> (
+    Vec<Result<FileLoad, IngestError>>,
+    Merged<OrderLine>,
+    Merged<Review>,
+) {
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
     let next = AtomicUsize::new(0);
-    let done: std::sync::Mutex<Vec<(usize, Result<FileLoad, IngestError>)>> =
-        std::sync::Mutex::new(Vec::new());
+    let done: Mutex<Vec<(usize, Result<FileLoad, IngestError>)>> = Mutex::new(Vec::new());
+    let left = |kind: Kind| jobs.iter().filter(|j| j.1 == kind).count();
+    let orders_left = AtomicUsize::new(left(Kind::Orders));
+    let reviews_left = AtomicUsize::new(left(Kind::Reviews));
+    let merged_orders: Mutex<Merged<OrderLine>> = Mutex::new(None);
+    let merged_reviews: Mutex<Merged<Review>> = Mutex::new(None);
+    let lock = || done.lock().unwrap_or_else(|e| e.into_inner());
     let threads = jobs.len().clamp(1, 2);
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -2159,25 +2180,85 @@ fn load_parallel(
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((p, kind)) = jobs.get(i) else { break };
                 let r = load_file(p, i as u32, Some(*kind), opts);
-                done.lock().unwrap_or_else(|e| e.into_inner()).push((i, r));
+                let last = {
+                    let mut d = lock();
+                    d.push((i, r));
+                    // Decided under the lock: the last of a kind sees every file of it in `done`.
+                    match kind {
+                        Kind::Orders => orders_left.fetch_sub(1, Ordering::Relaxed) == 1,
+                        Kind::Reviews => reviews_left.fetch_sub(1, Ordering::Relaxed) == 1,
+                    }
+                };
+                if !last {
+                    continue;
+                }
+                let policy = opts.on_bad_rows;
+                match kind {
+                    Kind::Orders => {
+                        let parts = take_kind(&mut lock(), jobs, *kind, policy, |l| {
+                            std::mem::take(&mut l.orders)
+                        });
+                        if let Some(parts) = parts {
+                            let m = merge_orders(parts, path_of);
+                            *merged_orders.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+                        }
+                    }
+                    Kind::Reviews => {
+                        let parts = take_kind(&mut lock(), jobs, *kind, policy, |l| {
+                            std::mem::take(&mut l.reviews)
+                        });
+                        if let Some(parts) = parts {
+                            let m = merge_reviews(parts, path_of);
+                            *merged_reviews.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+                        }
+                    }
+                }
             });
         }
     });
     let mut v = done.into_inner().unwrap_or_else(|e| e.into_inner());
     v.sort_by_key(|x| x.0);
-    v.into_iter().map(|x| x.1).collect()
+    (
+        v.into_iter().map(|x| x.1).collect(),
+        merged_orders
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner()),
+        merged_reviews
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner()),
+    )
+}
+
+/// The records of every file of `kind` (moved out of the loads), in file order; `None` when a file
+/// of the kind failed or has too many bad rows (reported by the caller, in file order).
+fn take_kind<T>(
+    done: &mut [(usize, Result<FileLoad, IngestError>)],
+    jobs: &[(&PathBuf, Kind)],
+    kind: Kind,
+    policy: BadRowPolicy,
+    pick: impl Fn(&mut FileLoad) -> Vec<T>,
+) -> Option<Vec<Vec<T>>> {
+    done.sort_by_key(|x| x.0);
+    let mine = |x: &&mut (usize, Result<FileLoad, IngestError>)| jobs[x.0].1 == kind;
+    let mut of_kind: Vec<&mut (usize, Result<FileLoad, IngestError>)> =
+        done.iter_mut().filter(mine).collect();
+    let clean = of_kind
+        .iter()
+        .all(|x| matches!(&x.1, Ok(l) if check_bad_rows(l, policy).is_ok()));
+    clean.then(|| {
+        of_kind
+            .iter_mut()
+            .filter_map(|x| x.1.as_mut().ok().map(&pick))
+            .collect()
+    })
 }
 
 /// A 64-bit hash of some strings and a number (de-duplication keys; always confirmed by comparing
-/// the records themselves).
+/// the records themselves, so a fast unkeyed hash will do).
 fn hash_of(parts: &[&str], n: i64) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for p in parts {
-        p.hash(&mut h);
-    }
-    n.hash(&mut h);
-    h.finish()
+    parts.iter().fold(avalanche(n as u64), |h, p| {
+        avalanche(h.rotate_left(23) ^ fast_hash(p.as_bytes()))
+    })
 }
 
 /// Reorder `v` in place so that element k of the result is the old `v[perm[k]]`: each cycle of the
