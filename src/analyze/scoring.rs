@@ -66,18 +66,28 @@ pub fn prior(d: &AuditData, cfg: &AuditConfig) -> Vec<f64> {
     };
     let mut sum_sq = vec![0.0f64; n];
     let mut used = 0usize;
-    for k in 0..8 {
+    // The tail probabilities of one feature; None when it does not vary (e.g. no verified flags),
+    // so it carries no information.
+    let tail_of = |k: usize| -> Option<Vec<f64>> {
         let col: Vec<f64> = d.reviews.iter().map(|r| feature(k, r)).collect();
-        // Features without variation carry no information (e.g. no verified flags): skipped.
-        if !col.iter().any(|v| (v - col[0]).abs() > 1e-12) {
-            continue;
+        col.iter()
+            .any(|v| (v - col[0]).abs() > 1e-12)
+            .then(|| ecdf_upper_tail(&col))
+    };
+    // Two features at a time on two threads (each a sort of every review at worst), summed in
+    // feature order as before.
+    for pair in [0, 2, 4, 6] {
+        let (a, b) = std::thread::scope(|s| {
+            let b = s.spawn(|| tail_of(pair + 1));
+            let a = tail_of(pair);
+            (a, b.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+        });
+        for tail in [a, b].into_iter().flatten() {
+            for (acc, t) in sum_sq.iter_mut().zip(&tail) {
+                *acc += t * t;
+            }
+            used += 1;
         }
-        let tail = ecdf_upper_tail(&col);
-        drop(col);
-        for (acc, t) in sum_sq.iter_mut().zip(&tail) {
-            *acc += t * t;
-        }
-        used += 1;
     }
     if used == 0 {
         return vec![0.0; n];
@@ -165,56 +175,74 @@ pub fn score(
     let pri = prior(d, cfg);
     let n = d.reviews.len();
     let strengths = Strengths::new(n, flagged, signals);
-    let mut review_scores = vec![0.0; n];
+    // Reviews, then reviewers: each chunk on its own thread, joined back in order (every value is
+    // computed from its own review or reviewer alone).
+    let mut review_scores: Vec<f64> = Vec::with_capacity(n);
     let mut out_reviews = Vec::new();
-    for (i, r) in d.reviews.iter().enumerate() {
-        let keep: f64 = strengths.of(i).map(|(_, s)| 1.0 - s).product();
-        let prior_i = if pri[i].is_finite() { pri[i] } else { 0.0 };
-        let score = 1.0 - keep * (1.0 - cfg.prior_weight * prior_i);
-        review_scores[i] = score;
-        if !r.audited {
-            continue;
+    for (scores, out) in super::in_chunks(n, 100_000, |range| {
+        let mut scores: Vec<f64> = Vec::with_capacity(range.len());
+        let mut out: Vec<ReviewScore> = Vec::new();
+        for i in range {
+            let keep: f64 = strengths.of(i).map(|(_, s)| 1.0 - s).product();
+            let prior_i = if pri[i].is_finite() { pri[i] } else { 0.0 };
+            let score = 1.0 - keep * (1.0 - cfg.prior_weight * prior_i);
+            scores.push(score);
+            if !d.reviews[i].audited {
+                continue;
+            }
+            let mut reasons: Vec<&str> = strengths
+                .of(i)
+                .filter(|(_, s)| *s > 0.0)
+                .map(|(k, _)| k)
+                .collect();
+            if reasons.is_empty() && prior_i >= 0.8 {
+                reasons.push("behaviour_prior");
+            }
+            out.push(ReviewScore {
+                review: i as u32,
+                score: round_sig(score),
+                reasons: reasons.join(";"),
+            });
         }
-        let mut reasons: Vec<&str> = strengths
-            .of(i)
-            .filter(|(_, s)| *s > 0.0)
-            .map(|(k, _)| k)
-            .collect();
-        if reasons.is_empty() && prior_i >= 0.8 {
-            reasons.push("behaviour_prior");
-        }
-        out_reviews.push(ReviewScore {
-            review: i as u32,
-            score: round_sig(score),
-            reasons: reasons.join(";"),
-        });
+        (scores, out)
+    }) {
+        review_scores.extend(scores);
+        out_reviews.extend(out);
     }
+    drop(pri);
     // Reviewers: their strongest review, tempered by their average.
+    let review_scores = &review_scores;
     let mut out_reviewers = Vec::new();
-    for (u, revs) in d.by_reviewer.iter().enumerate() {
-        let aud: Vec<u32> = revs
-            .iter()
-            .copied()
-            .filter(|&i| d.reviews[i as usize].audited)
-            .collect();
-        if aud.is_empty() {
-            continue;
+    for part in super::in_chunks(d.by_reviewer.len(), 100_000, |range| {
+        let mut out: Vec<ReviewerScore> = Vec::new();
+        for u in range {
+            let audited = || {
+                d.by_reviewer[u]
+                    .iter()
+                    .copied()
+                    .filter(|&i| d.reviews[i as usize].audited)
+            };
+            let n_aud = audited().count();
+            if n_aud == 0 {
+                continue;
+            }
+            let mx = audited()
+                .map(|i| review_scores[i as usize])
+                .fold(0.0, f64::max);
+            let mean = audited().map(|i| review_scores[i as usize]).sum::<f64>() / n_aud as f64;
+            let reasons: BTreeSet<&str> = audited()
+                .flat_map(|i| strengths.of(i as usize).map(|(k, _)| k))
+                .collect();
+            out.push(ReviewerScore {
+                reviewer: u as u32,
+                n_reviews: n_aud as u32,
+                score: round_sig(0.7 * mx + 0.3 * mean),
+                reasons: reasons.into_iter().collect::<Vec<_>>().join(";"),
+            });
         }
-        let mx = aud
-            .iter()
-            .map(|&i| review_scores[i as usize])
-            .fold(0.0, f64::max);
-        let mean = aud.iter().map(|&i| review_scores[i as usize]).sum::<f64>() / aud.len() as f64;
-        let reasons: BTreeSet<&str> = aud
-            .iter()
-            .flat_map(|&i| strengths.of(i as usize).map(|(k, _)| k))
-            .collect();
-        out_reviewers.push(ReviewerScore {
-            reviewer: u as u32,
-            n_reviews: aud.len() as u32,
-            score: round_sig(0.7 * mx + 0.3 * mean),
-            reasons: reasons.into_iter().collect::<Vec<_>>().join(";"),
-        });
+        out
+    }) {
+        out_reviewers.extend(part);
     }
     // Products.
     let mut per_product: BTreeMap<&str, Vec<(Verdict, &str)>> = BTreeMap::new();
