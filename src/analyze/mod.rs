@@ -493,6 +493,17 @@ impl Dsu {
     }
 }
 
+/// The parts joined in order. The first part's vector is grown in place and each later part is
+/// freed once moved over, so the whole is not held twice (results of `in_chunks` at scale).
+pub fn concat<T>(parts: Vec<Vec<T>>) -> Vec<T> {
+    let mut parts = parts.into_iter();
+    let mut all = parts.next().unwrap_or_default();
+    for mut p in parts {
+        all.append(&mut p);
+    }
+    all
+}
+
 /// Run `f` over consecutive chunks of `0..n` on up to `available_parallelism` threads (at most 4)
 /// and return the chunks' results in order, so callers combine them exactly as a single pass
 /// would. Inputs under `min_per_thread` items per thread run on the calling thread.

@@ -177,43 +177,41 @@ pub fn score(
     let strengths = Strengths::new(n, flagged, signals);
     // Reviews, then reviewers: each chunk on its own thread, joined back in order (every value is
     // computed from its own review or reviewer alone).
-    let mut review_scores: Vec<f64> = Vec::with_capacity(n);
-    let mut out_reviews = Vec::new();
-    for (scores, out) in super::in_chunks(n, 100_000, |range| {
-        let mut scores: Vec<f64> = Vec::with_capacity(range.len());
-        let mut out: Vec<ReviewScore> = Vec::new();
-        for i in range {
-            let keep: f64 = strengths.of(i).map(|(_, s)| 1.0 - s).product();
-            let prior_i = if pri[i].is_finite() { pri[i] } else { 0.0 };
-            let score = 1.0 - keep * (1.0 - cfg.prior_weight * prior_i);
-            scores.push(score);
-            if !d.reviews[i].audited {
-                continue;
+    let (scores, out): (Vec<Vec<f64>>, Vec<Vec<ReviewScore>>) =
+        super::in_chunks(n, 100_000, |range| {
+            let mut scores: Vec<f64> = Vec::with_capacity(range.len());
+            let mut out: Vec<ReviewScore> = Vec::new();
+            for i in range {
+                let keep: f64 = strengths.of(i).map(|(_, s)| 1.0 - s).product();
+                let prior_i = if pri[i].is_finite() { pri[i] } else { 0.0 };
+                let score = 1.0 - keep * (1.0 - cfg.prior_weight * prior_i);
+                scores.push(score);
+                if !d.reviews[i].audited {
+                    continue;
+                }
+                let mut reasons: Vec<&str> = strengths
+                    .of(i)
+                    .filter(|(_, s)| *s > 0.0)
+                    .map(|(k, _)| k)
+                    .collect();
+                if reasons.is_empty() && prior_i >= 0.8 {
+                    reasons.push("behaviour_prior");
+                }
+                out.push(ReviewScore {
+                    review: i as u32,
+                    score: round_sig(score),
+                    reasons: reasons.join(";"),
+                });
             }
-            let mut reasons: Vec<&str> = strengths
-                .of(i)
-                .filter(|(_, s)| *s > 0.0)
-                .map(|(k, _)| k)
-                .collect();
-            if reasons.is_empty() && prior_i >= 0.8 {
-                reasons.push("behaviour_prior");
-            }
-            out.push(ReviewScore {
-                review: i as u32,
-                score: round_sig(score),
-                reasons: reasons.join(";"),
-            });
-        }
-        (scores, out)
-    }) {
-        review_scores.extend(scores);
-        out_reviews.extend(out);
-    }
+            (scores, out)
+        })
+        .into_iter()
+        .unzip();
+    let (review_scores, out_reviews) = (super::concat(scores), super::concat(out));
     drop(pri);
     // Reviewers: their strongest review, tempered by their average.
     let review_scores = &review_scores;
-    let mut out_reviewers = Vec::new();
-    for part in super::in_chunks(d.by_reviewer.len(), 100_000, |range| {
+    let out_reviewers = super::concat(super::in_chunks(d.by_reviewer.len(), 100_000, |range| {
         let mut out: Vec<ReviewerScore> = Vec::new();
         for u in range {
             let audited = || {
@@ -241,9 +239,7 @@ pub fn score(
             });
         }
         out
-    }) {
-        out_reviewers.extend(part);
-    }
+    }));
     // Products.
     let mut per_product: BTreeMap<&str, Vec<(Verdict, &str)>> = BTreeMap::new();
     for (c, v, _) in flagged {
