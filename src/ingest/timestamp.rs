@@ -273,17 +273,37 @@ fn parse_epoch(s: &str, unit: EpochUnit) -> Result<Option<Instant>, TimestampErr
 
 /// Format seconds since the epoch as RFC 3339 UTC (`2024-03-02T04:30:00Z`).
 pub fn format_utc(secs: i64) -> String {
-    // Written by hand for years 0–9999 (tens of millions of rows per report); chrono beyond.
+    let mut s = String::with_capacity(20);
+    // Writing to a String cannot fail.
+    let _ = write_utc(&mut s, secs);
+    s
+}
+
+/// Write `format_utc(secs)` to `out` (tables of tens of millions of rows format one per row into a
+/// buffer: no allocation, no formatting machinery for years 0–9999; chrono beyond).
+pub fn write_utc(out: &mut impl std::fmt::Write, secs: i64) -> std::fmt::Result {
     let day = secs.div_euclid(86_400);
     let (y, m, d) = civil_from_days(day);
     if (0..=9999).contains(&y) {
         let t = secs.rem_euclid(86_400);
         let (hh, mm, ss) = (t / 3600, t % 3600 / 60, t % 60);
-        return format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z");
+        let mut b = *b"0000-00-00T00:00:00Z";
+        let two = |b: &mut [u8; 20], at: usize, v: i64| {
+            b[at] = b'0' + (v / 10) as u8;
+            b[at + 1] = b'0' + (v % 10) as u8;
+        };
+        two(&mut b, 0, y / 100);
+        two(&mut b, 2, y % 100);
+        two(&mut b, 5, m as i64);
+        two(&mut b, 8, d as i64);
+        two(&mut b, 11, hh);
+        two(&mut b, 14, mm);
+        two(&mut b, 17, ss);
+        return out.write_str(std::str::from_utf8(&b).unwrap_or_default());
     }
     match Utc.timestamp_opt(secs, 0).single() {
-        Some(dt) => dt.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        None => secs.to_string(),
+        Some(dt) => write!(out, "{}", dt.format("%Y-%m-%dT%H:%M:%SZ")),
+        None => write!(out, "{secs}"),
     }
 }
 

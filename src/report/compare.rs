@@ -485,14 +485,15 @@ pub fn write_snapshot(
     super::tables::write_in_blocks(&path, &head, d.reviews.len(), |range| {
         let mut csv = Vec::with_capacity(range.len() * 90);
         for r in &d.reviews[range] {
+            use super::tables::{Cell, Short};
             super::tables::put_row(
                 &mut csv,
                 [
-                    r.id.as_str(),
-                    d.products[r.product as usize].as_str(),
-                    &d.reviewers[r.reviewer as usize],
-                    &r.rating.to_string(),
-                    &format_utc(r.t),
+                    Cell::Str(r.id.as_str()),
+                    Cell::Str(d.products[r.product as usize].as_str()),
+                    Cell::Str(&d.reviewers[r.reviewer as usize]),
+                    Cell::Short(Short::int(r.rating as u64)),
+                    Cell::Short(Short::utc(r.t)),
                 ],
                 raw,
             );

@@ -4,6 +4,7 @@
 //! carriage return) get a leading apostrophe: review text and ids are attacker-controlled.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -13,7 +14,6 @@ use crate::analyze::data::AuditData;
 use crate::analyze::{Analysis, GroupInfo, ProductPair, TestTally};
 use crate::config::AuditConfig;
 use crate::findings::{Finding, NotRun, ReviewScore, ReviewerScore, Verdict};
-use crate::ingest::timestamp::format_utc;
 use crate::ingest::LoadReport;
 
 /// Version of the findings.json layout.
@@ -256,10 +256,86 @@ where
 }
 
 fn num(x: f64) -> String {
-    format!("{x:.6}")
-        .trim_end_matches('0')
-        .trim_end_matches('.')
-        .to_string()
+    num_cell(x).as_ref().to_string()
+}
+
+/// `x` with six decimals, trailing zeros (and a trailing point) removed.
+fn num_cell(x: f64) -> Cell<'static> {
+    let trim = |s: &str| s.trim_end_matches('0').trim_end_matches('.').len();
+    let mut s = Short::default();
+    if write!(s, "{x:.6}").is_ok() {
+        s.len = trim(s.as_ref()) as u8;
+        Cell::Short(s)
+    } else {
+        // Huge values: written out in full.
+        let mut t = format!("{x:.6}");
+        t.truncate(trim(&t));
+        Cell::Owned(t)
+    }
+}
+
+/// A short cell (number, timestamp) formatted into an inline buffer: tables of tens of millions of
+/// rows would otherwise allocate a string per cell.
+#[derive(Default)]
+pub struct Short {
+    buf: [u8; 32],
+    len: u8,
+}
+
+impl std::fmt::Write for Short {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let start = self.len as usize;
+        let end = start + s.len();
+        if end > self.buf.len() {
+            return Err(std::fmt::Error);
+        }
+        self.buf[start..end].copy_from_slice(s.as_bytes());
+        self.len = end as u8;
+        Ok(())
+    }
+}
+
+impl AsRef<str> for Short {
+    fn as_ref(&self) -> &str {
+        // Only whole `str`s are appended and only ASCII is cut off the end: always UTF-8.
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or_default()
+    }
+}
+
+impl Short {
+    /// `format_utc(secs)` (at most 23 characters).
+    pub fn utc(secs: i64) -> Short {
+        let mut s = Short::default();
+        let _ = crate::ingest::timestamp::write_utc(&mut s, secs);
+        s
+    }
+
+    /// A whole number.
+    pub fn int(n: u64) -> Short {
+        let mut s = Short::default();
+        let _ = write!(s, "{n}");
+        s
+    }
+}
+
+/// One cell of a row written by `put_row`.
+pub enum Cell<'a> {
+    /// Text held elsewhere (ids, reasons).
+    Str(&'a str),
+    /// A number or timestamp formatted in place.
+    Short(Short),
+    /// Anything longer.
+    Owned(String),
+}
+
+impl AsRef<str> for Cell<'_> {
+    fn as_ref(&self) -> &str {
+        match self {
+            Cell::Str(s) => s,
+            Cell::Short(s) => s.as_ref(),
+            Cell::Owned(s) => s,
+        }
+    }
 }
 
 /// Build the summary.
@@ -407,17 +483,16 @@ fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
             },
         ],
         |k| {
-            use std::borrow::Cow;
             let s = reviews[k];
             let r = &d.reviews[s.review as usize];
             [
-                Cow::Borrowed(r.id.as_str()),
-                Cow::Borrowed(d.products[r.product as usize].as_str()),
-                Cow::Borrowed(&d.reviewers[r.reviewer as usize]),
-                Cow::Owned(format_utc(r.t)),
-                Cow::Owned(r.rating.to_string()),
-                Cow::Owned(num(s.score)),
-                Cow::Borrowed(s.reasons.as_str()),
+                Cell::Str(r.id.as_str()),
+                Cell::Str(d.products[r.product as usize].as_str()),
+                Cell::Str(&d.reviewers[r.reviewer as usize]),
+                Cell::Short(Short::utc(r.t)),
+                Cell::Short(Short::int(r.rating as u64)),
+                num_cell(s.score),
+                Cell::Str(s.reasons.as_str()),
             ]
         },
     )?;
@@ -447,13 +522,12 @@ fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
             },
         ],
         |k| {
-            use std::borrow::Cow;
             let r = reviewers[k];
             [
-                Cow::Borrowed(&d.reviewers[r.reviewer as usize]),
-                Cow::Owned(r.n_reviews.to_string()),
-                Cow::Owned(num(r.score)),
-                Cow::Borrowed(r.reasons.as_str()),
+                Cell::Str(&d.reviewers[r.reviewer as usize]),
+                Cell::Short(Short::int(r.n_reviews as u64)),
+                num_cell(r.score),
+                Cell::Str(r.reasons.as_str()),
             ]
         },
     )?;
@@ -499,6 +573,25 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// Cells formatted in place read exactly as the plain formatting would.
+        #[test]
+        fn short_cells_match_plain_formatting(
+            x in any::<f64>(),
+            small in 0.0f64..1.0,
+            secs in prop_oneof![any::<i64>(), -400_000_000_000i64..8_210_266_876_799],
+            n in any::<u64>(),
+        ) {
+            let plain = |x: f64| format!("{x:.6}").trim_end_matches('0').trim_end_matches('.').to_string();
+            prop_assert_eq!(num_cell(x).as_ref().to_string(), plain(x));
+            prop_assert_eq!(num_cell(small).as_ref().to_string(), plain(small));
+            let stamp = match chrono::TimeZone::timestamp_opt(&chrono::Utc, secs, 0).single() {
+                Some(dt) => dt.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                None => secs.to_string(),
+            };
+            prop_assert_eq!(Short::utc(secs).as_ref().to_string(), stamp);
+            prop_assert_eq!(Short::int(n).as_ref().to_string(), n.to_string());
+        }
+
         /// Whatever a review or id contains (quotes, commas, newlines, formulas), the CSV reads back
         /// as the neutralised cell, one record per row.
         #[test]
