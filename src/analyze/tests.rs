@@ -590,3 +590,40 @@ fn the_audited_window_limits_scores_but_keeps_the_baseline() {
         "earlier reviews stay as baseline"
     );
 }
+
+#[test]
+fn incentive_disclaimers_are_found_whatever_the_case_and_script() {
+    let mut b = B::new();
+    background(&mut b, 6, 60);
+    let texts = [
+        "I got this AT A DISCOUNT in exchange for my Honest Review.",
+        "received this product FREE from the brand",
+        "Produkt kostenlos erhalten — my Unbiased Review follows ✓",
+        "Free Of Charge sample, works well",
+        "Great value, works as described.",
+        "ΚΑΛΌ προϊόν, no complaints at all",
+    ];
+    for (k, t) in texts.iter().cycle().take(24).enumerate() {
+        b.review(
+            "GIFT",
+            &format!("g{k}"),
+            5,
+            T0 + (k as i64 * 2 + 1) * DAY + 11 * 3600,
+            Some(t),
+            None,
+            None,
+        );
+    }
+    let (a, d) = b.run(&AuditConfig::default());
+    let flagged: Vec<&str> = a
+        .reviews
+        .iter()
+        .filter(|r| r.reasons.contains("incentive_disclaimer"))
+        .filter_map(|r| d.reviews[r.review as usize].text.as_deref())
+        .collect();
+    // Four of every six texts carry a disclaimer (upper case, mixed case, after non-ASCII text).
+    assert_eq!(flagged.len(), 16, "{flagged:?}");
+    assert!(flagged
+        .iter()
+        .all(|t| !t.starts_with("Great") && !t.starts_with("ΚΑΛΌ")));
+}

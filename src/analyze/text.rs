@@ -795,32 +795,41 @@ fn word_counts(d: &AuditData, cfg: &AuditConfig, words: &[u32], out: &mut Family
 }
 
 fn incentives(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
-    // ASCII texts (almost all) are lower-cased into one reused buffer; others as before. The
-    // phrases are ASCII, so both find the same matches.
-    let mut lower = String::new();
-    let mut hit = |i: u32| -> bool {
-        d.reviews[i as usize].text.as_deref().is_some_and(|t| {
-            if t.is_ascii() {
-                lower.clear();
-                lower.push_str(t);
-                lower.make_ascii_lowercase();
-                INCENTIVE.iter().any(|k| lower.contains(k))
-            } else {
-                let l = t.to_lowercase();
-                INCENTIVE.iter().any(|k| l.contains(k))
-            }
-        })
+    // ASCII texts (almost all) are searched for every phrase at once, ignoring ASCII case; others
+    // are lower-cased first as before. The phrases are ASCII, so both find the same matches.
+    let ascii = aho_corasick::AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(INCENTIVE)
+        .ok();
+    let hit = |i: u32| -> bool {
+        d.reviews[i as usize]
+            .text
+            .as_deref()
+            .is_some_and(|t| match (&ascii, t.is_ascii()) {
+                (Some(ac), true) => ac.is_match(t),
+                _ => {
+                    let l = t.to_lowercase();
+                    INCENTIVE.iter().any(|k| l.contains(k))
+                }
+            })
     };
-    let (mut k_all, mut n_all) = (0u64, 0u64);
-    let per: Vec<Vec<u32>> = (0..d.products.len())
-        .map(|p| {
-            let all: Vec<u32> = d.audited_of(p).collect();
-            n_all += all.len() as u64;
-            let h: Vec<u32> = all.into_iter().filter(|&i| hit(i)).collect();
-            k_all += h.len() as u64;
-            h
-        })
-        .collect();
+    // Products split between threads, joined back in product order.
+    let parts = super::in_chunks(d.products.len(), 8, |range| {
+        let (mut k, mut n) = (0u64, 0u64);
+        let per: Vec<Vec<u32>> = range
+            .map(|p| {
+                let all: Vec<u32> = d.audited_of(p).collect();
+                n += all.len() as u64;
+                let h: Vec<u32> = all.into_iter().filter(|&i| hit(i)).collect();
+                k += h.len() as u64;
+                h
+            })
+            .collect();
+        (per, k, n)
+    });
+    let k_all: u64 = parts.iter().map(|x| x.1).sum();
+    let n_all: u64 = parts.iter().map(|x| x.2).sum();
+    let per: Vec<Vec<u32>> = parts.into_iter().flat_map(|x| x.0).collect();
     for (p, hits) in per.into_iter().enumerate() {
         let n = d.audited_of(p).count() as u64;
         let k = hits.len() as u64;
