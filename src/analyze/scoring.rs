@@ -282,7 +282,7 @@ pub fn score(
         };
         let score = 1.0 - keep * (1.0 - 0.5 * susp);
         let original = super::mean_rating(d, &aud);
-        let adjusted = adjusted_rating(d, &aud, &review_scores);
+        let adjusted = adjusted_rating(d, &aud, review_scores);
         let mut reasons: Vec<String> = fl
             .iter()
             .map(|(v, t)| format!("{t}:{}", v.as_str()))
