@@ -65,6 +65,14 @@ const ASCII_WORD: [u8; 128] = {
 /// other characters are decoded and lower-cased one by one.
 pub fn word_hashes(text: &str) -> Vec<u64> {
     let mut out = Vec::with_capacity(text.len() / 6 + 1);
+    word_hashes_into(text, &mut out);
+    out
+}
+
+/// `word_hashes` into a buffer the caller reuses (cleared first): millions of texts, no vector
+/// allocated per text.
+fn word_hashes_into(text: &str, out: &mut Vec<u64>) {
+    out.clear();
     let (mut h, mut in_word) = (FNV_OFFSET, false);
     let mut buf = [0u8; 4];
     let bytes = text.as_bytes();
@@ -105,7 +113,6 @@ pub fn word_hashes(text: &str) -> Vec<u64> {
     if in_word {
         out.push(h);
     }
-    out
 }
 
 fn mix(z: u64) -> u64 {
@@ -119,13 +126,17 @@ pub fn shingle_set(text: &str) -> Vec<u64> {
 
 /// Sorted, de-duplicated hashes of the 3-shingles of a text's word hashes.
 fn shingles_of(words: &[u64]) -> Vec<u64> {
-    let mut v: Vec<u64> = words
-        .windows(3)
-        .map(|t| mix(t[0] ^ mix(t[1] ^ mix(t[2]))))
-        .collect();
+    let mut v = Vec::new();
+    shingles_into(words, &mut v);
+    v
+}
+
+/// `shingles_of` into a buffer the caller reuses (cleared first).
+fn shingles_into(words: &[u64], v: &mut Vec<u64>) {
+    v.clear();
+    v.extend(words.windows(3).map(|t| mix(t[0] ^ mix(t[1] ^ mix(t[2])))));
     v.sort_unstable();
     v.dedup();
-    v
 }
 
 /// Jaccard similarity of two sorted sets.
@@ -179,8 +190,10 @@ fn minhash(set: &[u64]) -> [u64; PERMS] {
 #[repr(C, align(64))]
 struct Signature([u16; PERMS]);
 
-fn signature(words: &[u64]) -> Signature {
-    let full = minhash(&shingles_of(words));
+/// `shingles` is a buffer the caller reuses.
+fn signature(words: &[u64], shingles: &mut Vec<u64>) -> Signature {
+    shingles_into(words, shingles);
+    let full = minhash(shingles);
     let mut sig = [0u16; PERMS];
     for (s, f) in sig.iter_mut().zip(full.iter()) {
         *s = (*f >> 48) as u16;
@@ -246,16 +259,17 @@ fn text_pass(d: &AuditData, cfg: &AuditConfig) -> TextPass {
             ids: Vec::new(),
             sigs: Vec::new(),
         };
+        let (mut w, mut shingles) = (Vec::new(), Vec::new());
         for i in range {
             let Some(t) = d.reviews[i].text.as_deref() else {
                 part.words.push(0);
                 continue;
             };
-            let w = word_hashes(t);
+            word_hashes_into(t, &mut w);
             part.words.push(w.len() as u32);
             if w.len() >= cfg.near_duplicate_min_words {
                 part.ids.push(i as u32);
-                part.sigs.push(signature(&w));
+                part.sigs.push(signature(&w, &mut shingles));
             }
         }
         part
@@ -517,16 +531,26 @@ type Phrase = (u64, u64, u64);
 static STOP_HASHES: std::sync::LazyLock<FxHashSet<u64>> =
     std::sync::LazyLock::new(|| STOP.iter().map(|w| fnv(w)).collect());
 
-/// The substantive 3-word phrases of a text (not all stop words), sorted and de-duplicated.
+/// `phrase_set_into` into a new vector.
+#[cfg(test)]
 fn phrase_set(words: &[u64]) -> Vec<Phrase> {
-    let mut v: Vec<Phrase> = words
-        .windows(3)
-        .filter(|w| w.iter().any(|x| !STOP_HASHES.contains(x)))
-        .map(|w| (w[0], w[1], w[2]))
-        .collect();
+    let mut v = Vec::new();
+    phrase_set_into(words, &mut v);
+    v
+}
+
+/// The substantive 3-word phrases of a text's words (not all stop words), sorted and
+/// de-duplicated, into a buffer the caller reuses (cleared first).
+fn phrase_set_into(words: &[u64], v: &mut Vec<Phrase>) {
+    v.clear();
+    v.extend(
+        words
+            .windows(3)
+            .filter(|w| w.iter().any(|x| !STOP_HASHES.contains(x)))
+            .map(|w| (w[0], w[1], w[2])),
+    );
     v.sort_unstable();
     v.dedup();
-    v
 }
 
 /// The text of a phrase, recovered from a review that contains it.
@@ -563,16 +587,18 @@ fn product_phrases(
     }
     let mut local: FxHashMap<Phrase, [u64; 6]> = FxHashMap::default();
     let mut word_df: FxHashMap<u64, u64> = FxHashMap::default();
+    let (mut w, mut phrases) = (Vec::new(), Vec::new());
     for &i in &revs {
         let r = &d.reviews[i as usize];
         mix[r.rating as usize] += 1;
-        let mut w = word_hashes(r.text.as_deref().unwrap_or(""));
-        for ph in phrase_set(&w) {
+        word_hashes_into(r.text.as_deref().unwrap_or(""), &mut w);
+        phrase_set_into(&w, &mut phrases);
+        for &ph in &phrases {
             local.entry(ph).or_default()[r.rating as usize] += 1;
         }
         w.sort_unstable();
         w.dedup();
-        for x in w {
+        for &x in &w {
             *word_df.entry(x).or_default() += 1;
         }
     }
@@ -641,14 +667,15 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         let mut catalog = empty.clone();
         let mut n_cat = [0u64; 6];
         let mut hits: Vec<Phrase> = Vec::new();
+        let mut w: Vec<u64> = Vec::new();
         for r in d.reviews[range].iter().filter(|r| r.audited) {
             let Some(t) = &r.text else { continue };
             n_cat[r.rating as usize] += 1;
             // Only candidate phrases are looked up, each counted once per review.
+            word_hashes_into(t, &mut w);
             hits.clear();
             hits.extend(
-                word_hashes(t)
-                    .windows(3)
+                w.windows(3)
                     .map(|w| (w[0], w[1], w[2]))
                     .filter(|ph| catalog.contains_key(ph)),
             );
