@@ -15,6 +15,14 @@ fn nonzero(k: u64) -> Key {
     Key::new(k).unwrap_or(Key::MIN)
 }
 
+/// The key of a finished hash: its first 8 bytes, big-endian.
+fn first_key(h: &blake3::Hasher) -> Key {
+    let out = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&out.as_bytes()[..8]);
+    nonzero(u64::from_be_bytes(first))
+}
+
 /// A keyed hasher (BLAKE3 keyed mode).
 #[derive(Clone)]
 pub struct Hasher {
@@ -57,10 +65,7 @@ impl Hasher {
         } else {
             h.update(v.as_bytes());
         }
-        let out = h.finalize();
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&out.as_bytes()[..8]);
-        Some(nonzero(u64::from_be_bytes(first)))
+        Some(first_key(&h))
     }
 
     /// A key column given as is (`buyer_key` in a mapping): its own `h:` form read back, any other
@@ -78,10 +83,7 @@ impl Hasher {
         let mut h = blake3::Hasher::new_keyed(&self.key);
         h.update(b"key\0");
         h.update(v.as_bytes());
-        let out = h.finalize();
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&out.as_bytes()[..8]);
-        Some(nonzero(u64::from_be_bytes(first)))
+        Some(first_key(&h))
     }
 
     /// An id column that holds personal data (a review app exporting the buyer's email as the

@@ -640,6 +640,12 @@ pub fn share_candidate(
     )
 }
 
+/// The size question's effect floor for profile tests: the observed profile is at least
+/// `profile_min_distance` (total variation) from the expected proportions.
+pub fn profile_differs(cfg: &AuditConfig, obs: &[u64], expected: &[f64]) -> bool {
+    stats::total_variation(obs, expected) >= cfg.profile_min_distance
+}
+
 /// A profile test (WARN at most): a product's histogram `obs` against the rest of the catalog's
 /// (`cat` minus `obs`, half a count added per bin), chi-square goodness of fit. The sentence gets
 /// the statistic and degrees of freedom. The size question also needs the two profiles to differ
@@ -674,7 +680,7 @@ pub fn profile_candidate(
         sentence(stat, df),
     );
     c.max_verdict = Verdict::Warn;
-    c.effect_ok = stats::total_variation(obs, &props) >= cfg.profile_min_distance;
+    c.effect_ok = profile_differs(cfg, obs, &props);
     Some(c)
 }
 

@@ -8,6 +8,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::config::AuditConfig;
 use crate::findings::{Effect, Subject, Verdict};
+use crate::ingest::avalanche as mix;
 
 use super::data::AuditData;
 use super::stats::{binomial_upper, poisson_upper};
@@ -113,10 +114,6 @@ fn word_hashes_into(text: &str, out: &mut Vec<u64>) {
     if in_word {
         out.push(h);
     }
-}
-
-fn mix(z: u64) -> u64 {
-    crate::ingest::avalanche(z)
 }
 
 /// Sorted, de-duplicated hashes of word 3-shingles.
@@ -840,25 +837,24 @@ fn incentives(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
                 }
             })
     };
-    // Products split between threads, joined back in product order.
-    let parts = super::in_chunks(d.products.len(), 8, |range| {
-        let (mut k, mut n) = (0u64, 0u64);
-        let per: Vec<Vec<u32>> = range
+    // Per product (split between threads, joined back in product order): its audited reviews
+    // with a disclaimer, and how many audited reviews it has.
+    let per: Vec<(Vec<u32>, u64)> = super::concat(super::in_chunks(d.products.len(), 8, |range| {
+        range
             .map(|p| {
-                let all: Vec<u32> = d.audited_of(p).collect();
-                n += all.len() as u64;
-                let h: Vec<u32> = all.into_iter().filter(|&i| hit(i)).collect();
-                k += h.len() as u64;
-                h
+                let mut n = 0u64;
+                let hits: Vec<u32> = d
+                    .audited_of(p)
+                    .inspect(|_| n += 1)
+                    .filter(|&i| hit(i))
+                    .collect();
+                (hits, n)
             })
-            .collect();
-        (per, k, n)
-    });
-    let k_all: u64 = parts.iter().map(|x| x.1).sum();
-    let n_all: u64 = parts.iter().map(|x| x.2).sum();
-    let per: Vec<Vec<u32>> = parts.into_iter().flat_map(|x| x.0).collect();
-    for (p, hits) in per.into_iter().enumerate() {
-        let n = d.audited_of(p).count() as u64;
+            .collect()
+    }));
+    let k_all: u64 = per.iter().map(|x| x.0.len() as u64).sum();
+    let n_all: u64 = per.iter().map(|x| x.1).sum();
+    for (p, (hits, n)) in per.into_iter().enumerate() {
         let k = hits.len() as u64;
         if k < 2 || n < cfg.min_reviews as u64 {
             continue;

@@ -354,7 +354,7 @@ fn gaps(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             );
             c.max_verdict = crate::findings::Verdict::Warn;
             // Daily and weekly cycles alone make thousands of gaps "significantly" non-Poisson.
-            c.effect_ok = super::stats::total_variation(&h, &props) >= cfg.profile_min_distance;
+            c.effect_ok = super::profile_differs(cfg, &h, &props);
             out.candidates.push(c);
         }
     }

@@ -2172,7 +2172,6 @@ fn load_parallel(
     let reviews_left = AtomicUsize::new(left(Kind::Reviews));
     let merged_orders: Mutex<Merged<OrderLine>> = Mutex::new(None);
     let merged_reviews: Mutex<Merged<Review>> = Mutex::new(None);
-    let lock = || done.lock().unwrap_or_else(|e| e.into_inner());
     let threads = jobs.len().clamp(1, 2);
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -2181,7 +2180,7 @@ fn load_parallel(
                 let Some((p, kind)) = jobs.get(i) else { break };
                 let r = load_file(p, i as u32, Some(*kind), opts);
                 let last = {
-                    let mut d = lock();
+                    let mut d = done.lock().unwrap_or_else(|e| e.into_inner());
                     d.push((i, r));
                     // Decided under the lock: the last of a kind sees every file of it in `done`.
                     match kind {
@@ -2194,24 +2193,24 @@ fn load_parallel(
                 }
                 let policy = opts.on_bad_rows;
                 match kind {
-                    Kind::Orders => {
-                        let parts = take_kind(&mut lock(), jobs, *kind, policy, |l| {
-                            std::mem::take(&mut l.orders)
-                        });
-                        if let Some(parts) = parts {
-                            let m = merge_orders(parts, path_of);
-                            *merged_orders.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
-                        }
-                    }
-                    Kind::Reviews => {
-                        let parts = take_kind(&mut lock(), jobs, *kind, policy, |l| {
-                            std::mem::take(&mut l.reviews)
-                        });
-                        if let Some(parts) = parts {
-                            let m = merge_reviews(parts, path_of);
-                            *merged_reviews.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
-                        }
-                    }
+                    Kind::Orders => merge_kind(
+                        &done,
+                        jobs,
+                        *kind,
+                        policy,
+                        |l| std::mem::take(&mut l.orders),
+                        |parts| merge_orders(parts, path_of),
+                        &merged_orders,
+                    ),
+                    Kind::Reviews => merge_kind(
+                        &done,
+                        jobs,
+                        *kind,
+                        policy,
+                        |l| std::mem::take(&mut l.reviews),
+                        |parts| merge_reviews(parts, path_of),
+                        &merged_reviews,
+                    ),
                 }
             });
         }
@@ -2229,28 +2228,37 @@ fn load_parallel(
     )
 }
 
-/// The records of every file of `kind` (moved out of the loads), in file order; `None` when a file
-/// of the kind failed or has too many bad rows (reported by the caller, in file order).
-fn take_kind<T>(
-    done: &mut [(usize, Result<FileLoad, IngestError>)],
+/// Merge `kind` into `slot` when every file of it loaded and passed `check_bad_rows`: the records
+/// of its files are moved out of the loads in file order (`pick`) and merged (`merge`) outside the
+/// lock. Otherwise nothing is taken: the caller reports the first failing file, in file order.
+fn merge_kind<T>(
+    done: &std::sync::Mutex<Vec<(usize, Result<FileLoad, IngestError>)>>,
     jobs: &[(&PathBuf, Kind)],
     kind: Kind,
     policy: BadRowPolicy,
     pick: impl Fn(&mut FileLoad) -> Vec<T>,
-) -> Option<Vec<Vec<T>>> {
-    done.sort_by_key(|x| x.0);
-    let mine = |x: &&mut (usize, Result<FileLoad, IngestError>)| jobs[x.0].1 == kind;
-    let mut of_kind: Vec<&mut (usize, Result<FileLoad, IngestError>)> =
-        done.iter_mut().filter(mine).collect();
-    let clean = of_kind
-        .iter()
-        .all(|x| matches!(&x.1, Ok(l) if check_bad_rows(l, policy).is_ok()));
-    clean.then(|| {
-        of_kind
-            .iter_mut()
-            .filter_map(|x| x.1.as_mut().ok().map(&pick))
-            .collect()
-    })
+    merge: impl FnOnce(Vec<Vec<T>>) -> (Vec<T>, LoadReport),
+    slot: &std::sync::Mutex<Merged<T>>,
+) {
+    let parts: Option<Vec<Vec<T>>> = {
+        let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
+        done.sort_by_key(|x| x.0);
+        let mut of_kind: Vec<&mut (usize, Result<FileLoad, IngestError>)> =
+            done.iter_mut().filter(|x| jobs[x.0].1 == kind).collect();
+        let clean = of_kind
+            .iter()
+            .all(|x| matches!(&x.1, Ok(l) if check_bad_rows(l, policy).is_ok()));
+        clean.then(|| {
+            of_kind
+                .iter_mut()
+                .filter_map(|x| x.1.as_mut().ok().map(&pick))
+                .collect()
+        })
+    };
+    if let Some(parts) = parts {
+        let merged = merge(parts);
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(merged);
+    }
 }
 
 /// A 64-bit hash of some strings and a number (de-duplication keys; always confirmed by comparing

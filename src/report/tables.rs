@@ -255,10 +255,6 @@ where
     })
 }
 
-fn num(x: f64) -> String {
-    num_cell(x).as_ref().to_string()
-}
-
 /// `x` with six decimals, trailing zeros (and a trailing point) removed.
 fn num_cell(x: f64) -> Cell<'static> {
     let trim = |s: &str| s.trim_end_matches('0').trim_end_matches('.').len();
@@ -553,14 +549,14 @@ fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
         &[],
         |k| {
             let p = &products[k];
-            vec![
-                p.product_id.clone(),
-                p.n_reviews.to_string(),
-                p.n_orders.to_string(),
-                num(p.score),
-                p.verdict.as_str().to_string(),
-                num(p.adjusted_rating),
-                p.reasons.clone(),
+            [
+                Cell::Str(&p.product_id),
+                Cell::Short(Short::int(p.n_reviews as u64)),
+                Cell::Short(Short::int(p.n_orders)),
+                num_cell(p.score),
+                Cell::Str(p.verdict.as_str()),
+                num_cell(p.adjusted_rating),
+                Cell::Str(&p.reasons),
             ]
         },
     )?;
