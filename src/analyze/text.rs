@@ -204,25 +204,26 @@ pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
     inter as f64 / (a.len() + b.len() - inter) as f64
 }
 
-/// The 64 hash functions of the MinHash: h_k(x) = a_k·x + b_k (mod 2^64) on the already mixed
-/// shingle hash, with odd a_k — one multiply-add per function and shingle.
-static PERM_COEFFS: std::sync::LazyLock<[(u64, u64); PERMS]> = std::sync::LazyLock::new(|| {
-    let mut c = [(0u64, 0u64); PERMS];
-    for (k, slot) in c.iter_mut().enumerate() {
-        *slot = (mix(2 * k as u64 + 1) | 1, mix(2 * k as u64 + 2));
-    }
-    c
-});
+/// The 64 hash functions of the MinHash: h_k(x) = a_k·x + b_k (mod 2^32) on the upper half of
+/// the already mixed shingle hash, with odd a_k — one multiply-add per function and shingle, in
+/// 32-bit lanes the compiler runs four at a time.
+static PERM_COEFFS: std::sync::LazyLock<([u32; PERMS], [u32; PERMS])> =
+    std::sync::LazyLock::new(|| {
+        let (mut a, mut b) = ([0u32; PERMS], [0u32; PERMS]);
+        for k in 0..PERMS {
+            a[k] = (mix(2 * k as u64 + 1) >> 32) as u32 | 1;
+            b[k] = (mix(2 * k as u64 + 2) >> 32) as u32;
+        }
+        (a, b)
+    });
 
-fn minhash(set: &[u64]) -> [u64; PERMS] {
-    let coeffs = &*PERM_COEFFS;
-    let mut sig = [u64::MAX; PERMS];
+fn minhash(set: &[u64]) -> [u32; PERMS] {
+    let (a, b) = &*PERM_COEFFS;
+    let mut sig = [u32::MAX; PERMS];
     for &s in set {
-        for (slot, (a, b)) in sig.iter_mut().zip(coeffs.iter()) {
-            let h = s.wrapping_mul(*a).wrapping_add(*b);
-            if h < *slot {
-                *slot = h;
-            }
+        let x = (s >> 32) as u32;
+        for k in 0..PERMS {
+            sig[k] = sig[k].min(x.wrapping_mul(a[k]).wrapping_add(b[k]));
         }
     }
     sig
@@ -238,12 +239,7 @@ struct Signature([u16; PERMS]);
 /// `shingles` is a buffer the caller reuses.
 fn signature(words: &[u64], shingles: &mut Vec<u64>) -> Signature {
     shingles_into(words, shingles);
-    let full = minhash(shingles);
-    let mut sig = [0u16; PERMS];
-    for (s, f) in sig.iter_mut().zip(full.iter()) {
-        *s = (*f >> 48) as u16;
-    }
-    Signature(sig)
+    Signature(minhash(shingles).map(|h| (h >> 16) as u16))
 }
 
 /// Number of positions where two signature parts agree.
@@ -1059,5 +1055,31 @@ mod tests {
         let est = sa.iter().zip(sb.iter()).filter(|(x, y)| x == y).count() as f64 / PERMS as f64;
         let exact = jaccard(&a, &b);
         assert!((est - exact).abs() < 0.2, "{est} vs {exact}");
+    }
+
+    /// The 16-bit signatures estimate Jaccard without bias around the threshold: 400 random pairs
+    /// of shingle sets at Jaccard 0.7 (14 shared, 3 own each), mean agreement within 0.02.
+    #[test]
+    fn signatures_estimate_jaccard_without_bias() {
+        let mut state = 12345u64;
+        let mut next = || {
+            state = mix(state.wrapping_add(0x9E37_79B9_7F4A_7C15));
+            state
+        };
+        let (mut est, mut exact, n) = (0.0, 0.0, 400);
+        for _ in 0..n {
+            let shared: Vec<u64> = (0..14).map(|_| next()).collect();
+            let (mut a, mut b) = (shared.clone(), shared);
+            a.extend((0..3).map(|_| next()));
+            b.extend((0..3).map(|_| next()));
+            a.sort_unstable();
+            b.sort_unstable();
+            let cut = |s: &[u64]| minhash(s).map(|h| (h >> 16) as u16);
+            let (sa, sb) = (cut(&a), cut(&b));
+            est += agreeing(&sa, &sb) as f64 / PERMS as f64;
+            exact += jaccard(&a, &b);
+        }
+        let (est, exact) = (est / n as f64, exact / n as f64);
+        assert!((est - exact).abs() < 0.02, "{est} vs {exact}");
     }
 }

@@ -1721,8 +1721,11 @@ pub fn load_dataset(
     }
     // Each kind was normally merged by the thread that loaded its last file; a kind without
     // files is merged (empty) here.
-    let (orders, order_report) =
-        merged_orders.unwrap_or_else(|| merge_orders(order_parts, &path_of));
+    let (orders, order_report, runs) = merged_orders.unwrap_or_else(|| {
+        let (orders, report) = merge_orders(order_parts, &path_of);
+        let runs = order_runs(&orders);
+        (orders, report, runs)
+    });
     let (reviews, review_report) =
         merged_reviews.unwrap_or_else(|| merge_reviews(review_parts, &path_of));
     ds.orders = orders;
@@ -1736,7 +1739,7 @@ pub fn load_dataset(
             .conflicts
             .extend(part.conflicts.into_iter().take(room));
     }
-    link_reviews(&mut ds);
+    link_reviews_with(&mut ds, runs);
     ds.report.order_lines = ds.orders.len() as u64;
     ds.report.reviews = ds.reviews.len() as u64;
     let any_day = ds
@@ -2148,6 +2151,10 @@ fn note_conflict(
 /// Records of one kind merged by `merge_orders` / `merge_reviews`, with their report.
 type Merged<T> = Option<(Vec<T>, LoadReport)>;
 
+/// Merged order lines with their order-id index (`order_runs`), built by the thread that merged
+/// them — usually while the reviews are still being merged, where linking would build it after.
+type MergedOrders = Option<(Vec<OrderLine>, LoadReport, Seen)>;
+
 /// Load files on up to two threads; results in the order of `jobs`. The thread that finishes the
 /// last file of a kind merges that kind's records right away (the order lines are merged while the
 /// reviews are still being read, or the other way round) when every file of the kind loaded and
@@ -2160,7 +2167,7 @@ fn load_parallel(
     path_of: &(dyn Fn(u32) -> String + Sync),
 ) -> (
     Vec<Result<FileLoad, IngestError>>,
-    Merged<OrderLine>,
+    MergedOrders,
     Merged<Review>,
 ) {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -2170,7 +2177,7 @@ fn load_parallel(
     let left = |kind: Kind| jobs.iter().filter(|j| j.1 == kind).count();
     let orders_left = AtomicUsize::new(left(Kind::Orders));
     let reviews_left = AtomicUsize::new(left(Kind::Reviews));
-    let merged_orders: Mutex<Merged<OrderLine>> = Mutex::new(None);
+    let merged_orders: Mutex<MergedOrders> = Mutex::new(None);
     let merged_reviews: Mutex<Merged<Review>> = Mutex::new(None);
     let threads = jobs.len().clamp(1, 2);
     std::thread::scope(|s| {
@@ -2199,7 +2206,11 @@ fn load_parallel(
                         *kind,
                         policy,
                         |l| std::mem::take(&mut l.orders),
-                        |parts| merge_orders(parts, path_of),
+                        |parts| {
+                            let (orders, report) = merge_orders(parts, path_of);
+                            let runs = order_runs(&orders);
+                            (orders, report, runs)
+                        },
                         &merged_orders,
                     ),
                     Kind::Reviews => merge_kind(
@@ -2231,14 +2242,14 @@ fn load_parallel(
 /// Merge `kind` into `slot` when every file of it loaded and passed `check_bad_rows`: the records
 /// of its files are moved out of the loads in file order (`pick`) and merged (`merge`) outside the
 /// lock. Otherwise nothing is taken: the caller reports the first failing file, in file order.
-fn merge_kind<T>(
+fn merge_kind<T, M>(
     done: &std::sync::Mutex<Vec<(usize, Result<FileLoad, IngestError>)>>,
     jobs: &[(&PathBuf, Kind)],
     kind: Kind,
     policy: BadRowPolicy,
     pick: impl Fn(&mut FileLoad) -> Vec<T>,
-    merge: impl FnOnce(Vec<Vec<T>>) -> (Vec<T>, LoadReport),
-    slot: &std::sync::Mutex<Merged<T>>,
+    merge: impl FnOnce(Vec<Vec<T>>) -> M,
+    slot: &std::sync::Mutex<Option<M>>,
 ) {
     let parts: Option<Vec<Vec<T>>> = {
         let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
@@ -2294,18 +2305,29 @@ fn permute_in_place<T>(v: &mut [T], mut perm: Vec<u32>) {
 /// Link each review to an order: by order id where the review carries one, else by buyer key +
 /// product to the nearest earlier order.
 pub fn link_reviews(ds: &mut Dataset) {
+    let runs = order_runs(&ds.orders);
+    link_reviews_with(ds, runs);
+}
+
+/// The order-id index of linking: the lines of one order sit next to each other (orders are
+/// sorted by time, then id), so the first line of each run of equal ids is indexed, by a hash of
+/// the id.
+fn order_runs(orders: &[OrderLine]) -> Seen {
+    let mut runs = Seen::with_capacity(orders.len());
+    for (i, o) in orders.iter().enumerate() {
+        if i == 0 || orders[i - 1].order_id != o.order_id {
+            runs.insert(hash_of(&[o.order_id.as_str()], 0), i as u32);
+        }
+    }
+    runs
+}
+
+/// `link_reviews` with the order-id index of `ds.orders` already built.
+fn link_reviews_with(ds: &mut Dataset, runs: Seen) {
     let orders = &ds.orders;
     let mut links: Vec<Option<u32>> = vec![None; ds.reviews.len()];
     let mut methods: BTreeMap<String, u64> = BTreeMap::new();
     if ds.reviews.iter().any(|r| r.order_id.is_some()) {
-        // The lines of one order sit next to each other (orders are sorted by time, then id):
-        // index the first line of each run of equal ids, by a hash of the id.
-        let mut runs = Seen::with_capacity(orders.len());
-        for (i, o) in orders.iter().enumerate() {
-            if i == 0 || orders[i - 1].order_id != o.order_id {
-                runs.insert(hash_of(&[o.order_id.as_str()], 0), i as u32);
-            }
-        }
         // Reviews are looked up on all cores (the index is only read), results joined in order.
         let found = crate::analyze::in_chunks(ds.reviews.len(), 50_000, |range| {
             let mut part: Vec<Option<u32>> = Vec::with_capacity(range.len());
@@ -2349,6 +2371,7 @@ pub fn link_reviews(ds: &mut Dataset) {
             methods.insert("order id".into(), n);
         }
     }
+    drop(runs);
     let by_buyer_needed = ds
         .reviews
         .iter()
