@@ -129,8 +129,56 @@ pub struct ReviewScore {
     pub review: u32,
     /// Suspicion in [0, 1].
     pub score: f64,
-    /// Reason codes, `;`-separated (empty: no allocation).
-    pub reasons: String,
+    /// Reason codes, `;`-separated.
+    pub reasons: Reasons,
+}
+
+/// Reason codes, `;`-separated. Millions of score rows share a few hundred distinct lists, so each
+/// distinct list is one shared string (`ReasonTable`), not an allocation per row; empty is none.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Reasons(Option<std::sync::Arc<str>>);
+
+impl std::ops::Deref for Reasons {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.0.as_deref().unwrap_or("")
+    }
+}
+
+impl Serialize for Reasons {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self)
+    }
+}
+
+/// The distinct reason lists seen so far (one table per thread of scoring).
+#[derive(Default)]
+pub struct ReasonTable(std::collections::HashSet<std::sync::Arc<str>>);
+
+impl ReasonTable {
+    /// The reason list of `codes` joined by `;`, shared with every earlier equal list.
+    pub fn get<'a>(
+        &mut self,
+        codes: impl IntoIterator<Item = &'a str>,
+        buf: &mut String,
+    ) -> Reasons {
+        buf.clear();
+        for (k, c) in codes.into_iter().enumerate() {
+            if k > 0 {
+                buf.push(';');
+            }
+            buf.push_str(c);
+        }
+        if buf.is_empty() {
+            return Reasons(None);
+        }
+        if let Some(r) = self.0.get(buf.as_str()) {
+            return Reasons(Some(r.clone()));
+        }
+        let r: std::sync::Arc<str> = buf.as_str().into();
+        self.0.insert(r.clone());
+        Reasons(Some(r))
+    }
 }
 
 /// Per-reviewer score.
@@ -144,7 +192,7 @@ pub struct ReviewerScore {
     /// Suspicion in [0, 1].
     pub score: f64,
     /// Reason codes.
-    pub reasons: String,
+    pub reasons: Reasons,
 }
 
 /// Per-product score and verdict.

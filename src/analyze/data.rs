@@ -25,8 +25,6 @@ pub struct Rev {
     pub rating: u8,
     /// Seconds since the epoch, UTC.
     pub t: i64,
-    /// Day number (UTC).
-    pub day: i64,
     /// Local hour (shop time zone), when the time of day is known.
     pub hour: Option<u8>,
     /// Local weekday (0 = Monday), when the time of day is known.
@@ -34,11 +32,11 @@ pub struct Rev {
     /// Verified flag.
     pub verified: Option<bool>,
     /// Linked order index.
-    pub order: Option<u32>,
+    pub order: OptIdx,
     /// Identity keys (hashed): email, IP.
-    pub email: Option<u32>,
+    pub email: OptIdx,
     /// Hashed IP.
-    pub ip: Option<u32>,
+    pub ip: OptIdx,
     /// Title + body.
     pub text: Option<Box<str>>,
     /// Inside the audited window.
@@ -52,8 +50,6 @@ pub struct Ord {
     pub product: u32,
     /// Purchase instant.
     pub t: i64,
-    /// Day number.
-    pub day: i64,
     /// Counts as shipped.
     pub shipped: bool,
     /// Units.
@@ -61,15 +57,51 @@ pub struct Ord {
     /// Zero price or fully discounted.
     pub free: bool,
     /// Hashed postal code, interned.
-    pub postal: Option<u32>,
+    pub postal: OptIdx,
     /// Hashed buyer key, interned.
-    pub buyer: Option<u32>,
+    pub buyer: OptIdx,
     /// Hashed street address, interned.
-    pub address: Option<u32>,
+    pub address: OptIdx,
     /// Carries a promotion id / discount code.
     pub promo: bool,
     /// Order id.
     pub order_id: crate::ingest::schema::Id,
+}
+
+impl Rev {
+    /// Day number (UTC).
+    pub fn day(&self) -> i64 {
+        day_of(self.t)
+    }
+}
+
+impl Ord {
+    /// Day number (UTC).
+    pub fn day(&self) -> i64 {
+        day_of(self.t)
+    }
+}
+
+/// An optional index in four bytes (`u32::MAX` is none) — reviews and order lines carry three
+/// each, tens of millions of times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptIdx(u32);
+
+impl OptIdx {
+    /// No index.
+    pub const NONE: OptIdx = OptIdx(u32::MAX);
+
+    /// The index, if any.
+    pub fn get(self) -> Option<u32> {
+        (self.0 != u32::MAX).then_some(self.0)
+    }
+}
+
+impl From<Option<u32>> for OptIdx {
+    fn from(v: Option<u32>) -> Self {
+        // Indices count records and keys, so they stay below u32::MAX.
+        OptIdx(v.filter(|&i| i != u32::MAX).unwrap_or(u32::MAX))
+    }
 }
 
 /// Everything the tests read.
@@ -295,9 +327,9 @@ struct KeyRenumber {
 }
 
 impl KeyRenumber {
-    fn apply(&mut self, k: &mut Option<u32>) {
-        if let Some(v) = k {
-            let i = *v as usize;
+    fn apply(&mut self, k: &mut OptIdx) {
+        if let Some(i) = k.get() {
+            let i = i as usize;
             if self.new.len() <= i {
                 self.new.resize(i + 1, u32::MAX);
             }
@@ -305,7 +337,7 @@ impl KeyRenumber {
                 self.new[i] = self.next;
                 self.next += 1;
             }
-            *v = self.new[i];
+            *k = OptIdx(self.new[i]);
         }
     }
 }
@@ -344,13 +376,12 @@ fn compact_orders(
         orders.push(Ord {
             product: products.get(&o.product_id),
             t: o.purchased_at,
-            day: day_of(o.purchased_at),
             shipped: o.shipped,
             quantity: o.quantity,
             free: o.free,
-            postal: o.postal_key.map(|k| keys.get(k.get())),
-            buyer: o.buyer_key.map(|k| keys.get(k.get())),
-            address: o.address_key.map(|k| keys.get(k.get())),
+            postal: o.postal_key.map(|k| keys.get(k.get())).into(),
+            buyer: o.buyer_key.map(|k| keys.get(k.get())).into(),
+            address: o.address_key.map(|k| keys.get(k.get())).into(),
             promo: o.promo,
             order_id: o.order_id,
         });
@@ -395,13 +426,12 @@ fn compact_reviews(
                 reviewer: reviewers.get_hashed(name, &r.reviewer_id),
                 rating: r.rating,
                 t: r.created_at,
-                day,
                 hour: local.map(|l| (l.rem_euclid(86_400) / 3600) as u8),
                 wday: local.map(|l| (l.div_euclid(86_400) + 3).rem_euclid(7) as u8),
                 verified: r.verified,
-                order: r.linked_order,
-                email: r.reviewer_key.map(|k| keys.get(k.get())),
-                ip: r.ip_key.map(|k| keys.get(k.get())),
+                order: r.linked_order.into(),
+                email: r.reviewer_key.map(|k| keys.get(k.get())).into(),
+                ip: r.ip_key.map(|k| keys.get(k.get())).into(),
                 text: r.text.take(),
                 audited: day >= from_day && day <= to_day,
             });
@@ -524,14 +554,14 @@ impl AuditData {
             }
             for r in reviews.iter_mut() {
                 for k in [&mut r.email, &mut r.ip] {
-                    *k = k.map(|v| to_joint[v as usize]);
+                    *k = k.get().map(|v| to_joint[v as usize]).into();
                     renumber.apply(k);
                 }
             }
         }
         // Only data up to the end of the audited window counts (later data is next month's).
-        reviews.retain(|r| r.day <= to_day);
-        let has_links = reviews.iter().any(|r| r.order.is_some());
+        reviews.retain(|r| r.day() <= to_day);
+        let has_links = reviews.iter().any(|r| r.order.get().is_some());
         let has_text = reviews
             .iter()
             .any(|r| r.text.as_deref().is_some_and(|t| !t.trim().is_empty()));
@@ -543,7 +573,7 @@ impl AuditData {
             Some(reviews[i].reviewer)
         });
         let orders_by_product = Lists::group(products.names.len(), orders.len(), |i| {
-            (orders[i].day <= to_day).then_some(orders[i].product)
+            (orders[i].day() <= to_day).then_some(orders[i].product)
         });
         let mut rating_hist = [0u64; 6];
         for r in &reviews {
@@ -557,7 +587,7 @@ impl AuditData {
         AuditData {
             product_names,
             has_orders: !orders.is_empty(),
-            first_order_day: orders.iter().map(|o| o.day).min(),
+            first_order_day: orders.iter().map(|o| o.day()).min(),
             rating_hist,
             products: products.names.iter().map(str::to_string).collect(),
             reviewers: reviewers.names,
@@ -603,5 +633,23 @@ mod tests {
             h[k] = 1;
         }
         assert_eq!(infer_offset_hours(&h), 9);
+    }
+
+    /// Tens of millions of rows: a field added to the analysis records should be a decision.
+    #[test]
+    fn analysis_records_stay_compact() {
+        assert!(
+            std::mem::size_of::<Rev>() <= 80,
+            "{}",
+            std::mem::size_of::<Rev>()
+        );
+        assert!(
+            std::mem::size_of::<Ord>() <= 56,
+            "{}",
+            std::mem::size_of::<Ord>()
+        );
+        assert_eq!(OptIdx::from(Some(7)).get(), Some(7));
+        assert_eq!(OptIdx::from(None).get(), None);
+        assert_eq!(OptIdx::NONE.get(), None);
     }
 }

@@ -433,7 +433,10 @@ fn to_finding(d: &AuditData, c: &Candidate, v: Verdict, q: f64) -> Finding {
         .collect();
     reviewer_ids.sort();
     reviewer_ids.dedup();
-    let mut days: Vec<i64> = reviews.iter().map(|&i| d.reviews[i as usize].day).collect();
+    let mut days: Vec<i64> = reviews
+        .iter()
+        .map(|&i| d.reviews[i as usize].day())
+        .collect();
     days.sort_unstable();
     days.dedup();
     Finding {

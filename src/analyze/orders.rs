@@ -27,14 +27,14 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         }
         return out;
     }
-    let audited = |o: &super::data::Ord| o.day >= d.from_day && o.day <= d.to_day;
+    let audited = |o: &super::data::Ord| o.day() >= d.from_day && o.day() <= d.to_day;
     let linked = ReviewsOfOrder::new(d);
     concentration(
         d,
         cfg,
         &mut out,
         ("postal_concentration", "postal code"),
-        |o| o.postal,
+        |o| o.postal.get(),
         &audited,
         &linked,
     );
@@ -43,7 +43,7 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         cfg,
         &mut out,
         ("buyer_concentration", "buyer"),
-        |o| o.buyer,
+        |o| o.buyer.get(),
         &audited,
         &linked,
     );
@@ -96,7 +96,7 @@ impl ReviewsOfOrder {
     fn new(d: &AuditData) -> Self {
         let mut start = vec![0u32; d.orders.len() + 1];
         for r in d.reviews.iter().filter(|r| r.audited) {
-            if let Some(o) = r.order {
+            if let Some(o) = r.order.get() {
                 start[o as usize + 1] += 1;
             }
         }
@@ -106,7 +106,7 @@ impl ReviewsOfOrder {
         let mut fill = start.clone();
         let mut reviews = vec![0u32; *start.last().unwrap_or(&0) as usize];
         for (i, r) in d.reviews.iter().enumerate().filter(|(_, r)| r.audited) {
-            if let Some(o) = r.order {
+            if let Some(o) = r.order.get() {
                 reviews[fill[o as usize] as usize] = i as u32;
                 fill[o as usize] += 1;
             }
@@ -222,7 +222,7 @@ fn order_bursts(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         let mut promo = vec![0u64; len];
         for &i in &d.orders_by_product[p] {
             let o = &d.orders[i as usize];
-            let k = o.day - d.first_day;
+            let k = o.day() - d.first_day;
             if k >= 0 && (k as usize) < len {
                 x[k as usize] += 1;
                 promo[k as usize] += o.promo as u64;

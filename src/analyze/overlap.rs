@@ -380,8 +380,8 @@ fn groups(d: &AuditData, cfg: &AuditConfig, pairs: &[(u32, u32)], out: &mut Fami
             .iter()
             .filter(|&&i| {
                 let r = &d.reviews[i as usize];
-                let first = d.reviews[d.by_product[r.product as usize][0] as usize].day;
-                1.0 - (r.day - first) as f64 / 210.0 > cfg.early_threshold
+                let first = d.reviews[d.by_product[r.product as usize][0] as usize].day();
+                1.0 - (r.day() - first) as f64 / 210.0 > cfg.early_threshold
             })
             .count() as f64
             / g.reviews.len() as f64;
@@ -526,13 +526,13 @@ fn shared_identities(d: &AuditData, members: &[u32]) -> usize {
                     owners.entry((kind, k)).or_default().insert(u);
                 }
             };
-            add(0, r.ip);
-            add(1, r.email);
-            if let Some(o) = r.order {
+            add(0, r.ip.get());
+            add(1, r.email.get());
+            if let Some(o) = r.order.get() {
                 let o = &d.orders[o as usize];
-                add(2, o.address);
-                add(3, o.buyer);
-                add(4, o.postal);
+                add(2, o.address.get());
+                add(3, o.buyer.get());
+                add(4, o.postal.get());
             }
         }
     }
@@ -678,11 +678,11 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     let linked = d
         .reviews
         .iter()
-        .filter(|r| r.audited && r.order.is_some())
+        .filter(|r| r.audited && r.order.get().is_some())
         .count() as f64;
     let mut postal_freq: HashMap<u32, u64> = HashMap::new();
     for o in &d.orders {
-        if let Some(k) = o.postal {
+        if let Some(k) = o.postal.get() {
             *postal_freq.entry(k).or_default() += 1;
         }
     }
@@ -693,14 +693,14 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     for kind in ["address", "buyer", "email", "ip", "postal"] {
         let key_of = |r: &super::data::Rev| -> Option<u32> {
             match kind {
-                "ip" => r.ip,
-                "email" => r.email,
+                "ip" => r.ip.get(),
+                "email" => r.email.get(),
                 _ => {
-                    let o = &d.orders[r.order? as usize];
+                    let o = &d.orders[r.order.get()? as usize];
                     match kind {
-                        "address" => o.address,
-                        "buyer" => o.buyer,
-                        _ => o.postal,
+                        "address" => o.address.get(),
+                        "buyer" => o.buyer.get(),
+                        _ => o.postal.get(),
                     }
                 }
             }

@@ -58,7 +58,7 @@ pub fn features(d: &AuditData, cfg: &AuditConfig, means: &[f64]) -> Vec<Reviewer
             let (mut ext, mut rd) = (0usize, 0.0);
             for &i in revs {
                 let r = &d.reviews[i as usize];
-                *per_day.entry(r.day).or_default() += 1;
+                *per_day.entry(r.day()).or_default() += 1;
                 if r.rating == 1 || r.rating == 5 {
                     ext += 1;
                 }

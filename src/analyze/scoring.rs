@@ -8,10 +8,10 @@
 //! earliness, unverified and night posting, weighted by `prior_weight`. The prior ranks reviews that
 //! no test flagged; it alone cannot push a review above `prior_weight`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::config::AuditConfig;
-use crate::findings::{ProductScore, ReviewScore, ReviewerScore, Subject, Verdict};
+use crate::findings::{ProductScore, ReasonTable, ReviewScore, ReviewerScore, Subject, Verdict};
 
 use super::data::AuditData;
 use super::reviewers::{features, product_means};
@@ -25,7 +25,7 @@ pub fn prior(d: &AuditData, cfg: &AuditConfig) -> Vec<f64> {
     let first_day: Vec<i64> = d
         .by_product
         .iter()
-        .map(|v| v.first().map(|&i| d.reviews[i as usize].day).unwrap_or(0))
+        .map(|v| v.first().map(|&i| d.reviews[i as usize].day()).unwrap_or(0))
         .collect();
     let n = d.reviews.len();
     // One feature at a time (its column, its tail probabilities, then the running sum of squares):
@@ -44,7 +44,7 @@ pub fn prior(d: &AuditData, cfg: &AuditConfig) -> Vec<f64> {
             2 => (r.rating as f64 - means[r.product as usize]).abs() / 4.0,
             3 => f.mnr as f64,
             4 => f.bst,
-            5 => (1.0 - (r.day - first_day[r.product as usize]) as f64 / 210.0).max(0.0),
+            5 => (1.0 - (r.day() - first_day[r.product as usize]) as f64 / 210.0).max(0.0),
             6 => {
                 if r.verified == Some(false) {
                     1.0
@@ -181,6 +181,8 @@ pub fn score(
         super::in_chunks(n, 100_000, |range| {
             let mut scores: Vec<f64> = Vec::with_capacity(range.len());
             let mut out: Vec<ReviewScore> = Vec::new();
+            let (mut table, mut buf) = (ReasonTable::default(), String::new());
+            let mut codes: Vec<&str> = Vec::new();
             for i in range {
                 let keep: f64 = strengths.of(i).map(|(_, s)| 1.0 - s).product();
                 let prior_i = if pri[i].is_finite() { pri[i] } else { 0.0 };
@@ -189,18 +191,15 @@ pub fn score(
                 if !d.reviews[i].audited {
                     continue;
                 }
-                let mut reasons: Vec<&str> = strengths
-                    .of(i)
-                    .filter(|(_, s)| *s > 0.0)
-                    .map(|(k, _)| k)
-                    .collect();
-                if reasons.is_empty() && prior_i >= 0.8 {
-                    reasons.push("behaviour_prior");
+                codes.clear();
+                codes.extend(strengths.of(i).filter(|(_, s)| *s > 0.0).map(|(k, _)| k));
+                if codes.is_empty() && prior_i >= 0.8 {
+                    codes.push("behaviour_prior");
                 }
                 out.push(ReviewScore {
                     review: i as u32,
                     score: round_sig(score),
-                    reasons: reasons.join(";"),
+                    reasons: table.get(codes.iter().copied(), &mut buf),
                 });
             }
             (scores, out)
@@ -213,6 +212,8 @@ pub fn score(
     let review_scores = &review_scores;
     let out_reviewers = super::concat(super::in_chunks(d.by_reviewer.len(), 100_000, |range| {
         let mut out: Vec<ReviewerScore> = Vec::new();
+        let (mut table, mut buf) = (ReasonTable::default(), String::new());
+        let mut codes: Vec<&str> = Vec::new();
         for u in range {
             let audited = || {
                 d.by_reviewer[u]
@@ -228,14 +229,16 @@ pub fn score(
                 .map(|i| review_scores[i as usize])
                 .fold(0.0, f64::max);
             let mean = audited().map(|i| review_scores[i as usize]).sum::<f64>() / n_aud as f64;
-            let reasons: BTreeSet<&str> = audited()
-                .flat_map(|i| strengths.of(i as usize).map(|(k, _)| k))
-                .collect();
+            // Distinct codes in code order.
+            codes.clear();
+            codes.extend(audited().flat_map(|i| strengths.of(i as usize).map(|(k, _)| k)));
+            codes.sort_unstable();
+            codes.dedup();
             out.push(ReviewerScore {
                 reviewer: u as u32,
                 n_reviews: n_aud as u32,
                 score: round_sig(0.7 * mx + 0.3 * mean),
-                reasons: reasons.into_iter().collect::<Vec<_>>().join(";"),
+                reasons: table.get(codes.iter().copied(), &mut buf),
             });
         }
         out
@@ -257,7 +260,7 @@ pub fn score(
             .iter()
             .filter(|&&o| {
                 let o = &d.orders[o as usize];
-                o.shipped && o.day >= d.from_day && o.day <= d.to_day
+                o.shipped && o.day() >= d.from_day && o.day() <= d.to_day
             })
             .count() as u64;
         if aud.is_empty() && n_orders == 0 {

@@ -582,7 +582,7 @@ fn the_audited_window_limits_scores_but_keeps_the_baseline() {
     assert!(
         a.reviews
             .iter()
-            .all(|r| d.reviews[r.review as usize].day >= from),
+            .all(|r| d.reviews[r.review as usize].day() >= from),
         "only the period is scored"
     );
     assert!(

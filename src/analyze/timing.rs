@@ -30,16 +30,16 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
 /// Lag in seconds of a linked review (review time − purchase time).
 pub fn lag_secs(d: &AuditData, i: u32) -> Option<i64> {
     let r = &d.reviews[i as usize];
-    r.order.map(|o| r.t - d.orders[o as usize].t)
+    r.order.get().map(|o| r.t - d.orders[o as usize].t)
 }
 
 fn is_fast(d: &AuditData, cfg: &AuditConfig, i: u32) -> Option<bool> {
     let r = &d.reviews[i as usize];
-    let o = &d.orders[r.order? as usize];
+    let o = &d.orders[r.order.get()? as usize];
     Some(if r.hour.is_some() {
         ((r.t - o.t) as f64) < cfg.delivery_floor_hours * 3600.0
     } else {
-        r.day <= o.day // day resolution: same day or before
+        r.day() <= o.day() // day resolution: same day or before
     })
 }
 
@@ -110,7 +110,7 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     for (p, product_lags) in lags_by_product.iter().enumerate() {
         let linked: Vec<u32> = d
             .audited_of(p)
-            .filter(|&i| d.reviews[i as usize].order.is_some())
+            .filter(|&i| d.reviews[i as usize].order.get().is_some())
             .collect();
         if linked.len() < cfg.min_linked_reviews {
             continue;
@@ -186,7 +186,8 @@ fn unverified(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         return;
     }
     let flag = |r: &super::data::Rev| {
-        r.verified == Some(false) || (d.has_links && r.order.is_none() && r.verified != Some(true))
+        r.verified == Some(false)
+            || (d.has_links && r.order.get().is_none() && r.verified != Some(true))
     };
     let (mut k_all, mut n_all) = (0u64, 0u64);
     for r in d.reviews.iter().filter(|r| r.audited) {

@@ -26,8 +26,8 @@ pub fn lag_pmf(d: &AuditData, cfg: &AuditConfig) -> (Vec<f64>, String) {
     let mut counts = vec![0.0; MAX_LAG_DAYS + 1];
     let mut n = 0usize;
     for r in &d.reviews {
-        if let Some(o) = r.order {
-            let k = r.day - d.orders[o as usize].day;
+        if let Some(o) = r.order.get() {
+            let k = r.day() - d.orders[o as usize].day();
             if (0..=MAX_LAG_DAYS as i64).contains(&k) {
                 counts[k as usize] += 1.0;
                 n += 1;
@@ -82,7 +82,7 @@ pub fn series(d: &AuditData, p: usize, pmf: &[f64]) -> Series {
     let len = (d.to_day - d.first_day + 1).max(1) as usize;
     let mut reviews = vec![0u64; len];
     for &i in &d.by_product[p] {
-        let k = (d.reviews[i as usize].day - d.first_day) as usize;
+        let k = (d.reviews[i as usize].day() - d.first_day) as usize;
         if k < len {
             reviews[k] += 1;
         }
@@ -90,7 +90,7 @@ pub fn series(d: &AuditData, p: usize, pmf: &[f64]) -> Series {
     let mut orders = vec![0u64; len];
     for &o in &d.orders_by_product[p] {
         let o = &d.orders[o as usize];
-        let k = o.day - d.first_day;
+        let k = o.day() - d.first_day;
         if o.shipped && k >= 0 && (k as usize) < len {
             orders[k as usize] += 1;
         }
@@ -240,12 +240,12 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         let inside: Vec<u32> = d.by_product[p]
             .iter()
             .copied()
-            .filter(|&i| (from..=to).contains(&d.reviews[i as usize].day))
+            .filter(|&i| (from..=to).contains(&d.reviews[i as usize].day()))
             .collect();
         let outside: Vec<u32> = d.by_product[p]
             .iter()
             .copied()
-            .filter(|&i| !(from..=to).contains(&d.reviews[i as usize].day))
+            .filter(|&i| !(from..=to).contains(&d.reviews[i as usize].day()))
             .collect();
         let x = inside.len() as u64;
         let lambda = lambda_at_window(d, s, from, to, cfg, r_cat);
@@ -409,7 +409,7 @@ fn trend(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     for p in 0..d.products.len() {
         let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); weeks];
         for i in d.audited_of(p) {
-            let w = ((d.reviews[i as usize].day - d.from_day) / 7) as usize;
+            let w = ((d.reviews[i as usize].day() - d.from_day) / 7) as usize;
             if w < weeks {
                 buckets[w].push(i);
             }

@@ -228,12 +228,12 @@ pub fn daily(d: &AuditData, p: Option<usize>, windows: &[(i64, i64)]) -> Result<
     let mut counts = vec![[0u32; 6]; n];
     for i in audited(d, p) {
         let r = &d.reviews[i as usize];
-        counts[(r.day - from) as usize][r.rating as usize] += 1;
+        counts[(r.day() - from) as usize][r.rating as usize] += 1;
     }
     let mut orders = vec![0u32; n];
     let mut add_order = |o: &crate::analyze::data::Ord| {
-        if o.shipped && (from..=to).contains(&o.day) {
-            orders[(o.day - from) as usize] += 1;
+        if o.shipped && (from..=to).contains(&o.day()) {
+            orders[(o.day() - from) as usize] += 1;
         }
     };
     match p {
@@ -722,7 +722,7 @@ pub fn weekly(
     }
     let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); weeks];
     for i in d.audited_of(p) {
-        let w = ((d.reviews[i as usize].day - d.from_day) / 7) as usize;
+        let w = ((d.reviews[i as usize].day() - d.from_day) / 7) as usize;
         if w < weeks {
             buckets[w].push(i);
         }
@@ -730,7 +730,7 @@ pub fn weekly(
     let mut orders = vec![0u64; weeks];
     for &o in &d.orders_by_product[p] {
         let o = &d.orders[o as usize];
-        let w = (o.day - d.from_day).div_euclid(7);
+        let w = (o.day() - d.from_day).div_euclid(7);
         if o.shipped && w >= 0 && (w as usize) < weeks {
             orders[w as usize] += 1;
         }
@@ -1053,7 +1053,7 @@ pub fn group_matrix(d: &AuditData, g: &GroupInfo) -> Result<Vec<u8>> {
                 continue;
             }
             if let Some(&ri) = reviewer_ix.get(&d.reviewers[r.reviewer as usize]) {
-                cells.entry((ri, ci)).or_insert((r.rating, r.day));
+                cells.entry((ri, ci)).or_insert((r.rating, r.day()));
             }
         }
     }

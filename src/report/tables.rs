@@ -488,7 +488,7 @@ fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
                 Cell::Short(Short::utc(r.t)),
                 Cell::Short(Short::int(r.rating as u64)),
                 num_cell(s.score),
-                Cell::Str(s.reasons.as_str()),
+                Cell::Str(&s.reasons),
             ]
         },
     )?;
@@ -523,7 +523,7 @@ fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
                 Cell::Str(&d.reviewers[r.reviewer as usize]),
                 Cell::Short(Short::int(r.n_reviews as u64)),
                 num_cell(r.score),
-                Cell::Str(r.reasons.as_str()),
+                Cell::Str(&r.reasons),
             ]
         },
     )?;
