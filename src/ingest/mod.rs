@@ -1975,12 +1975,17 @@ fn remove_marked<T>(v: &mut Vec<T>, marked: &[bool]) {
     });
 }
 
-/// Indices of kept records by 64-bit key: the first record of each key in a flat table, records
-/// whose key collides with a different record's in a side table (rare).
+/// Indices of records by 64-bit key: an open-addressing table (linear probing) of 8-byte slots,
+/// each the key's upper 32 bits and a record index — half the size of a map of (key, index) pairs,
+/// which at tens of millions of records is hundreds of megabytes at the loading peak. The home
+/// slot is the key's top bits, so a slot's stored bits are enough to move it when the table
+/// grows. A slot whose key bits match is only a candidate: callers confirm it against the record
+/// (`same`). Records under one key stay in insertion order along its probe run (nothing is ever
+/// removed).
 #[derive(Clone)]
 pub(crate) struct Seen {
-    first: HashMap<u64, u32, PreHashed>,
-    more: HashMap<u64, Vec<u32>>,
+    slots: Vec<u64>,
+    len: usize,
 }
 
 /// A fast 64-bit hash of a short byte string (ids), eight bytes at a time. Not keyed: for tables
@@ -2041,20 +2046,40 @@ impl std::hash::Hasher for PreHasher {
 }
 
 impl Seen {
+    const EMPTY: u64 = u64::MAX;
+
     pub(crate) fn with_capacity(n: usize) -> Self {
         Seen {
-            first: HashMap::with_capacity_and_hasher(n, PreHashed),
-            more: HashMap::new(),
+            slots: vec![Self::EMPTY; Self::slots_for(n)],
+            len: 0,
         }
+    }
+
+    /// Table size for `n` records: a power of two at most 7/8 full.
+    fn slots_for(n: usize) -> usize {
+        (n + n / 7 + 1).next_power_of_two().max(16)
+    }
+
+    /// Home slot of a key: its top bits (the table has 2^bits slots, at most 2^32).
+    fn home(&self, key: u64) -> usize {
+        (key >> (64 - self.slots.len().trailing_zeros())) as usize
+    }
+
+    /// Slot values of the probe run of `key` whose key bits match, in insertion order.
+    fn candidates(&self, key: u64) -> impl Iterator<Item = u32> + '_ {
+        let mask = self.slots.len() - 1;
+        let tag = key >> 32;
+        let start = self.home(key);
+        (0..self.slots.len())
+            .map(move |k| self.slots[(start + k) & mask])
+            .take_while(|&v| v != Self::EMPTY)
+            .filter(move |&v| v >> 32 == tag)
+            .map(|v| v as u32)
     }
 
     /// The first record under `key` for which `same` holds.
     pub(crate) fn find(&self, key: u64, mut same: impl FnMut(u32) -> bool) -> Option<u32> {
-        let &i = self.first.get(&key)?;
-        if same(i) {
-            return Some(i);
-        }
-        self.more.get(&key)?.iter().copied().find(|&j| same(j))
+        self.candidates(key).find(|&i| same(i))
     }
 
     /// Every record under `key` for which `same` holds, in insertion order.
@@ -2063,31 +2088,46 @@ impl Seen {
         key: u64,
         same: impl Fn(u32) -> bool + 's,
     ) -> impl Iterator<Item = u32> + 's {
-        let first = self.first.get(&key).copied();
-        let more = first
-            .and_then(|_| self.more.get(&key))
-            .map(|v| v.as_slice())
-            .unwrap_or(&[]);
-        first
-            .into_iter()
-            .chain(more.iter().copied())
-            .filter(move |&j| same(j))
+        self.candidates(key).filter(move |&j| same(j))
     }
 
-    /// The first record under `key`, unconfirmed: for reading a table slot (and what it points
+    /// The first candidate under `key`, unconfirmed: for reading a table slot (and what it points
     /// to) ahead of the real lookup, so that many such reads are in flight at once.
     pub(crate) fn peek(&self, key: u64) -> Option<u32> {
-        self.first.get(&key).copied()
+        self.candidates(key).next()
     }
 
     pub(crate) fn insert(&mut self, key: u64, i: u32) {
-        match self.first.entry(key) {
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(i);
+        if (self.len + 1) * 8 > self.slots.len() * 7 {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(key);
+        while self.slots[at] != Self::EMPTY {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = (key & !0xFFFF_FFFF) | i as u64;
+        self.len += 1;
+    }
+
+    /// Double the table. Slots are re-inserted starting after an empty one, so every probe run is
+    /// walked front to back and records under one key keep their order.
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        self.slots = vec![Self::EMPTY; (old.len() * 2).max(16)];
+        let mask = self.slots.len() - 1;
+        let start = old.iter().position(|&v| v == Self::EMPTY).unwrap_or(0);
+        for k in 1..=old.len() {
+            let v = old[(start + k) % old.len()];
+            if v == Self::EMPTY {
+                continue;
             }
-            std::collections::hash_map::Entry::Occupied(_) => {
-                self.more.entry(key).or_default().push(i)
+            // The stored upper bits hold the new home (the key's top bits).
+            let mut at = self.home(v);
+            while self.slots[at] != Self::EMPTY {
+                at = (at + 1) & mask;
             }
+            self.slots[at] = v;
         }
     }
 }
@@ -2483,6 +2523,37 @@ mod tests {
     }
 
     use super::*;
+
+    /// The slot table against a map of vectors: records under a key come back in insertion order
+    /// through many doublings (from the smallest table), keys sharing their upper bits (one stored
+    /// tag) are told apart by the confirmation, and absent keys are not found.
+    #[test]
+    fn seen_keeps_every_record_in_insertion_order() {
+        let mut seen = Seen::with_capacity(0);
+        let mut want: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+        let mut key_of: Vec<u64> = Vec::new();
+        for i in 0..20_000u32 {
+            // Few distinct keys among the first records (long runs of one key), then a pair of
+            // keys differing only in their lower half, then mostly distinct keys.
+            let key = match i {
+                0..=999 => avalanche((i % 7) as u64),
+                1000..=1999 => (0xABCD_EF01u64 << 32) | (i % 2) as u64,
+                _ => avalanche(i as u64 / 3 + 100),
+            };
+            seen.insert(key, i);
+            key_of.push(key);
+            want.entry(key).or_default().push(i);
+        }
+        for (&key, idx) in &want {
+            let same = |j: u32| key_of[j as usize] == key;
+            assert_eq!(seen.all(key, same).collect::<Vec<_>>(), *idx);
+            assert_eq!(seen.find(key, same), idx.first().copied());
+        }
+        for k in 0..1000u64 {
+            let key = avalanche(k + 1_000_000);
+            assert_eq!(seen.find(key, |j| key_of[j as usize] == key), None);
+        }
+    }
 
     #[test]
     fn excel_mangled_ids() {
