@@ -395,19 +395,31 @@ fn compact_orders(
     (orders, keys)
 }
 
-/// The compact reviews (ids and texts moved out of `src`), the numbering of their identity keys
-/// and the reviewer table (first-seen order).
+/// The compact reviews (ids and texts moved out of `src`, which is consumed), the numbering of
+/// their identity keys and the reviewer table (first-seen order).
 fn compact_reviews(
-    src: &mut [crate::ingest::schema::Review],
+    mut src: Vec<crate::ingest::schema::Review>,
     products: &mut Interner,
     offset_fn: &dyn Fn(i64) -> i64,
     (from_day, to_day): (i64, i64),
 ) -> (Vec<Rev>, KeyInterner, Interner) {
+    const READ_AHEAD: usize = crate::ingest::READ_AHEAD;
     let mut keys = KeyInterner::default();
     let mut reviewers = Interner::new();
     let mut reviews = Vec::with_capacity(src.len());
-    let mut names: Vec<u64> = Vec::with_capacity(crate::ingest::READ_AHEAD);
-    for batch in src.chunks_mut(crate::ingest::READ_AHEAD) {
+    let mut names: Vec<u64> = Vec::with_capacity(READ_AHEAD);
+    let mut batch: Vec<crate::ingest::schema::Review> = Vec::with_capacity(READ_AHEAD);
+    // Taken from the back of the reversed records (front to back), the buffer shrunk every
+    // million records: the canonical and compact records never both stand in full.
+    src.reverse();
+    let mut shrink_at = src.len().saturating_sub(1 << 20);
+    while !src.is_empty() {
+        batch.clear();
+        batch.extend(src.drain(src.len().saturating_sub(READ_AHEAD)..).rev());
+        if src.len() <= shrink_at {
+            src.shrink_to_fit();
+            shrink_at = src.len().saturating_sub(1 << 20);
+        }
         names.clear();
         names.extend(
             batch
@@ -534,11 +546,11 @@ impl AuditData {
         let (from_day, to_day) = window.unwrap_or((first_day, last_day));
         let src = std::mem::take(&mut ds.orders);
         let order_products = products.clone();
-        let ds_reviews = &mut ds.reviews;
+        let src_reviews = std::mem::take(&mut ds.reviews);
         let ((mut orders, order_keys), (mut reviews, review_keys, reviewers)) =
             std::thread::scope(|s| {
                 let o = s.spawn(move || compact_orders(src, order_products));
-                let r = compact_reviews(ds_reviews, &mut products, &offset_fn, (from_day, to_day));
+                let r = compact_reviews(src_reviews, &mut products, &offset_fn, (from_day, to_day));
                 (o.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), r)
             });
         // Number the identity keys by first appearance front to back (orders, then reviews), as if
