@@ -82,27 +82,7 @@ impl Ord {
     }
 }
 
-/// An optional index in four bytes (`u32::MAX` is none) — reviews and order lines carry three
-/// each, tens of millions of times.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OptIdx(u32);
-
-impl OptIdx {
-    /// No index.
-    pub const NONE: OptIdx = OptIdx(u32::MAX);
-
-    /// The index, if any.
-    pub fn get(self) -> Option<u32> {
-        (self.0 != u32::MAX).then_some(self.0)
-    }
-}
-
-impl From<Option<u32>> for OptIdx {
-    fn from(v: Option<u32>) -> Self {
-        // Indices count records and keys, so they stay below u32::MAX.
-        OptIdx(v.filter(|&i| i != u32::MAX).unwrap_or(u32::MAX))
-    }
-}
+pub use crate::ingest::schema::OptIdx;
 
 /// Everything the tests read.
 #[derive(Debug)]
@@ -337,7 +317,7 @@ impl KeyRenumber {
                 self.new[i] = self.next;
                 self.next += 1;
             }
-            *k = OptIdx(self.new[i]);
+            *k = OptIdx::from(Some(self.new[i]));
         }
     }
 }
@@ -441,7 +421,7 @@ fn compact_reviews(
                 hour: local.map(|l| (l.rem_euclid(86_400) / 3600) as u8),
                 wday: local.map(|l| (l.div_euclid(86_400) + 3).rem_euclid(7) as u8),
                 verified: r.verified,
-                order: r.linked_order.into(),
+                order: r.linked_order,
                 email: r.reviewer_key.map(|k| keys.get(k.get())).into(),
                 ip: r.ip_key.map(|k| keys.get(k.get())).into(),
                 text: r.text.take(),

@@ -49,8 +49,8 @@ impl B {
             reviewer_key: None,
             ip_key: None,
             source: 0,
-            line: self.n,
-            linked_order: None,
+            line: crate::ingest::schema::record_line(self.n),
+            linked_order: crate::ingest::schema::OptIdx::NONE,
         });
     }
     fn order(&mut self, id: &str, product: &str, t: i64) {
@@ -64,7 +64,7 @@ impl B {
             promo: false,
             product_id: product.into(),
             quantity: 1,
-            item_price: Some(10.0),
+            item_price: 10.0,
             buyer_key: None,
             address_key: None,
             postal_key: None,

@@ -597,8 +597,8 @@ fn build_review(
         reviewer_key: email_key,
         ip_key: rec.get("reviewer_ip").and_then(|v| h.key("ip", v)),
         source,
-        line: c.line,
-        linked_order: None,
+        line: schema::record_line(c.line),
+        linked_order: schema::OptIdx::NONE,
     })
 }
 
@@ -702,7 +702,7 @@ fn build_order(
             .is_some_and(|s| !s.trim().is_empty()),
         product_id,
         quantity,
-        item_price,
+        item_price: item_price.unwrap_or(f64::NAN),
         buyer_key: match rec.get("buyer_key") {
             Some(v) => h.key_of_column(v),
             None => rec.get("buyer_email").and_then(|v| h.key("email", v)),
@@ -710,7 +710,7 @@ fn build_order(
         address_key,
         postal_key,
         source,
-        line: c.line,
+        line: schema::record_line(c.line),
     })
 }
 
@@ -1791,7 +1791,7 @@ fn merge_orders(
                 Some(format!("quantity {} vs {}", o.quantity, prev.quantity))
             } else if prev.purchased_at != o.purchased_at {
                 Some("purchase date".to_string())
-            } else if prev.item_price != o.item_price {
+            } else if !prev.same_price(o) {
                 Some("item price".to_string())
             } else {
                 None
@@ -1800,8 +1800,8 @@ fn merge_orders(
                 &mut report,
                 what,
                 format!("order '{}'", short_value(&o.order_id)),
-                (o.line, path_of(o.source)),
-                (prev.line, path_of(prev.source)),
+                (o.line.into(), path_of(o.source)),
+                (prev.line.into(), path_of(prev.source)),
             );
         });
     }
@@ -1877,8 +1877,8 @@ fn merge_reviews(
                         &mut report,
                         what,
                         format!("review '{}'", short_value(&r.review_id)),
-                        (r.line, path_of(r.source)),
-                        (prev.line, path_of(prev.source)),
+                        (r.line.into(), path_of(r.source)),
+                        (prev.line.into(), path_of(prev.source)),
                     );
                     return;
                 }
@@ -2453,7 +2453,7 @@ fn link_reviews_with(ds: &mut Dataset, runs: Seen) {
     }
     let linked = links.iter().filter(|l| l.is_some()).count() as u64;
     for (r, l) in ds.reviews.iter_mut().zip(links) {
-        r.linked_order = l;
+        r.linked_order = l.into();
     }
     ds.report.linked_reviews = linked;
     ds.report.link_rate = if ds.reviews.is_empty() {

@@ -43,8 +43,9 @@ pub struct OrderLine {
     pub product_id: Id,
     /// Units; 1 when the report has no quantity column.
     pub quantity: u32,
-    /// Line total price.
-    pub item_price: Option<f64>,
+    /// Line total price; NaN where the report has none (8 bytes where `Option<f64>` takes 16).
+    /// Read by the de-duplication only (compare with `same_price`).
+    pub item_price: f64,
     /// Keyed hash of the buyer's email (FBA relay address, Shopify email).
     pub buyer_key: Option<Key>,
     /// Keyed hash of the street address / recipient name / phone, for identity overlap.
@@ -53,8 +54,42 @@ pub struct OrderLine {
     pub postal_key: Option<Key>,
     /// Index of the source file in the load report.
     pub source: u32,
-    /// 1-based line in the source file.
-    pub line: u64,
+    /// 1-based line in the source file (saturating at u32::MAX: a record index is a u32 anyway).
+    pub line: u32,
+}
+
+impl OrderLine {
+    /// Whether two lines carry the same price (both unpriced counts as the same).
+    pub fn same_price(&self, other: &OrderLine) -> bool {
+        self.item_price.to_bits() == other.item_price.to_bits()
+    }
+}
+
+/// A 1-based line number as stored in records.
+pub fn record_line(line: u64) -> u32 {
+    u32::try_from(line).unwrap_or(u32::MAX)
+}
+
+/// An optional index in four bytes (`u32::MAX` is none) — records carry several, tens of millions
+/// of times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptIdx(u32);
+
+impl OptIdx {
+    /// No index.
+    pub const NONE: OptIdx = OptIdx(u32::MAX);
+
+    /// The index, if any.
+    pub fn get(self) -> Option<u32> {
+        (self.0 != u32::MAX).then_some(self.0)
+    }
+}
+
+impl From<Option<u32>> for OptIdx {
+    fn from(v: Option<u32>) -> Self {
+        // Indices count records and keys, so they stay below u32::MAX.
+        OptIdx(v.filter(|&i| i != u32::MAX).unwrap_or(u32::MAX))
+    }
 }
 
 /// Hash of an order line's identity within its order: the order item id where there is one, else
@@ -121,10 +156,10 @@ pub struct Review {
     pub ip_key: Option<Key>,
     /// Index of the source file in the load report.
     pub source: u32,
-    /// 1-based line in the source file.
-    pub line: u64,
+    /// 1-based line in the source file (saturating at u32::MAX).
+    pub line: u32,
     /// Index into the dataset's orders of the order this review was linked to.
-    pub linked_order: Option<u32>,
+    pub linked_order: OptIdx,
 }
 
 #[cfg(test)]
@@ -135,7 +170,34 @@ mod tests {
     /// decision (see the type's note), not an accident.
     #[test]
     fn records_stay_compact() {
-        assert!(std::mem::size_of::<OrderLine>() <= 128);
-        assert!(std::mem::size_of::<Review>() <= 160);
+        assert!(std::mem::size_of::<OrderLine>() <= 112);
+        assert!(std::mem::size_of::<Review>() <= 152);
+    }
+
+    /// Unpriced lines (NaN) are the same price as each other, not as any priced line.
+    #[test]
+    fn prices_compare_with_none_as_a_value() {
+        let line = |p: f64| OrderLine {
+            order_id: "1".into(),
+            item: 0,
+            purchased_at: 0,
+            resolution: TimeResolution::Second,
+            shipped: true,
+            free: false,
+            promo: false,
+            product_id: "P".into(),
+            quantity: 1,
+            item_price: p,
+            buyer_key: None,
+            address_key: None,
+            postal_key: None,
+            source: 0,
+            line: record_line(u64::MAX),
+        };
+        assert!(line(f64::NAN).same_price(&line(f64::NAN)));
+        assert!(line(10.0).same_price(&line(10.0)));
+        assert!(!line(10.0).same_price(&line(11.0)));
+        assert!(!line(f64::NAN).same_price(&line(10.0)));
+        assert_eq!(line(0.0).line, u32::MAX);
     }
 }
