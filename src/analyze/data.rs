@@ -25,10 +25,9 @@ pub struct Rev {
     pub rating: u8,
     /// Seconds since the epoch, UTC.
     pub t: i64,
-    /// Local hour (shop time zone), when the time of day is known.
-    pub hour: Option<u8>,
-    /// Local weekday (0 = Monday), when the time of day is known.
-    pub wday: Option<u8>,
+    /// Local hour of the week (shop time zone, weekday × 24 + hour, Monday 0), or `NO_TIME` when
+    /// the time of day is unknown (`hour()`, `wday()`).
+    pub local: u8,
     /// Verified flag.
     pub verified: Option<bool>,
     /// Linked order index.
@@ -43,7 +42,10 @@ pub struct Rev {
     pub audited: bool,
 }
 
-/// One order line, compact.
+/// `Rev::local` of a review without a time of day.
+pub const NO_TIME: u8 = u8::MAX;
+
+/// One order line, compact (its order id served linking, which is done: no statistic reads it).
 #[derive(Debug, Clone)]
 pub struct Ord {
     /// Product index (products without reviews are interned too).
@@ -64,14 +66,22 @@ pub struct Ord {
     pub address: OptIdx,
     /// Carries a promotion id / discount code.
     pub promo: bool,
-    /// Order id.
-    pub order_id: crate::ingest::schema::Id,
 }
 
 impl Rev {
     /// Day number (UTC).
     pub fn day(&self) -> i64 {
         day_of(self.t)
+    }
+
+    /// Local hour, when the time of day is known.
+    pub fn hour(&self) -> Option<u8> {
+        (self.local != NO_TIME).then_some(self.local % 24)
+    }
+
+    /// Local weekday (0 = Monday), when the time of day is known.
+    pub fn wday(&self) -> Option<u8> {
+        (self.local != NO_TIME).then_some(self.local / 24)
     }
 }
 
@@ -363,7 +373,6 @@ fn compact_orders(
             buyer: o.buyer_key.map(|k| keys.get(k.get())).into(),
             address: o.address_key.map(|k| keys.get(k.get())).into(),
             promo: o.promo,
-            order_id: o.order_id,
         });
         if src.len().is_multiple_of(1 << 20) {
             src.shrink_to_fit();
@@ -418,8 +427,10 @@ fn compact_reviews(
                 reviewer: reviewers.get_hashed(name, &r.reviewer_id),
                 rating: r.rating,
                 t: r.created_at,
-                hour: local.map(|l| (l.rem_euclid(86_400) / 3600) as u8),
-                wday: local.map(|l| (l.div_euclid(86_400) + 3).rem_euclid(7) as u8),
+                local: local.map_or(NO_TIME, |l| {
+                    let wday = (l.div_euclid(86_400) + 3).rem_euclid(7) as u8;
+                    wday * 24 + (l.rem_euclid(86_400) / 3600) as u8
+                }),
                 verified: r.verified,
                 order: r.linked_order,
                 email: r.reviewer_key.map(|k| keys.get(k.get())).into(),

@@ -54,7 +54,7 @@ pub fn prior(d: &AuditData, cfg: &AuditConfig) -> Vec<f64> {
             }
             _ => {
                 let night = r
-                    .hour
+                    .hour()
                     .map(|h| (cfg.night_hours[0]..cfg.night_hours[1]).contains(&(h as u32)));
                 if night == Some(true) {
                     1.0

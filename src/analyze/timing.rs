@@ -36,7 +36,7 @@ pub fn lag_secs(d: &AuditData, i: u32) -> Option<i64> {
 fn is_fast(d: &AuditData, cfg: &AuditConfig, i: u32) -> Option<bool> {
     let r = &d.reviews[i as usize];
     let o = &d.orders[r.order.get()? as usize];
-    Some(if r.hour.is_some() {
+    Some(if r.hour().is_some() {
         ((r.t - o.t) as f64) < cfg.delivery_floor_hours * 3600.0
     } else {
         r.day() <= o.day() // day resolution: same day or before
@@ -246,7 +246,7 @@ fn hours(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     let mut cat = [0u64; 8];
     let (mut k_all, mut n_all) = (0u64, 0u64);
     for r in &d.reviews {
-        if let Some(h) = r.hour {
+        if let Some(h) = r.hour() {
             cat[h as usize / 3] += 1;
             if r.audited {
                 n_all += 1;
@@ -259,14 +259,14 @@ fn hours(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     for p in 0..d.products.len() {
         let mine: Vec<u32> = d
             .audited_of(p)
-            .filter(|&i| d.reviews[i as usize].hour.is_some())
+            .filter(|&i| d.reviews[i as usize].hour().is_some())
             .collect();
         if mine.len() < cfg.min_hourly_reviews {
             continue;
         }
         let mut obs = [0u64; 8];
         for &i in &mine {
-            obs[d.reviews[i as usize].hour.unwrap_or(0) as usize / 3] += 1;
+            obs[d.reviews[i as usize].hour().unwrap_or(0) as usize / 3] += 1;
         }
         let sentence = |stat: f64, df: usize| {
             format!(
@@ -286,7 +286,7 @@ fn hours(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             &cat,
             sentence,
         ));
-        let (night, day) = split_audited(d, p, |r| r.hour.is_some_and(|h| in_night(cfg, h)));
+        let (night, day) = split_audited(d, p, |r| r.hour().is_some_and(|h| in_night(cfg, h)));
         let k = night.len() as u64;
         let n = mine.len() as u64;
         let p0 = loo_share(k_all, n_all, k, n);

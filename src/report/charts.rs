@@ -562,7 +562,7 @@ fn hour_grid(d: &AuditData, reviews: &[u32]) -> ([[u64; 24]; 7], u64) {
     let mut n = 0;
     for &i in reviews {
         let r = &d.reviews[i as usize];
-        if let (Some(h), Some(w)) = (r.hour, r.wday) {
+        if let (Some(h), Some(w)) = (r.hour(), r.wday()) {
             g[w as usize % 7][h as usize % 24] += 1;
             n += 1;
         }
