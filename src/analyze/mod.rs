@@ -268,7 +268,7 @@ pub fn analyze(d: &AuditData, cfg: &AuditConfig, progress: &dyn Fn(&str)) -> Ana
         .into_iter()
         .filter(|(_, v, _)| matches!(v, Verdict::Warn | Verdict::Fail))
         .collect();
-    let (reviews, reviewers, products) = scoring::score(d, cfg, &flagged, &signals);
+    let (reviews, reviewers, products) = scoring::score(d, cfg, &flagged, signals);
     let mut findings: Vec<Finding> = in_chunks(flagged.len(), 16, |range| {
         flagged[range]
             .iter()

@@ -116,7 +116,9 @@ struct Strengths {
 }
 
 impl Strengths {
-    fn new(n: usize, flagged: &[(Candidate, Verdict, f64)], signals: &[ReviewSignal]) -> Self {
+    /// `signals` are consumed: at ten million reviews they are hundreds of megabytes, freed
+    /// before the rest of scoring.
+    fn new(n: usize, flagged: &[(Candidate, Verdict, f64)], signals: Vec<ReviewSignal>) -> Self {
         let mut names: Vec<&'static str> = signals
             .iter()
             .map(|s| s.reason)
@@ -129,6 +131,7 @@ impl Strengths {
             .iter()
             .map(|s| (s.review, rank(s.reason), s.strength))
             .collect();
+        drop(signals);
         for (c, v, _) in flagged {
             let s = c.review_strength * verdict_weight(*v);
             if s <= 0.0 {
@@ -170,11 +173,11 @@ pub fn score(
     d: &AuditData,
     cfg: &AuditConfig,
     flagged: &[(Candidate, Verdict, f64)],
-    signals: &[ReviewSignal],
+    signals: Vec<ReviewSignal>,
 ) -> (Vec<ReviewScore>, Vec<ReviewerScore>, Vec<ProductScore>) {
-    let pri = prior(d, cfg);
     let n = d.reviews.len();
     let strengths = Strengths::new(n, flagged, signals);
+    let pri = prior(d, cfg);
     // Reviews, then reviewers: each chunk on its own thread, joined back in order (every value is
     // computed from its own review or reviewer alone).
     let (scores, out): (Vec<Vec<f64>>, Vec<Vec<ReviewScore>>) =
