@@ -51,6 +51,7 @@ impl B {
             source: 0,
             line: crate::ingest::schema::record_line(self.n),
             linked_order: crate::ingest::schema::OptIdx::NONE,
+            assigned_id: false,
         });
     }
     fn order(&mut self, id: &str, product: &str, t: i64) {

@@ -21,6 +21,8 @@ const FAMILY: &str = "text";
 const PERMS: usize = 64;
 const BANDS: usize = 16;
 const ROWS: usize = PERMS / BANDS;
+// A band's values (8 bits each) are its bucket key: they must fit in 64 bits.
+const _: () = assert!(ROWS * 8 <= 64);
 /// How many earlier members of an LSH bucket each review is compared with.
 const COMPARE_BACK: usize = 3;
 
@@ -270,7 +272,7 @@ fn estimate_reaches(a: &Signature, b: &Signature, threshold: f64) -> bool {
 /// Candidate pairs gathered before their reads are issued (see `near_duplicates`).
 const PAIR_BATCH: usize = 256;
 
-/// `(band key, review, position)` for every signature, sorted by key then review: buckets list
+/// `(band values, review, position)` for every signature, sorted by values then review: buckets list
 /// their members in time order whatever order the signatures were computed in.
 fn band_keys_sorted(ids: &[u32], sigs: &[Signature], band: usize) -> Vec<(u64, u32, u32)> {
     let mut keyed: Vec<(u64, u32, u32)> = sigs
@@ -278,9 +280,10 @@ fn band_keys_sorted(ids: &[u32], sigs: &[Signature], band: usize) -> Vec<(u64, u
         .zip(ids)
         .enumerate()
         .map(|(k, (sig, &i))| {
-            let mut h = band as u64;
+            // The band's four 8-bit values themselves are the key (no hash, no collisions).
+            let mut h = 0u64;
             for r in 0..ROWS {
-                h = mix(h ^ sig.0[band * ROWS + r] as u64);
+                h = (h << 8) | sig.0[band * ROWS + r] as u64;
             }
             (h, i, k as u32)
         })

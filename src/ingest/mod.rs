@@ -570,10 +570,10 @@ fn build_review(
             .filter(|x| *x >= 0.0 && x.is_finite())
             .ok_or_else(|| c.err("helpful_votes", v, "not a non-negative number"))?;
     }
-    let review_id = match c.optional_id(rec, "review_id")? {
-        Some(id) => id,
-        None => compact_str::format_compact!("{stem}#{record_index}"),
-    };
+    let source_id = c.optional_id(rec, "review_id")?;
+    let assigned_id = source_id.is_none();
+    let review_id =
+        source_id.unwrap_or_else(|| compact_str::format_compact!("{stem}#{record_index}"));
     Ok(Review {
         review_id,
         product_id,
@@ -599,6 +599,7 @@ fn build_review(
         source,
         line: schema::record_line(c.line),
         linked_order: schema::OptIdx::NONE,
+        assigned_id,
     })
 }
 
@@ -1832,9 +1833,7 @@ fn merge_reviews(
 ) -> (Vec<Review>, LoadReport) {
     // Sources without ids: the same review in two overlapping downloads (only needed when some
     // review id was assigned by revaudit).
-    let any_assigned = parts
-        .iter()
-        .any(|v| v.iter().any(|r| r.review_id.contains('#')));
+    let any_assigned = parts.iter().any(|v| v.iter().any(|r| r.assigned_id));
     let mut report = LoadReport::default();
     let mut reviews: Vec<Review> = Vec::new();
     let mut dup: Vec<bool> = Vec::new();
@@ -1890,9 +1889,7 @@ fn merge_reviews(
                             && q.reviewer_id == r.reviewer_id
                             && q.created_at == r.created_at
                     };
-                    if r.review_id.contains('#')
-                        && seen_content.find(content_key, same_content).is_some()
-                    {
+                    if r.assigned_id && seen_content.find(content_key, same_content).is_some() {
                         *dup = true;
                         report.duplicate_reviews += 1;
                         return;

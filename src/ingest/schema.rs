@@ -160,6 +160,9 @@ pub struct Review {
     pub line: u32,
     /// Index into the dataset's orders of the order this review was linked to.
     pub linked_order: OptIdx,
+    /// `review_id` was assigned by revaudit (the source has none): such a review can come again
+    /// under another id in an overlapping download, so it is also de-duplicated by content.
+    pub assigned_id: bool,
 }
 
 #[cfg(test)]
