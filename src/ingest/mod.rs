@@ -2552,6 +2552,41 @@ mod tests {
         }
     }
 
+    /// Reviews whose ids revaudit assigned (no id in the source) are also de-duplicated by
+    /// product, reviewer and time — the same review in two overlapping downloads gets two ids;
+    /// reviews with source ids are told apart by their ids alone.
+    #[test]
+    fn content_deduplication_only_for_assigned_ids() {
+        let review = |id: &str, assigned: bool, line: u32| Review {
+            review_id: id.into(),
+            product_id: "P1".into(),
+            reviewer_id: "U1".into(),
+            rating: 5,
+            created_at: 1_700_000_000,
+            resolution: TimeResolution::Second,
+            text: None,
+            verified: None,
+            order_id: None,
+            reviewer_key: None,
+            ip_key: None,
+            source: 0,
+            line,
+            linked_order: schema::OptIdx::NONE,
+            assigned_id: assigned,
+        };
+        let path_of = |_: u32| String::from("f");
+        let (kept, report) = merge_reviews(
+            vec![vec![review("a#0", true, 2)], vec![review("b#0", true, 2)]],
+            &path_of,
+        );
+        assert_eq!((kept.len(), report.duplicate_reviews), (1, 1));
+        let (kept, report) = merge_reviews(
+            vec![vec![review("R1", false, 2), review("R2", false, 3)]],
+            &path_of,
+        );
+        assert_eq!((kept.len(), report.duplicate_reviews), (2, 0));
+    }
+
     #[test]
     fn excel_mangled_ids() {
         assert!(is_excel_mangled("5.80293E+13"));
