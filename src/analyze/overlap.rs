@@ -345,7 +345,7 @@ fn groups(d: &AuditData, cfg: &AuditConfig, pairs: &[(u32, u32)], out: &mut Fami
         if m.len() < cfg.group_min_members || supported.len() < cfg.lockstep_min_products {
             continue;
         }
-        if !reviews.iter().any(|&i| d.reviews[i as usize].audited) {
+        if !reviews.iter().any(|&i| d.is_audited(i)) {
             continue;
         }
         raws.push(Raw {

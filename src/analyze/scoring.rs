@@ -222,7 +222,7 @@ pub fn score(
                 d.by_reviewer[u]
                     .iter()
                     .copied()
-                    .filter(|&i| d.reviews[i as usize].audited)
+                    .filter(|&i| d.is_audited(i))
             };
             let n_aud = audited().count();
             if n_aud == 0 {

@@ -174,7 +174,7 @@ fn audited(d: &AuditData, p: Option<usize>) -> Vec<u32> {
     match p {
         Some(p) => d.audited_of(p).collect(),
         None => (0..d.reviews.len() as u32)
-            .filter(|&i| d.reviews[i as usize].audited)
+            .filter(|&i| d.is_audited(i))
             .collect(),
     }
 }
@@ -519,9 +519,9 @@ pub fn ratings(d: &AuditData, p: Option<usize>, base: &Baselines) -> Result<Vec<
             &mut d.by_product[p]
                 .iter()
                 .copied()
-                .filter(|&i| !d.reviews[i as usize].audited),
+                .filter(|&i| !d.is_audited(i)),
         ),
-        None => hist(&mut (0..d.reviews.len() as u32).filter(|&i| !d.reviews[i as usize].audited)),
+        None => hist(&mut (0..d.reviews.len() as u32).filter(|&i| !d.is_audited(i))),
     };
     let n_earlier: u64 = earlier.iter().sum();
     if n_earlier >= 10 {
