@@ -21,8 +21,8 @@ const FAMILY: &str = "text";
 const PERMS: usize = 64;
 const BANDS: usize = 16;
 const ROWS: usize = PERMS / BANDS;
-// A band's values (8 bits each) are its bucket key: they must fit in 64 bits.
-const _: () = assert!(ROWS * 8 <= 64);
+// A band's values (8 bits each) are its bucket key, the upper half of a u64.
+const _: () = assert!(ROWS * 8 <= 32);
 /// How many earlier members of an LSH bucket each review is compared with.
 const COMPARE_BACK: usize = 3;
 
@@ -272,20 +272,19 @@ fn estimate_reaches(a: &Signature, b: &Signature, threshold: f64) -> bool {
 /// Candidate pairs gathered before their reads are issued (see `near_duplicates`).
 const PAIR_BATCH: usize = 256;
 
-/// `(band values, review, position)` for every signature, sorted by values then review: buckets list
-/// their members in time order whatever order the signatures were computed in.
-fn band_keys_sorted(ids: &[u32], sigs: &[Signature], band: usize) -> Vec<(u64, u32, u32)> {
-    let mut keyed: Vec<(u64, u32, u32)> = sigs
+/// `band values << 32 | position` for every signature, sorted: buckets are runs of equal upper
+/// halves listing their members by position — time order, as the signatures are in review order.
+fn band_keys_sorted(sigs: &[Signature], band: usize) -> Vec<u64> {
+    let mut keyed: Vec<u64> = sigs
         .iter()
-        .zip(ids)
         .enumerate()
-        .map(|(k, (sig, &i))| {
+        .map(|(k, sig)| {
             // The band's four 8-bit values themselves are the key (no hash, no collisions).
             let mut h = 0u64;
             for r in 0..ROWS {
                 h = (h << 8) | sig.0[band * ROWS + r] as u64;
             }
-            (h, i, k as u32)
+            (h << 32) | k as u64
         })
         .collect();
     keyed.sort_unstable();
@@ -293,8 +292,7 @@ fn band_keys_sorted(ids: &[u32], sigs: &[Signature], band: usize) -> Vec<(u64, u
 }
 
 /// What one pass over every text gives: each review's word count, and the signatures of the
-/// reviews long enough for the near-duplicate search (with their review indices, in the order the
-/// texts were read).
+/// reviews long enough for the near-duplicate search (with their review indices, ascending).
 struct TextPass {
     words: Vec<u32>,
     ids: Vec<u32>,
@@ -346,6 +344,12 @@ fn text_pass(d: &AuditData, cfg: &AuditConfig, order: &[u32]) -> TextPass {
         all.ids.extend(part.ids);
         all.sigs.extend(part.sigs);
     }
+    // Back to review order (in place: the signatures are hundreds of megabytes at scale), so that
+    // a signature's position orders bucket members by time.
+    let mut perm: Vec<u32> = (0..all.ids.len() as u32).collect();
+    perm.sort_unstable_by_key(|&k| all.ids[k as usize]);
+    crate::ingest::permute_in_place(&mut all.sigs, perm);
+    all.ids.sort_unstable();
     all
 }
 
@@ -398,15 +402,18 @@ fn near_duplicates(d: &AuditData, cfg: &AuditConfig, ids: &[u32], sigs: &[Signat
         };
         for band in bands {
             // Buckets as runs of a sorted (band key, review) list: no per-bucket allocation.
-            let keyed = band_keys_sorted(ids, sigs, band);
+            let keyed = band_keys_sorted(sigs, band);
             // Each member is compared with at most COMPARE_BACK earlier members of the bucket:
             // near-duplicates chain through union-find, so a cluster still joins up, and a bucket
             // of thousands of copies costs linear work.
-            for bucket in keyed.chunk_by(|x, y| x.0 == y.0).filter(|b| b.len() >= 2) {
+            for bucket in keyed
+                .chunk_by(|x, y| x >> 32 == y >> 32)
+                .filter(|b| b.len() >= 2)
+            {
                 for x in 1..bucket.len() {
-                    let i = bucket[x].2;
-                    for &(_, _, j) in &bucket[x.saturating_sub(COMPARE_BACK)..x] {
-                        batch.push((i, j));
+                    let i = bucket[x] as u32;
+                    for &j in &bucket[x.saturating_sub(COMPARE_BACK)..x] {
+                        batch.push((i, j as u32));
                     }
                     if batch.len() >= PAIR_BATCH {
                         compare(&mut batch, &mut parent);

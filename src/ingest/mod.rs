@@ -2319,7 +2319,7 @@ fn hash_of(parts: &[&str], n: i64) -> u64 {
 
 /// Reorder `v` in place so that element k of the result is the old `v[perm[k]]`: each cycle of the
 /// permutation is followed with swaps, so no second vector of records is ever allocated.
-fn permute_in_place<T>(v: &mut [T], mut perm: Vec<u32>) {
+pub(crate) fn permute_in_place<T>(v: &mut [T], mut perm: Vec<u32>) {
     const DONE: u32 = u32::MAX;
     for start in 0..v.len() {
         if perm[start] == DONE {
