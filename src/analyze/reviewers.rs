@@ -3,8 +3,6 @@
 //! burstiness (BST) and early reviews (ETF) — the behavioural features of SpEagle and Mukherjee et
 //! al. They feed the review scores; two product-level subset tests use them directly.
 
-use std::collections::BTreeMap;
-
 use crate::config::AuditConfig;
 use crate::findings::Verdict;
 
@@ -47,39 +45,53 @@ pub fn product_means(d: &AuditData) -> Vec<f64> {
 
 /// Features of every reviewer.
 pub fn features(d: &AuditData, cfg: &AuditConfig, means: &[f64]) -> Vec<ReviewerFeatures> {
-    d.by_reviewer
-        .iter()
-        .map(|revs| {
-            let n = revs.len();
-            if n == 0 {
-                return ReviewerFeatures::default();
-            }
-            let mut per_day: BTreeMap<i64, usize> = BTreeMap::new();
-            let (mut ext, mut rd) = (0usize, 0.0);
-            for &i in revs {
-                let r = &d.reviews[i as usize];
-                *per_day.entry(r.day()).or_default() += 1;
-                if r.rating == 1 || r.rating == 5 {
-                    ext += 1;
-                }
-                rd += (r.rating as f64 - means[r.product as usize]).abs() / 4.0;
-            }
-            let span = (d.reviews[revs[n - 1] as usize].t - d.reviews[revs[0] as usize].t) as f64
-                / 86_400.0;
-            let bst = if n >= 2 && span <= cfg.burstiness_tau_days {
-                1.0 - span / cfg.burstiness_tau_days
-            } else {
-                0.0
-            };
-            ReviewerFeatures {
-                n,
-                mnr: per_day.values().copied().max().unwrap_or(0),
-                bst,
-                extreme: ext as f64 / n as f64,
-                rd: rd / n as f64,
-            }
-        })
-        .collect()
+    // Reviewers are independent: chunks on all cores, joined in order.
+    super::concat(super::in_chunks(d.by_reviewer.len(), 100_000, |range| {
+        range
+            .map(|u| reviewer_features(d, cfg, means, &d.by_reviewer[u]))
+            .collect::<Vec<_>>()
+    }))
+}
+
+/// One reviewer's features from their reviews (in time order).
+fn reviewer_features(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    means: &[f64],
+    revs: &[u32],
+) -> ReviewerFeatures {
+    let n = revs.len();
+    if n == 0 {
+        return ReviewerFeatures::default();
+    }
+    // The reviews are in time order, so reviews of one day are one run of equal days.
+    let (mut mnr, mut run, mut last_day) = (0usize, 0usize, None);
+    let (mut ext, mut rd) = (0usize, 0.0);
+    for &i in revs {
+        let r = &d.reviews[i as usize];
+        let day = r.day();
+        run = if last_day == Some(day) { run + 1 } else { 1 };
+        last_day = Some(day);
+        mnr = mnr.max(run);
+        if r.rating == 1 || r.rating == 5 {
+            ext += 1;
+        }
+        rd += (r.rating as f64 - means[r.product as usize]).abs() / 4.0;
+    }
+    let span =
+        (d.reviews[revs[n - 1] as usize].t - d.reviews[revs[0] as usize].t) as f64 / 86_400.0;
+    let bst = if n >= 2 && span <= cfg.burstiness_tau_days {
+        1.0 - span / cfg.burstiness_tau_days
+    } else {
+        0.0
+    };
+    ReviewerFeatures {
+        n,
+        mnr,
+        bst,
+        extreme: ext as f64 / n as f64,
+        rd: rd / n as f64,
+    }
 }
 
 /// Run the reviewer family's product-level tests.
