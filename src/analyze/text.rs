@@ -37,7 +37,7 @@ pub fn tokens(text: &str) -> Vec<String> {
 /// Hash of one lower-case word: its UTF-8 bytes in chunks of eight (little-endian, the last
 /// zero-padded — word bytes are never 0, so the padding cannot be mistaken for a byte), each
 /// chunk mixed into the state. One mix per eight bytes instead of a multiply per byte, and the
-/// same value whether the bytes are gathered one by one or read eight at a time.
+/// same value as `ascii_word`, which reads the eight bytes at once.
 fn word_hash(s: &str) -> u64 {
     let mut h = WORD_SEED;
     for chunk in s.as_bytes().chunks(8) {
@@ -50,17 +50,12 @@ fn word_hash(s: &str) -> u64 {
 
 const WORD_SEED: u64 = 0xcbf2_9ce4_8422_2325;
 
-/// ASCII bytes to their lower-case form when they are letters or digits, else 0 (a separator).
-const ASCII_WORD: [u8; 128] = {
-    let mut t = [0u8; 128];
+/// ASCII bytes that are letters or digits (word characters).
+const ASCII_WORD: [bool; 128] = {
+    let mut t = [false; 128];
     let mut b = 0;
     while b < 128 {
-        let c = b as u8;
-        t[b] = if c.is_ascii_alphanumeric() {
-            c.to_ascii_lowercase()
-        } else {
-            0
-        };
+        t[b] = (b as u8).is_ascii_alphanumeric();
         b += 1;
     }
     t
@@ -83,28 +78,18 @@ fn word_hashes_into(text: &str, out: &mut Vec<u64>) {
         ascii_word_hashes(text.as_bytes(), out);
         return;
     }
-    // Bytes of the current word gathered eight at a time into `chunk`.
-    let (mut h, mut chunk, mut filled, mut in_word) = (WORD_SEED, 0u64, 0u32, false);
-    let mut buf = [0u8; 4];
+    // Other texts: each word lower-cased into a reused buffer, then hashed.
+    let mut word = String::new();
     for c in text.chars() {
         if c.is_alphanumeric() {
-            in_word = true;
-            for lc in c.to_lowercase() {
-                for b in lc.encode_utf8(&mut buf).bytes() {
-                    chunk |= (b as u64) << (8 * filled);
-                    filled += 1;
-                    if filled == 8 {
-                        (h, chunk, filled) = (mix(h ^ chunk), 0, 0);
-                    }
-                }
-            }
-        } else if in_word {
-            out.push(if filled > 0 { mix(h ^ chunk) } else { h });
-            (h, chunk, filled, in_word) = (WORD_SEED, 0, 0, false);
+            word.extend(c.to_lowercase());
+        } else if !word.is_empty() {
+            out.push(word_hash(&word));
+            word.clear();
         }
     }
-    if in_word {
-        out.push(if filled > 0 { mix(h ^ chunk) } else { h });
+    if !word.is_empty() {
+        out.push(word_hash(&word));
     }
 }
 
@@ -116,7 +101,7 @@ fn ascii_word_hashes(bytes: &[u8], out: &mut Vec<u64>) {
     for (w, block) in bytes.chunks(64).enumerate() {
         let mut m = 0u64;
         for (k, &b) in block.iter().enumerate() {
-            m |= ((ASCII_WORD[b as usize] != 0) as u64) << k;
+            m |= (ASCII_WORD[b as usize] as u64) << k;
         }
         // Bit k set: byte k starts or ends a word (bit 0 compares with the previous block's last
         // byte; a word reaching the end of a short last block ends at bit `block.len()`).
