@@ -36,8 +36,8 @@ pub struct Rev {
     pub email: OptIdx,
     /// Hashed IP.
     pub ip: OptIdx,
-    /// Title + body.
-    pub text: Option<Box<str>>,
+    /// Title + body, in `AuditData::texts`.
+    pub text: crate::ingest::schema::StrRef,
     /// Inside the audited window.
     pub audited: bool,
 }
@@ -138,6 +138,8 @@ pub struct AuditData {
     /// `reviews[i].audited` as one bit per review (1.3 MB at ten million reviews, where reading
     /// the flag from the records behind a product's or reviewer's list is a cache miss each).
     audited_bits: Vec<u64>,
+    /// The reviews' texts (`Rev::text`, read with `text`).
+    texts: crate::ingest::schema::Strings,
 }
 
 /// Lists of indices, one per key, in one flat array (`lists[k]` is key k's slice). Ten million
@@ -391,6 +393,7 @@ fn compact_orders(
 /// their identity keys and the reviewer table (first-seen order).
 fn compact_reviews(
     mut src: Vec<crate::ingest::schema::Review>,
+    reviewer_ids: &crate::ingest::schema::Strings,
     products: &mut Interner,
     offset_fn: &dyn Fn(i64) -> i64,
     (from_day, to_day): (i64, i64),
@@ -416,7 +419,7 @@ fn compact_reviews(
         names.extend(
             batch
                 .iter()
-                .map(|r| crate::ingest::fast_hash(r.reviewer_id.as_bytes())),
+                .map(|r| crate::ingest::fast_hash(reviewer_ids.str(r.reviewer_id).as_bytes())),
         );
         reviewers.read_ahead(&names);
         for (r, &name) in batch.iter_mut().zip(&names) {
@@ -427,7 +430,7 @@ fn compact_reviews(
             reviews.push(Rev {
                 id: std::mem::take(&mut r.review_id),
                 product: products.get(&r.product_id),
-                reviewer: reviewers.get_hashed(name, &r.reviewer_id),
+                reviewer: reviewers.get_hashed(name, reviewer_ids.str(r.reviewer_id)),
                 rating: r.rating,
                 t: r.created_at,
                 local: local.map_or(NO_TIME, |l| {
@@ -438,7 +441,7 @@ fn compact_reviews(
                 order: r.linked_order,
                 email: r.reviewer_key.map(|k| keys.get(k.get())).into(),
                 ip: r.ip_key.map(|k| keys.get(k.get())).into(),
-                text: r.text.take(),
+                text: r.text,
                 audited: day >= from_day && day <= to_day,
             });
         }
@@ -541,12 +544,24 @@ impl AuditData {
         let src = std::mem::take(&mut ds.orders);
         let order_products = products.clone();
         let src_reviews = std::mem::take(&mut ds.reviews);
+        // Texts move into the view; reviewer ids are numbered and their strings dropped.
+        let crate::ingest::schema::ReviewStrings {
+            texts,
+            reviewer_ids,
+        } = std::mem::take(&mut ds.strings);
         let ((mut orders, order_keys), (mut reviews, review_keys, reviewers)) =
             std::thread::scope(|s| {
                 let o = s.spawn(move || compact_orders(src, order_products));
-                let r = compact_reviews(src_reviews, &mut products, &offset_fn, (from_day, to_day));
+                let r = compact_reviews(
+                    src_reviews,
+                    &reviewer_ids,
+                    &mut products,
+                    &offset_fn,
+                    (from_day, to_day),
+                );
                 (o.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), r)
             });
+        drop(reviewer_ids);
         // Number the identity keys by first appearance front to back (orders, then reviews), as if
         // they had been read in order by one interner.
         {
@@ -568,9 +583,7 @@ impl AuditData {
         // Only data up to the end of the audited window counts (later data is next month's).
         reviews.retain(|r| r.day() <= to_day);
         let has_links = reviews.iter().any(|r| r.order.get().is_some());
-        let has_text = reviews
-            .iter()
-            .any(|r| r.text.as_deref().is_some_and(|t| !t.trim().is_empty()));
+        let has_text = reviews.iter().any(|r| !texts.str(r.text).trim().is_empty());
         let has_verified = reviews.iter().any(|r| r.verified.is_some());
         let by_product = Lists::group(products.names.len(), reviews.len(), |i| {
             Some(reviews[i].product)
@@ -596,6 +609,7 @@ impl AuditData {
         }
         AuditData {
             audited_bits,
+            texts,
             product_names,
             has_orders: !orders.is_empty(),
             first_order_day: orders.iter().map(|o| o.day()).min(),
@@ -621,6 +635,11 @@ impl AuditData {
     /// Whether review `i` is inside the audited window (`reviews[i].audited`).
     pub fn is_audited(&self, i: u32) -> bool {
         self.audited_bits[i as usize / 64] >> (i % 64) & 1 == 1
+    }
+
+    /// The title and body of a review, if it has any (a review of `reviews`).
+    pub fn text(&self, r: &Rev) -> Option<&str> {
+        self.texts.get(r.text)
     }
 
     /// Audited review indices of a product.

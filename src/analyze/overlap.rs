@@ -545,7 +545,7 @@ fn shared_identities(d: &AuditData, members: &[u32]) -> usize {
 fn group_text_similarity(d: &AuditData, reviews: &[u32]) -> Option<f64> {
     let sets: Vec<Vec<u64>> = reviews
         .iter()
-        .filter_map(|&i| d.reviews[i as usize].text.as_deref())
+        .filter_map(|&i| d.text(&d.reviews[i as usize]))
         .map(shingle_set)
         .filter(|s| !s.is_empty())
         .take(60)

@@ -39,11 +39,13 @@ impl B {
         self.ds.reviews.push(Review {
             review_id: format!("r{}", self.n).into(),
             product_id: product.into(),
-            reviewer_id: reviewer.into(),
+            reviewer_id: self.ds.strings.reviewer_ids.push(reviewer),
             rating,
             created_at: t,
             resolution: TimeResolution::Second,
-            text: text.map(Into::into),
+            text: text.map_or(crate::ingest::schema::StrRef::NONE, |t| {
+                self.ds.strings.texts.push(t)
+            }),
             verified,
             order_id: order.map(Into::into),
             reviewer_key: None,
@@ -620,7 +622,7 @@ fn incentive_disclaimers_are_found_whatever_the_case_and_script() {
         .reviews
         .iter()
         .filter(|r| r.reasons.contains("incentive_disclaimer"))
-        .filter_map(|r| d.reviews[r.review as usize].text.as_deref())
+        .filter_map(|r| d.text(&d.reviews[r.review as usize]))
         .collect();
     // Four of every six texts carry a disclaimer (upper case, mixed case, after non-ASCII text).
     assert_eq!(flagged.len(), 16, "{flagged:?}");

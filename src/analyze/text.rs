@@ -289,11 +289,12 @@ struct TextPass {
 /// the order read the texts this way: each text is then next to the previous one instead of a
 /// cache miss away — at ten million reviews that is most of the cost of reading them.
 fn in_memory_order(d: &AuditData) -> Vec<u32> {
-    let mut at: Vec<(usize, u32)> = d
+    let mut at: Vec<(u64, u32)> = d
         .reviews
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| r.text.as_deref().map(|t| (t.as_ptr() as usize, i as u32)))
+        .filter(|(_, r)| r.text.is_some())
+        .map(|(i, r)| (r.text.start(), i as u32))
         .collect();
     at.sort_unstable();
     at.into_iter().map(|(_, i)| i).collect()
@@ -314,7 +315,7 @@ fn text_pass(d: &AuditData, cfg: &AuditConfig, order: &[u32]) -> TextPass {
         };
         let (mut w, mut shingles) = (Vec::new(), Vec::new());
         for &i in &order[range.clone()] {
-            word_hashes_into(d.reviews[i as usize].text.as_deref().unwrap_or(""), &mut w);
+            word_hashes_into(d.text(&d.reviews[i as usize]).unwrap_or(""), &mut w);
             part.words.push(w.len() as u32);
             if w.len() >= cfg.near_duplicate_min_words {
                 part.ids.push(i);
@@ -652,7 +653,7 @@ fn product_phrases(
     for &i in &revs {
         let r = &d.reviews[i as usize];
         mix[r.rating as usize] += 1;
-        word_hashes_into(r.text.as_deref().unwrap_or(""), &mut w);
+        word_hashes_into(d.text(r).unwrap_or(""), &mut w);
         phrase_set_into(&w, &mut phrases);
         for &ph in &phrases {
             local.entry(ph).or_default()[r.rating as usize] += 1;
@@ -731,7 +732,7 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, order: &[u32], out: &mut FamilyOutp
         let mut hits: Vec<Phrase> = Vec::new();
         let mut w: Vec<u64> = Vec::new();
         for r in order[range].iter().map(|&i| &d.reviews[i as usize]) {
-            let (true, Some(t)) = (r.audited, &r.text) else {
+            let (true, Some(t)) = (r.audited, d.text(r)) else {
                 continue;
             };
             n_cat[r.rating as usize] += 1;
@@ -797,7 +798,7 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, order: &[u32], out: &mut FamilyOutp
                 .filter(|&i| d.reviews[i as usize].text.is_some())
                 .collect();
             let n = revs.len();
-            let text_of = |i: u32| d.reviews[i as usize].text.as_deref().unwrap_or("");
+            let text_of = |i: u32| d.text(&d.reviews[i as usize]).unwrap_or("");
             let (sub, rest): (Vec<u32>, Vec<u32>) = revs.iter().partition(|&&i| {
                 word_hashes(text_of(i))
                     .windows(3)
@@ -848,7 +849,7 @@ fn word_counts(d: &AuditData, cfg: &AuditConfig, words: &[u32], out: &mut Family
         .reviews
         .iter()
         .zip(words)
-        .map(|(r, w)| r.text.as_ref().map(|_| word_bin(*w as usize)))
+        .map(|(r, w)| r.text.is_some().then(|| word_bin(*w as usize)))
         .collect();
     let mut cat = [0u64; 6];
     for (r, b) in d.reviews.iter().zip(&bins) {
@@ -893,9 +894,7 @@ fn incentives(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         .build(INCENTIVE)
         .ok();
     let hit = |i: u32| -> bool {
-        d.reviews[i as usize]
-            .text
-            .as_deref()
+        d.text(&d.reviews[i as usize])
             .is_some_and(|t| match (&ascii, t.is_ascii()) {
                 (Some(ac), true) => ac.is_match(t),
                 _ => {

@@ -198,6 +198,8 @@ pub struct FileLoad {
     pub orders: Vec<OrderLine>,
     /// Reviews (reviews files).
     pub reviews: Vec<Review>,
+    /// The strings the reviews point to.
+    pub strings: schema::ReviewStrings,
     /// Product names the file gives (first seen per product, bounded).
     pub product_names: HashMap<Id, String>,
 }
@@ -236,6 +238,8 @@ pub struct Dataset {
     pub orders: Vec<OrderLine>,
     /// Reviews.
     pub reviews: Vec<Review>,
+    /// The reviews' texts and reviewer ids.
+    pub strings: schema::ReviewStrings,
     /// Product names where an export gives them (Amazon `product-name`, Shopify `Lineitem name`,
     /// `product_title`): the first file's name wins. The text family does not count a product's
     /// own name as a repeated phrase.
@@ -534,6 +538,7 @@ fn build_review(
     record_index: u64,
     stem: &str,
     source: u32,
+    strings: &mut schema::ReviewStrings,
 ) -> Result<Review, RowError> {
     let h = &c.opts.hasher;
     let product_id = Id::from(c.required(rec, "product_id")?);
@@ -574,26 +579,22 @@ fn build_review(
     let assigned_id = source_id.is_none();
     let review_id =
         source_id.unwrap_or_else(|| compact_str::format_compact!("{stem}#{record_index}"));
+    let order_id = c.optional_id(rec, "order_id")?;
+    // Nothing fails after this point: the strings are stored only for a review that is kept.
     Ok(Review {
         review_id,
         product_id,
-        reviewer_id,
+        reviewer_id: strings.reviewer_ids.push(&reviewer_id),
         rating: rating_f as u8,
         created_at: created.secs,
         resolution: created.resolution,
         text: match (rec.get("title"), rec.get("text")) {
-            (None, None) => None,
-            (Some(a), None) | (None, Some(a)) => Some(a.into()),
-            (Some(a), Some(b)) => {
-                let mut t = String::with_capacity(a.len() + 2 + b.len());
-                t.push_str(a);
-                t.push_str(". ");
-                t.push_str(b);
-                Some(t.into_boxed_str())
-            }
+            (None, None) => schema::StrRef::NONE,
+            (Some(a), None) | (None, Some(a)) => strings.texts.push(a),
+            (Some(a), Some(b)) => strings.texts.push_parts(&[a, ". ", b]),
         },
         verified: rec.get("verified").and_then(parse_bool),
-        order_id: c.optional_id(rec, "order_id")?,
+        order_id,
         reviewer_key: email_key,
         ip_key: rec.get("reviewer_ip").and_then(|v| h.key("ip", v)),
         source,
@@ -759,16 +760,12 @@ fn opt_heap(s: &Option<Id>) -> usize {
     s.as_ref().map_or(0, heap_len)
 }
 
-fn opt_len(s: &Option<Box<str>>) -> usize {
-    s.as_ref().map_or(0, |x| x.len())
-}
-
 fn review_bytes(r: &Review) -> u64 {
     (std::mem::size_of::<Review>()
         + heap_len(&r.review_id)
         + heap_len(&r.product_id)
-        + heap_len(&r.reviewer_id)
-        + opt_len(&r.text)
+        + r.reviewer_id.len()
+        + r.text.len()
         + opt_heap(&r.order_id)) as u64
 }
 
@@ -783,6 +780,7 @@ struct Sink {
     over_budget: Option<String>,
     orders: Vec<OrderLine>,
     reviews: Vec<Review>,
+    strings: schema::ReviewStrings,
     rows: u64,
     rejected: u64,
     rejected_rows: Vec<RowError>,
@@ -825,6 +823,7 @@ impl Sink {
             over_budget: None,
             orders: Vec::new(),
             reviews: Vec::new(),
+            strings: schema::ReviewStrings::default(),
             rows: 0,
             rejected: 0,
             rejected_rows: Vec::new(),
@@ -878,15 +877,17 @@ impl Sink {
     fn record(&mut self, rec: &dyn Record, c: &Ctx, record_index: u64, stem: &str, source: u32) {
         self.rows += 1;
         match self.kind {
-            Kind::Reviews => match build_review(rec, c, record_index, stem, source) {
-                Ok(r) => {
-                    self.accept_time(r.created_at, r.resolution);
-                    self.hold(review_bytes(&r));
-                    self.note_product_name(rec, &r.product_id);
-                    self.reviews.push(r);
+            Kind::Reviews => {
+                match build_review(rec, c, record_index, stem, source, &mut self.strings) {
+                    Ok(r) => {
+                        self.accept_time(r.created_at, r.resolution);
+                        self.hold(review_bytes(&r));
+                        self.note_product_name(rec, &r.product_id);
+                        self.reviews.push(r);
+                    }
+                    Err(e) => self.reject(e),
                 }
-                Err(e) => self.reject(e),
-            },
+            }
             Kind::Orders => {
                 let mut m = Vec::new();
                 let res = build_order(rec, c, source, &mut m, &mut self.postal_keys);
@@ -1653,6 +1654,7 @@ fn finish(
         report,
         orders: sink.orders,
         reviews: sink.reviews,
+        strings: sink.strings,
         product_names: sink.product_names,
     }
 }
@@ -1709,12 +1711,12 @@ pub fn load_dataset(
     let (loads, merged_orders, merged_reviews) = load_parallel(&jobs, opts, &path_of);
     // Errors in file order: a file that failed, or one with too many bad rows.
     let mut order_parts: Vec<Vec<OrderLine>> = Vec::new();
-    let mut review_parts: Vec<Vec<Review>> = Vec::new();
+    let mut review_parts: Vec<ReviewPart> = Vec::new();
     for load in loads {
         let mut load = load?;
         check_bad_rows(&load, opts.on_bad_rows)?;
         order_parts.push(std::mem::take(&mut load.orders));
-        review_parts.push(std::mem::take(&mut load.reviews));
+        review_parts.push(take_reviews(&mut load));
         for (id, name) in load.product_names {
             ds.product_names.entry(id).or_insert(name);
         }
@@ -1727,10 +1729,11 @@ pub fn load_dataset(
         let runs = order_runs(&orders);
         (orders, report, runs)
     });
-    let (reviews, review_report) =
+    let (reviews, strings, review_report) =
         merged_reviews.unwrap_or_else(|| merge_reviews(review_parts, &path_of));
     ds.orders = orders;
     ds.reviews = reviews;
+    ds.strings = strings;
     for part in [order_report, review_report] {
         ds.report.duplicate_order_lines += part.duplicate_order_lines;
         ds.report.duplicate_reviews += part.duplicate_reviews;
@@ -1828,19 +1831,24 @@ fn merge_orders(
 /// All reviews of the files, in file order, de-duplicated by review id (and, for reviews whose
 /// id revaudit assigned, by product, reviewer and time) and sorted by time; as `merge_orders`.
 fn merge_reviews(
-    parts: Vec<Vec<Review>>,
+    parts: Vec<ReviewPart>,
     path_of: &(dyn Fn(u32) -> String + Sync),
-) -> (Vec<Review>, LoadReport) {
+) -> (Vec<Review>, schema::ReviewStrings, LoadReport) {
     // Sources without ids: the same review in two overlapping downloads (only needed when some
     // review id was assigned by revaudit).
-    let any_assigned = parts.iter().any(|v| v.iter().any(|r| r.assigned_id));
+    let any_assigned = parts.iter().any(|v| v.0.iter().any(|r| r.assigned_id));
     let mut report = LoadReport::default();
     let mut reviews: Vec<Review> = Vec::new();
+    let mut strings = schema::ReviewStrings::default();
     let mut dup: Vec<bool> = Vec::new();
-    let n: usize = parts.iter().map(Vec::len).sum();
+    let n: usize = parts.iter().map(|p| p.0.len()).sum();
     let mut seen_ids = Seen::with_capacity(n);
     let mut seen_content = Seen::with_capacity(if any_assigned { n } else { 0 });
-    for part in parts {
+    for (mut part, part_strings) in parts {
+        let by = strings.append(part_strings);
+        if by != (0, 0) {
+            part.iter_mut().for_each(|r| r.shift(by));
+        }
         let base = reviews.len();
         append(&mut reviews, part);
         dup.resize(reviews.len(), false);
@@ -1867,7 +1875,7 @@ fn merge_reviews(
                         Some("date".to_string())
                     } else if prev.product_id != r.product_id {
                         Some("product".to_string())
-                    } else if prev.text != r.text {
+                    } else if strings.texts.get(prev.text) != strings.texts.get(r.text) {
                         Some("text".to_string())
                     } else {
                         None
@@ -1882,11 +1890,13 @@ fn merge_reviews(
                     return;
                 }
                 if any_assigned {
-                    let content_key = hash_of(&[&r.product_id, &r.reviewer_id], r.created_at);
+                    let ids = &strings.reviewer_ids;
+                    let reviewer = ids.str(r.reviewer_id);
+                    let content_key = hash_of(&[&r.product_id, reviewer], r.created_at);
                     let same_content = |j: u32| {
                         let q = &reviews[j as usize];
                         q.product_id == r.product_id
-                            && q.reviewer_id == r.reviewer_id
+                            && ids.str(q.reviewer_id) == reviewer
                             && q.created_at == r.created_at
                     };
                     if r.assigned_id && seen_content.find(content_key, same_content).is_some() {
@@ -1908,7 +1918,7 @@ fn merge_reviews(
         |r| r.created_at,
         |x, y| (&x.review_id, x.source, x.line).cmp(&(&y.review_id, y.source, y.line)),
     );
-    (reviews, report)
+    (reviews, strings, report)
 }
 
 /// Sort records by `time`, ties by `tie`. Exports are usually in time order already: that is
@@ -2185,8 +2195,19 @@ fn note_conflict(
     }
 }
 
-/// Records of one kind merged by `merge_orders` / `merge_reviews`, with their report.
-type Merged<T> = Option<(Vec<T>, LoadReport)>;
+/// One file's reviews and the strings they point to.
+type ReviewPart = (Vec<Review>, schema::ReviewStrings);
+
+/// Move a file's reviews and their strings out of its load.
+fn take_reviews(load: &mut FileLoad) -> ReviewPart {
+    (
+        std::mem::take(&mut load.reviews),
+        std::mem::take(&mut load.strings),
+    )
+}
+
+/// Reviews merged by `merge_reviews`, with their strings and report.
+type MergedReviews = Option<(Vec<Review>, schema::ReviewStrings, LoadReport)>;
 
 /// Merged order lines with their order-id index (`order_runs`), built by the thread that merged
 /// them — usually while the reviews are still being merged, where linking would build it after.
@@ -2205,7 +2226,7 @@ fn load_parallel(
 ) -> (
     Vec<Result<FileLoad, IngestError>>,
     MergedOrders,
-    Merged<Review>,
+    MergedReviews,
 ) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
@@ -2215,7 +2236,7 @@ fn load_parallel(
     let orders_left = AtomicUsize::new(left(Kind::Orders));
     let reviews_left = AtomicUsize::new(left(Kind::Reviews));
     let merged_orders: Mutex<MergedOrders> = Mutex::new(None);
-    let merged_reviews: Mutex<Merged<Review>> = Mutex::new(None);
+    let merged_reviews: Mutex<MergedReviews> = Mutex::new(None);
     let threads = jobs.len().clamp(1, 2);
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -2255,7 +2276,7 @@ fn load_parallel(
                         jobs,
                         *kind,
                         policy,
-                        |l| std::mem::take(&mut l.reviews),
+                        take_reviews,
                         |parts| merge_reviews(parts, path_of),
                         &merged_reviews,
                     ),
@@ -2279,16 +2300,16 @@ fn load_parallel(
 /// Merge `kind` into `slot` when every file of it loaded and passed `check_bad_rows`: the records
 /// of its files are moved out of the loads in file order (`pick`) and merged (`merge`) outside the
 /// lock. Otherwise nothing is taken: the caller reports the first failing file, in file order.
-fn merge_kind<T, M>(
+fn merge_kind<P, M>(
     done: &std::sync::Mutex<Vec<(usize, Result<FileLoad, IngestError>)>>,
     jobs: &[(&PathBuf, Kind)],
     kind: Kind,
     policy: BadRowPolicy,
-    pick: impl Fn(&mut FileLoad) -> Vec<T>,
-    merge: impl FnOnce(Vec<Vec<T>>) -> M,
+    pick: impl Fn(&mut FileLoad) -> P,
+    merge: impl FnOnce(Vec<P>) -> M,
     slot: &std::sync::Mutex<Option<M>>,
 ) {
-    let parts: Option<Vec<Vec<T>>> = {
+    let parts: Option<Vec<P>> = {
         let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
         done.sort_by_key(|x| x.0);
         let mut of_kind: Vec<&mut (usize, Result<FileLoad, IngestError>)> =
@@ -2557,14 +2578,15 @@ mod tests {
     /// reviews with source ids are told apart by their ids alone.
     #[test]
     fn content_deduplication_only_for_assigned_ids() {
-        let review = |id: &str, assigned: bool, line: u32| Review {
+        // Each file's reviewer ids and texts are in its own arena, at different offsets.
+        let review = |id: &str, assigned: bool, line: u32, s: &mut schema::ReviewStrings| Review {
             review_id: id.into(),
             product_id: "P1".into(),
-            reviewer_id: "U1".into(),
+            reviewer_id: s.reviewer_ids.push("U1"),
             rating: 5,
             created_at: 1_700_000_000,
             resolution: TimeResolution::Second,
-            text: None,
+            text: s.texts.push(&format!("text of {id}")),
             verified: None,
             order_id: None,
             reviewer_key: None,
@@ -2575,16 +2597,72 @@ mod tests {
             assigned_id: assigned,
         };
         let path_of = |_: u32| String::from("f");
-        let (kept, report) = merge_reviews(
-            vec![vec![review("a#0", true, 2)], vec![review("b#0", true, 2)]],
-            &path_of,
+        let (mut a, mut b) = (
+            schema::ReviewStrings::default(),
+            schema::ReviewStrings::default(),
         );
-        assert_eq!((kept.len(), report.duplicate_reviews), (1, 1));
-        let (kept, report) = merge_reviews(
-            vec![vec![review("R1", false, 2), review("R2", false, 3)]],
-            &path_of,
-        );
+        let first = vec![review("a#0", true, 2, &mut a)];
+        b.reviewer_ids.push("someone else");
+        b.texts.push("another text");
+        let second = vec![
+            review("b#0", true, 2, &mut b),
+            review("c#1", true, 3, &mut b),
+        ];
+        let (kept, strings, report) = merge_reviews(vec![(first, a), (second, b)], &path_of);
+        assert_eq!((kept.len(), report.duplicate_reviews), (1, 2));
+        assert_eq!(strings.texts.get(kept[0].text), Some("text of a#0"));
+        let mut s = schema::ReviewStrings::default();
+        let part = vec![
+            review("R1", false, 2, &mut s),
+            review("R2", false, 3, &mut s),
+        ];
+        let (kept, strings, report) = merge_reviews(vec![(part, s)], &path_of);
         assert_eq!((kept.len(), report.duplicate_reviews), (2, 0));
+        assert_eq!(strings.reviewer_ids.str(kept[1].reviewer_id), "U1");
+    }
+
+    /// The second file's strings are appended to the first's and its reviews point to them.
+    #[test]
+    fn merged_reviews_point_to_their_own_strings() {
+        let path_of = |_: u32| String::from("f");
+        let parts: Vec<ReviewPart> = (0..3)
+            .map(|f| {
+                let mut s = schema::ReviewStrings::default();
+                let reviews = (0..2)
+                    .map(|k| Review {
+                        review_id: format!("R{f}-{k}").into(),
+                        product_id: "P1".into(),
+                        reviewer_id: s.reviewer_ids.push(&format!("U{f}-{k}")),
+                        rating: 4,
+                        created_at: 1_700_000_000 + 10 * k + f,
+                        resolution: TimeResolution::Second,
+                        text: if k == 0 {
+                            s.texts.push(&format!("Title {f}. Body {f}"))
+                        } else {
+                            schema::StrRef::NONE
+                        },
+                        verified: None,
+                        order_id: None,
+                        reviewer_key: None,
+                        ip_key: None,
+                        source: f as u32,
+                        line: 2 + k as u32,
+                        linked_order: schema::OptIdx::NONE,
+                        assigned_id: false,
+                    })
+                    .collect();
+                (reviews, s)
+            })
+            .collect();
+        let (kept, strings, _) = merge_reviews(parts, &path_of);
+        assert_eq!(kept.len(), 6);
+        for r in &kept {
+            let (f, k) = (r.source, r.line - 2);
+            assert_eq!(r.review_id, format!("R{f}-{k}"));
+            assert_eq!(strings.reviewer_ids.str(r.reviewer_id), format!("U{f}-{k}"));
+            let text = strings.texts.get(r.text).map(str::to_string);
+            assert_eq!(text, (k == 0).then(|| format!("Title {f}. Body {f}")));
+        }
     }
 
     #[test]

@@ -409,7 +409,7 @@ pub fn render(
         h.push_str("<details><summary>Most suspicious reviews</summary><table><tr><th>review</th><th>posted</th><th>stars</th><th>score</th><th>reasons</th><th>text</th></tr>");
         for s in revs.iter().take(8) {
             let r = &d.reviews[s.review as usize];
-            let short: String = r.text.as_deref().unwrap_or("").chars().take(400).collect();
+            let short: String = d.text(r).unwrap_or("").chars().take(400).collect();
             let _ = write!(h, "<tr><td class=\"ids\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.2}</td><td>{}</td><td><div class=\"text\">{}</div></td></tr>",
                 escape(&r.id), escape(&crate::ingest::timestamp::format_utc(r.t)), r.rating, s.score, escape(&s.reasons.replace(';', ", ")), escape(&short));
         }
