@@ -248,7 +248,6 @@ pub fn day_str(day: i64) -> String {
 
 /// Names to dense indices, in first-seen order: a `Seen` table of name hashes (each hit confirmed
 /// against the stored name), so every name is stored once.
-#[derive(Clone)]
 struct Interner {
     seen: crate::ingest::Seen,
     names: Names,
@@ -261,11 +260,7 @@ impl Interner {
             names: Names::default(),
         }
     }
-    fn get(&mut self, s: &str) -> u32 {
-        self.get_hashed(crate::ingest::fast_hash(s.as_bytes()), s)
-    }
-
-    /// `get` with the name's `fast_hash` already computed.
+    /// The index of `s`, whose `fast_hash` is `key` (a new index for a new name).
     fn get_hashed(&mut self, key: u64, s: &str) -> u32 {
         if let Some(i) = self.seen.find(key, |i| &self.names[i as usize] == s) {
             return i;
@@ -363,13 +358,13 @@ pub fn infer_offset_hours(utc_hours: &[u64; 24]) -> i64 {
 /// the two never both exist whole), in the same order, and the numbering of their identity keys.
 fn compact_orders(
     mut src: Vec<crate::ingest::schema::OrderLine>,
-    mut products: Interner,
+    product_of: &[u32],
 ) -> (Vec<Ord>, KeyInterner) {
     let mut keys = KeyInterner::default();
     let mut orders = Vec::with_capacity(src.len());
     while let Some(o) = src.pop() {
         orders.push(Ord {
-            product: products.get(&o.product_id),
+            product: product_of[o.product as usize],
             t: o.purchased_at,
             shipped: o.shipped,
             quantity: o.quantity,
@@ -394,7 +389,7 @@ fn compact_orders(
 fn compact_reviews(
     mut src: Vec<crate::ingest::schema::Review>,
     reviewer_ids: &crate::ingest::schema::Strings,
-    products: &mut Interner,
+    product_of: &[u32],
     offset_fn: &dyn Fn(i64) -> i64,
     (from_day, to_day): (i64, i64),
 ) -> (Vec<Rev>, KeyInterner, Interner) {
@@ -429,7 +424,7 @@ fn compact_reviews(
                 .then(|| r.created_at + offset_fn(r.created_at));
             reviews.push(Rev {
                 id: std::mem::take(&mut r.review_id),
-                product: products.get(&r.product_id),
+                product: product_of[r.product as usize],
                 reviewer: reviewers.get_hashed(name, reviewer_ids.str(r.reviewer_id)),
                 rating: r.rating,
                 t: r.created_at,
@@ -453,32 +448,31 @@ impl AuditData {
     /// Build the analysis view. `from_day..=to_day` is the audited window (None = everything).
     /// Review titles and texts are moved out of `ds` (not copied): the analysis view owns them.
     pub fn build(ds: &mut Dataset, cfg: &AuditConfig, window: Option<(i64, i64)>) -> AuditData {
-        let mut products = Interner::new();
-        // Intern products in a stable order: by id (distinct ids of reviews and orders collected
-        // side by side).
-        let mut pids: Vec<String> = {
-            let distinct = |ids: &mut dyn Iterator<Item = &str>| {
-                let mut d = Interner::new();
-                for p in ids {
-                    d.get(p);
-                }
-                d
-            };
-            let (reviews, orders) = (&ds.reviews, &ds.orders);
-            let (mut a, b) = std::thread::scope(|s| {
-                let b = s.spawn(|| distinct(&mut orders.iter().map(|o| o.product_id.as_str())));
-                let a = distinct(&mut reviews.iter().map(|r| r.product_id.as_str()));
-                (a, b.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            });
-            for p in b.names.iter() {
-                a.get(p);
+        // Products in a stable order: by id (those some record names; the dataset's numbering
+        // also has products whose only records were dropped as duplicates).
+        let (pids, product_of) = {
+            let mut used = vec![false; ds.products.len()];
+            for p in ds.orders.iter().map(|o| o.product) {
+                used[p as usize] = true;
             }
-            a.names.iter().map(str::to_string).collect::<Vec<String>>()
+            for p in ds.reviews.iter().map(|r| r.product) {
+                used[p as usize] = true;
+            }
+            let mut sorted: Vec<(&str, u32)> = ds
+                .products
+                .iter()
+                .zip(0u32..)
+                .filter(|&(_, k)| used[k as usize])
+                .collect();
+            sorted.sort_unstable();
+            // Dataset product number → position in `pids`.
+            let mut product_of = vec![u32::MAX; ds.products.len()];
+            for (pos, &(_, k)) in sorted.iter().enumerate() {
+                product_of[k as usize] = pos as u32;
+            }
+            let pids: Vec<String> = sorted.iter().map(|&(p, _)| p.to_string()).collect();
+            (pids, product_of)
         };
-        pids.sort_unstable();
-        for p in &pids {
-            products.get(p);
-        }
         let second_resolution = !ds.reviews.is_empty()
             && ds
                 .reviews
@@ -542,7 +536,6 @@ impl AuditData {
         };
         let (from_day, to_day) = window.unwrap_or((first_day, last_day));
         let src = std::mem::take(&mut ds.orders);
-        let order_products = products.clone();
         let src_reviews = std::mem::take(&mut ds.reviews);
         // Texts move into the view; reviewer ids are numbered and their strings dropped.
         let crate::ingest::schema::ReviewStrings {
@@ -551,11 +544,11 @@ impl AuditData {
         } = std::mem::take(&mut ds.strings);
         let ((mut orders, order_keys), (mut reviews, review_keys, reviewers)) =
             std::thread::scope(|s| {
-                let o = s.spawn(move || compact_orders(src, order_products));
+                let o = s.spawn(|| compact_orders(src, &product_of));
                 let r = compact_reviews(
                     src_reviews,
                     &reviewer_ids,
-                    &mut products,
+                    &product_of,
                     &offset_fn,
                     (from_day, to_day),
                 );
@@ -585,23 +578,20 @@ impl AuditData {
         let has_links = reviews.iter().any(|r| r.order.get().is_some());
         let has_text = reviews.iter().any(|r| !texts.str(r.text).trim().is_empty());
         let has_verified = reviews.iter().any(|r| r.verified.is_some());
-        let by_product = Lists::group(products.names.len(), reviews.len(), |i| {
-            Some(reviews[i].product)
-        });
+        let by_product = Lists::group(pids.len(), reviews.len(), |i| Some(reviews[i].product));
         let by_reviewer = Lists::group(reviewers.names.len(), reviews.len(), |i| {
             Some(reviews[i].reviewer)
         });
-        let orders_by_product = Lists::group(products.names.len(), orders.len(), |i| {
+        let orders_by_product = Lists::group(pids.len(), orders.len(), |i| {
             (orders[i].day() <= to_day).then_some(orders[i].product)
         });
         let mut rating_hist = [0u64; 6];
         for r in &reviews {
             rating_hist[r.rating as usize] += 1;
         }
-        let product_names = products
-            .names
+        let product_names = pids
             .iter()
-            .map(|p| ds.product_names.get(p).cloned())
+            .map(|p| ds.product_names.get(p.as_str()).cloned())
             .collect();
         let mut audited_bits = vec![0u64; reviews.len().div_ceil(64)];
         for (i, r) in reviews.iter().enumerate() {
@@ -614,7 +604,7 @@ impl AuditData {
             has_orders: !orders.is_empty(),
             first_order_day: orders.iter().map(|o| o.day()).min(),
             rating_hist,
-            products: products.names.iter().map(str::to_string).collect(),
+            products: pids,
             reviewers: reviewers.names,
             reviews,
             orders,

@@ -38,7 +38,7 @@ impl B {
         self.n += 1;
         self.ds.reviews.push(Review {
             review_id: format!("r{}", self.n).into(),
-            product_id: product.into(),
+            product: self.ds.products.intern(product),
             reviewer_id: self.ds.strings.reviewer_ids.push(reviewer),
             rating,
             created_at: t,
@@ -65,7 +65,7 @@ impl B {
             shipped: true,
             free: false,
             promo: false,
-            product_id: product.into(),
+            product: self.ds.products.intern(product),
             quantity: 1,
             item_price: 10.0,
             buyer_key: None,

@@ -200,6 +200,8 @@ pub struct FileLoad {
     pub reviews: Vec<Review>,
     /// The strings the reviews point to.
     pub strings: schema::ReviewStrings,
+    /// The products the records point to.
+    pub products: schema::Products,
     /// Product names the file gives (first seen per product, bounded).
     pub product_names: HashMap<Id, String>,
 }
@@ -240,6 +242,8 @@ pub struct Dataset {
     pub reviews: Vec<Review>,
     /// The reviews' texts and reviewer ids.
     pub strings: schema::ReviewStrings,
+    /// The products the records point to (numbered orders first, then reviews).
+    pub products: schema::Products,
     /// Product names where an export gives them (Amazon `product-name`, Shopify `Lineitem name`,
     /// `product_title`): the first file's name wins. The text family does not count a product's
     /// own name as a repeated phrase.
@@ -539,9 +543,10 @@ fn build_review(
     stem: &str,
     source: u32,
     strings: &mut schema::ReviewStrings,
+    products: &mut schema::Products,
 ) -> Result<Review, RowError> {
     let h = &c.opts.hasher;
-    let product_id = Id::from(c.required(rec, "product_id")?);
+    let product_id = c.required(rec, "product_id")?;
     let email_key = rec.get("reviewer_email").and_then(|v| h.key("email", v));
     let name_key = rec.get("reviewer_name").and_then(|v| h.key("name", v));
     let reviewer_id = match c.optional_id(rec, "reviewer_id")? {
@@ -580,10 +585,11 @@ fn build_review(
     let review_id =
         source_id.unwrap_or_else(|| compact_str::format_compact!("{stem}#{record_index}"));
     let order_id = c.optional_id(rec, "order_id")?;
-    // Nothing fails after this point: the strings are stored only for a review that is kept.
+    // Nothing fails after this point: the strings and the product are stored only for a review
+    // that is kept.
     Ok(Review {
         review_id,
-        product_id,
+        product: products.intern(product_id),
         reviewer_id: strings.reviewer_ids.push(&reviewer_id),
         rating: rating_f as u8,
         created_at: created.secs,
@@ -629,12 +635,13 @@ fn build_order(
     source: u32,
     mangled: &mut Vec<String>,
     postal_keys: &mut HashMap<String, Option<schema::Key>>,
+    products: &mut schema::Products,
 ) -> Result<OrderLine, RowError> {
     let h = &c.opts.hasher;
     let order_id = Id::from(c.required(rec, "order_id")?);
     let purchased_raw = c.required(rec, "purchased_at")?;
     let purchased = c.instant("purchased_at", purchased_raw)?;
-    let product_id = Id::from(c.required(rec, "product_id")?);
+    let product_id = c.required(rec, "product_id")?;
     // Validated (a broken ship date rejects the row), not kept.
     if let Some(v) = rec.get("shipped_at") {
         c.instant("shipped_at", v)?;
@@ -688,7 +695,7 @@ fn build_order(
     });
     let item = schema::item_key(
         c.optional_id(rec, "order_item_id")?.as_deref(),
-        &product_id,
+        product_id,
         c.optional_id(rec, "sku")?.as_deref(),
     );
     let shipped = schema::is_shipped_status(rec.get("status"));
@@ -702,7 +709,7 @@ fn build_order(
         promo: rec
             .get("promotion_ids")
             .is_some_and(|s| !s.trim().is_empty()),
-        product_id,
+        product: products.intern(product_id),
         quantity,
         item_price: item_price.unwrap_or(f64::NAN),
         buyer_key: match rec.get("buyer_key") {
@@ -763,14 +770,13 @@ fn opt_heap(s: &Option<Id>) -> usize {
 fn review_bytes(r: &Review) -> u64 {
     (std::mem::size_of::<Review>()
         + heap_len(&r.review_id)
-        + heap_len(&r.product_id)
         + r.reviewer_id.len()
         + r.text.len()
         + opt_heap(&r.order_id)) as u64
 }
 
 fn order_bytes(o: &OrderLine) -> u64 {
-    (std::mem::size_of::<OrderLine>() + heap_len(&o.order_id) + heap_len(&o.product_id)) as u64
+    (std::mem::size_of::<OrderLine>() + heap_len(&o.order_id)) as u64
 }
 
 /// Accumulates accepted records and rejections for one file.
@@ -781,6 +787,8 @@ struct Sink {
     orders: Vec<OrderLine>,
     reviews: Vec<Review>,
     strings: schema::ReviewStrings,
+    /// The file's products (records carry their numbers).
+    products: schema::Products,
     rows: u64,
     rejected: u64,
     rejected_rows: Vec<RowError>,
@@ -824,6 +832,7 @@ impl Sink {
             orders: Vec::new(),
             reviews: Vec::new(),
             strings: schema::ReviewStrings::default(),
+            products: schema::Products::default(),
             rows: 0,
             rejected: 0,
             rejected_rows: Vec::new(),
@@ -839,14 +848,15 @@ impl Sink {
     }
 
     /// Note the row's product name, if it has one and the product has none yet.
-    fn note_product_name(&mut self, rec: &dyn Record, product: &Id) {
+    fn note_product_name(&mut self, rec: &dyn Record, product: u32) {
         if let Some(name) = rec.get("product_name").map(str::trim) {
+            let product = self.products.id(product);
             if !name.is_empty()
                 && self.product_names.len() < MAX_PRODUCT_NAMES
                 && !self.product_names.contains_key(product)
             {
                 self.product_names
-                    .insert(product.clone(), name.chars().take(300).collect());
+                    .insert(Id::from(product), name.chars().take(300).collect());
             }
         }
     }
@@ -878,11 +888,19 @@ impl Sink {
         self.rows += 1;
         match self.kind {
             Kind::Reviews => {
-                match build_review(rec, c, record_index, stem, source, &mut self.strings) {
+                match build_review(
+                    rec,
+                    c,
+                    record_index,
+                    stem,
+                    source,
+                    &mut self.strings,
+                    &mut self.products,
+                ) {
                     Ok(r) => {
                         self.accept_time(r.created_at, r.resolution);
                         self.hold(review_bytes(&r));
-                        self.note_product_name(rec, &r.product_id);
+                        self.note_product_name(rec, r.product);
                         self.reviews.push(r);
                     }
                     Err(e) => self.reject(e),
@@ -890,7 +908,14 @@ impl Sink {
             }
             Kind::Orders => {
                 let mut m = Vec::new();
-                let res = build_order(rec, c, source, &mut m, &mut self.postal_keys);
+                let res = build_order(
+                    rec,
+                    c,
+                    source,
+                    &mut m,
+                    &mut self.postal_keys,
+                    &mut self.products,
+                );
                 self.mangled_count += m.len() as u64;
                 for x in m {
                     if self.mangled.len() < REJECTED_LISTED {
@@ -901,7 +926,7 @@ impl Sink {
                     Ok(o) => {
                         self.accept_time(o.purchased_at, o.resolution);
                         self.hold(order_bytes(&o));
-                        self.note_product_name(rec, &o.product_id);
+                        self.note_product_name(rec, o.product);
                         self.orders.push(o);
                     }
                     Err(e) => self.reject(e),
@@ -1655,6 +1680,7 @@ fn finish(
         orders: sink.orders,
         reviews: sink.reviews,
         strings: sink.strings,
+        products: sink.products,
         product_names: sink.product_names,
     }
 }
@@ -1710,12 +1736,12 @@ pub fn load_dataset(
         .collect();
     let (loads, merged_orders, merged_reviews) = load_parallel(&jobs, opts, &path_of);
     // Errors in file order: a file that failed, or one with too many bad rows.
-    let mut order_parts: Vec<Vec<OrderLine>> = Vec::new();
+    let mut order_parts: Vec<OrderPart> = Vec::new();
     let mut review_parts: Vec<ReviewPart> = Vec::new();
     for load in loads {
         let mut load = load?;
         check_bad_rows(&load, opts.on_bad_rows)?;
-        order_parts.push(std::mem::take(&mut load.orders));
+        order_parts.push(take_orders(&mut load));
         review_parts.push(take_reviews(&mut load));
         for (id, name) in load.product_names {
             ds.product_names.entry(id).or_insert(name);
@@ -1724,16 +1750,20 @@ pub fn load_dataset(
     }
     // Each kind was normally merged by the thread that loaded its last file; a kind without
     // files is merged (empty) here.
-    let (orders, order_report, runs) = merged_orders.unwrap_or_else(|| {
-        let (orders, report) = merge_orders(order_parts, &path_of);
+    let (orders, mut products, order_report, runs) = merged_orders.unwrap_or_else(|| {
+        let (orders, products, report) = merge_orders(order_parts, &path_of);
         let runs = order_runs(&orders);
-        (orders, report, runs)
+        (orders, products, report, runs)
     });
-    let (reviews, strings, review_report) =
+    let (mut reviews, strings, review_products, review_report) =
         merged_reviews.unwrap_or_else(|| merge_reviews(review_parts, &path_of));
+    // One numbering for both: the orders', then the products only reviews name.
+    let map = products.absorb(&review_products);
+    schema::renumber_products(&mut reviews, &map, |r| &mut r.product);
     ds.orders = orders;
     ds.reviews = reviews;
     ds.strings = strings;
+    ds.products = products;
     for part in [order_report, review_report] {
         ds.report.duplicate_order_lines += part.duplicate_order_lines;
         ds.report.duplicate_reviews += part.duplicate_reviews;
@@ -1762,16 +1792,19 @@ pub fn load_dataset(
 /// is kept, differing copies are noted — and sorted by time. Records are moved, never copied: the
 /// first file's vector becomes the result. Duplicates are marked, then removed at once.
 fn merge_orders(
-    parts: Vec<Vec<OrderLine>>,
+    parts: Vec<OrderPart>,
     path_of: &(dyn Fn(u32) -> String + Sync),
-) -> (Vec<OrderLine>, LoadReport) {
+) -> (Vec<OrderLine>, schema::Products, LoadReport) {
     let mut report = LoadReport::default();
     let mut orders: Vec<OrderLine> = Vec::new();
+    let mut products = schema::Products::default();
     let mut dup: Vec<bool> = Vec::new();
     // De-duplication keys are 64-bit hashes of the identifying fields (no string copies per row);
     // a hash match is confirmed against the stored record before anything is dropped.
-    let mut seen = Seen::with_capacity(parts.iter().map(Vec::len).sum());
-    for part in parts {
+    let mut seen = Seen::with_capacity(parts.iter().map(|p| p.0.len()).sum());
+    for (mut part, part_products) in parts {
+        let map = products.absorb(&part_products);
+        schema::renumber_products(&mut part, &map, |o| &mut o.product);
         let base = orders.len();
         append(&mut orders, part);
         dup.resize(orders.len(), false);
@@ -1817,15 +1850,15 @@ fn merge_orders(
         &mut orders,
         |o| o.purchased_at,
         |x, y| {
-            (&x.order_id, &x.product_id, x.source, x.line).cmp(&(
+            (&x.order_id, products.id(x.product), x.source, x.line).cmp(&(
                 &y.order_id,
-                &y.product_id,
+                products.id(y.product),
                 y.source,
                 y.line,
             ))
         },
     );
-    (orders, report)
+    (orders, products, report)
 }
 
 /// All reviews of the files, in file order, de-duplicated by review id (and, for reviews whose
@@ -1833,22 +1866,30 @@ fn merge_orders(
 fn merge_reviews(
     parts: Vec<ReviewPart>,
     path_of: &(dyn Fn(u32) -> String + Sync),
-) -> (Vec<Review>, schema::ReviewStrings, LoadReport) {
+) -> (
+    Vec<Review>,
+    schema::ReviewStrings,
+    schema::Products,
+    LoadReport,
+) {
     // Sources without ids: the same review in two overlapping downloads (only needed when some
     // review id was assigned by revaudit).
     let any_assigned = parts.iter().any(|v| v.0.iter().any(|r| r.assigned_id));
     let mut report = LoadReport::default();
     let mut reviews: Vec<Review> = Vec::new();
     let mut strings = schema::ReviewStrings::default();
+    let mut products = schema::Products::default();
     let mut dup: Vec<bool> = Vec::new();
     let n: usize = parts.iter().map(|p| p.0.len()).sum();
     let mut seen_ids = Seen::with_capacity(n);
     let mut seen_content = Seen::with_capacity(if any_assigned { n } else { 0 });
-    for (mut part, part_strings) in parts {
+    for (mut part, part_strings, part_products) in parts {
         let by = strings.append(part_strings);
         if by != (0, 0) {
             part.iter_mut().for_each(|r| r.shift(by));
         }
+        let map = products.absorb(&part_products);
+        schema::renumber_products(&mut part, &map, |r| &mut r.product);
         let base = reviews.len();
         append(&mut reviews, part);
         dup.resize(reviews.len(), false);
@@ -1873,7 +1914,7 @@ fn merge_reviews(
                         Some(format!("rating {} vs {}", r.rating, prev.rating))
                     } else if prev.created_at != r.created_at {
                         Some("date".to_string())
-                    } else if prev.product_id != r.product_id {
+                    } else if prev.product != r.product {
                         Some("product".to_string())
                     } else if strings.texts.get(prev.text) != strings.texts.get(r.text) {
                         Some("text".to_string())
@@ -1892,10 +1933,10 @@ fn merge_reviews(
                 if any_assigned {
                     let ids = &strings.reviewer_ids;
                     let reviewer = ids.str(r.reviewer_id);
-                    let content_key = hash_of(&[&r.product_id, reviewer], r.created_at);
+                    let content_key = hash_of(&[products.id(r.product), reviewer], r.created_at);
                     let same_content = |j: u32| {
                         let q = &reviews[j as usize];
-                        q.product_id == r.product_id
+                        q.product == r.product
                             && ids.str(q.reviewer_id) == reviewer
                             && q.created_at == r.created_at
                     };
@@ -1918,7 +1959,7 @@ fn merge_reviews(
         |r| r.created_at,
         |x, y| (&x.review_id, x.source, x.line).cmp(&(&y.review_id, y.source, y.line)),
     );
-    (reviews, strings, report)
+    (reviews, strings, products, report)
 }
 
 /// Sort records by `time`, ties by `tie`. Exports are usually in time order already: that is
@@ -2195,23 +2236,40 @@ fn note_conflict(
     }
 }
 
-/// One file's reviews and the strings they point to.
-type ReviewPart = (Vec<Review>, schema::ReviewStrings);
+/// One file's order lines and the products they point to.
+type OrderPart = (Vec<OrderLine>, schema::Products);
 
-/// Move a file's reviews and their strings out of its load.
+/// Move a file's order lines and their products out of its load.
+fn take_orders(load: &mut FileLoad) -> OrderPart {
+    (
+        std::mem::take(&mut load.orders),
+        std::mem::take(&mut load.products),
+    )
+}
+
+/// One file's reviews and the strings and products they point to.
+type ReviewPart = (Vec<Review>, schema::ReviewStrings, schema::Products);
+
+/// Move a file's reviews and their strings and products out of its load.
 fn take_reviews(load: &mut FileLoad) -> ReviewPart {
     (
         std::mem::take(&mut load.reviews),
         std::mem::take(&mut load.strings),
+        std::mem::take(&mut load.products),
     )
 }
 
-/// Reviews merged by `merge_reviews`, with their strings and report.
-type MergedReviews = Option<(Vec<Review>, schema::ReviewStrings, LoadReport)>;
+/// Reviews merged by `merge_reviews`, with their strings, products and report.
+type MergedReviews = Option<(
+    Vec<Review>,
+    schema::ReviewStrings,
+    schema::Products,
+    LoadReport,
+)>;
 
 /// Merged order lines with their order-id index (`order_runs`), built by the thread that merged
 /// them — usually while the reviews are still being merged, where linking would build it after.
-type MergedOrders = Option<(Vec<OrderLine>, LoadReport, Seen)>;
+type MergedOrders = Option<(Vec<OrderLine>, schema::Products, LoadReport, Seen)>;
 
 /// Load files on up to two threads; results in the order of `jobs`. The thread that finishes the
 /// last file of a kind merges that kind's records right away (the order lines are merged while the
@@ -2263,11 +2321,11 @@ fn load_parallel(
                         jobs,
                         *kind,
                         policy,
-                        |l| std::mem::take(&mut l.orders),
+                        take_orders,
                         |parts| {
-                            let (orders, report) = merge_orders(parts, path_of);
+                            let (orders, products, report) = merge_orders(parts, path_of);
                             let runs = order_runs(&orders);
-                            (orders, report, runs)
+                            (orders, products, report, runs)
                         },
                         &merged_orders,
                     ),
@@ -2412,7 +2470,7 @@ fn link_reviews_with(ds: &mut Dataset, runs: Seen) {
                                 break;
                             }
                             first.get_or_insert(k as u32);
-                            if o.product_id == r.product_id {
+                            if o.product == r.product {
                                 same_product = Some(k as u32);
                                 break 'runs;
                             }
@@ -2436,11 +2494,11 @@ fn link_reviews_with(ds: &mut Dataset, runs: Seen) {
         .zip(&links)
         .any(|(r, l)| l.is_none() && r.reviewer_key.is_some());
     if by_buyer_needed {
-        let mut by_buyer: HashMap<(schema::Key, &str), Vec<(i64, u32)>> = HashMap::new();
+        let mut by_buyer: HashMap<(schema::Key, u32), Vec<(i64, u32)>> = HashMap::new();
         for (i, o) in orders.iter().enumerate() {
             if let Some(k) = o.buyer_key {
                 by_buyer
-                    .entry((k, o.product_id.as_str()))
+                    .entry((k, o.product))
                     .or_default()
                     .push((o.purchased_at, i as u32));
             }
@@ -2450,7 +2508,7 @@ fn link_reviews_with(ds: &mut Dataset, runs: Seen) {
                 continue;
             }
             let Some(k) = r.reviewer_key else { continue };
-            let Some(cands) = by_buyer.get(&(k, r.product_id.as_str())) else {
+            let Some(cands) = by_buyer.get(&(k, r.product)) else {
                 continue;
             };
             // A day-resolution review may come later the same day as the purchase.
@@ -2578,10 +2636,12 @@ mod tests {
     /// reviews with source ids are told apart by their ids alone.
     #[test]
     fn content_deduplication_only_for_assigned_ids() {
-        // Each file's reviewer ids and texts are in its own arena, at different offsets.
-        let review = |id: &str, assigned: bool, line: u32, s: &mut schema::ReviewStrings| Review {
+        // Each file's reviewer ids and texts are in its own arena, at different offsets, and
+        // each file numbers its products its own way.
+        type Part = (schema::ReviewStrings, schema::Products);
+        let review = |id: &str, assigned: bool, line: u32, (s, p): &mut Part| Review {
             review_id: id.into(),
-            product_id: "P1".into(),
+            product: p.intern("P1"),
             reviewer_id: s.reviewer_ids.push("U1"),
             rating: 5,
             created_at: 1_700_000_000,
@@ -2597,41 +2657,43 @@ mod tests {
             assigned_id: assigned,
         };
         let path_of = |_: u32| String::from("f");
-        let (mut a, mut b) = (
-            schema::ReviewStrings::default(),
-            schema::ReviewStrings::default(),
-        );
+        let (mut a, mut b) = (Part::default(), Part::default());
         let first = vec![review("a#0", true, 2, &mut a)];
-        b.reviewer_ids.push("someone else");
-        b.texts.push("another text");
+        b.0.reviewer_ids.push("someone else");
+        b.0.texts.push("another text");
+        b.1.intern("P0");
         let second = vec![
             review("b#0", true, 2, &mut b),
             review("c#1", true, 3, &mut b),
         ];
-        let (kept, strings, report) = merge_reviews(vec![(first, a), (second, b)], &path_of);
+        let parts = vec![(first, a.0, a.1), (second, b.0, b.1)];
+        let (kept, strings, _, report) = merge_reviews(parts, &path_of);
         assert_eq!((kept.len(), report.duplicate_reviews), (1, 2));
         assert_eq!(strings.texts.get(kept[0].text), Some("text of a#0"));
-        let mut s = schema::ReviewStrings::default();
+        let mut s = Part::default();
         let part = vec![
             review("R1", false, 2, &mut s),
             review("R2", false, 3, &mut s),
         ];
-        let (kept, strings, report) = merge_reviews(vec![(part, s)], &path_of);
+        let (kept, strings, _, report) = merge_reviews(vec![(part, s.0, s.1)], &path_of);
         assert_eq!((kept.len(), report.duplicate_reviews), (2, 0));
         assert_eq!(strings.reviewer_ids.str(kept[1].reviewer_id), "U1");
     }
 
-    /// The second file's strings are appended to the first's and its reviews point to them.
+    /// The later files' strings are appended to the first's and their reviews point to them;
+    /// each file numbers its products its own way, the merge renumbers them.
     #[test]
-    fn merged_reviews_point_to_their_own_strings() {
+    fn merged_reviews_point_to_their_own_strings_and_products() {
         let path_of = |_: u32| String::from("f");
         let parts: Vec<ReviewPart> = (0..3)
             .map(|f| {
                 let mut s = schema::ReviewStrings::default();
+                let mut products = schema::Products::default();
                 let reviews = (0..2)
                     .map(|k| Review {
                         review_id: format!("R{f}-{k}").into(),
-                        product_id: "P1".into(),
+                        // File 0 names P0 first, file 1 P1 first, …
+                        product: products.intern(&format!("P{}", (f + k) % 2)),
                         reviewer_id: s.reviewer_ids.push(&format!("U{f}-{k}")),
                         rating: 4,
                         created_at: 1_700_000_000 + 10 * k + f,
@@ -2651,14 +2713,15 @@ mod tests {
                         assigned_id: false,
                     })
                     .collect();
-                (reviews, s)
+                (reviews, s, products)
             })
             .collect();
-        let (kept, strings, _) = merge_reviews(parts, &path_of);
-        assert_eq!(kept.len(), 6);
+        let (kept, strings, products, _) = merge_reviews(parts, &path_of);
+        assert_eq!((kept.len(), products.len()), (6, 2));
         for r in &kept {
             let (f, k) = (r.source, r.line - 2);
             assert_eq!(r.review_id, format!("R{f}-{k}"));
+            assert_eq!(products.id(r.product), format!("P{}", (f + k as u32) % 2));
             assert_eq!(strings.reviewer_ids.str(r.reviewer_id), format!("U{f}-{k}"));
             let text = strings.texts.get(r.text).map(str::to_string);
             assert_eq!(text, (k == 0).then(|| format!("Title {f}. Body {f}")));

@@ -39,8 +39,9 @@ pub struct OrderLine {
     pub free: bool,
     /// Carries a promotion id / discount code.
     pub promo: bool,
-    /// Product key shared with reviews (ASIN; SKU where the report has no ASIN).
-    pub product_id: Id,
+    /// Product key shared with reviews (ASIN; SKU where the report has no ASIN): its index in
+    /// the dataset's `Products` (while loading, the file's).
+    pub product: u32,
     /// Units; 1 when the report has no quantity column.
     pub quantity: u32,
     /// Line total price; NaN where the report has none (8 bytes where `Option<f64>` takes 16).
@@ -210,6 +211,64 @@ impl Strings {
     }
 }
 
+/// Product ids numbered in first-seen order. Records carry the number: a catalog has thousands of
+/// products and tens of millions of records, each of which held its own 24-byte copy of the id.
+#[derive(Debug, Default, Clone)]
+pub struct Products {
+    ids: Vec<Id>,
+    index: std::collections::HashMap<Id, u32>,
+}
+
+impl Products {
+    /// The number of `id`, numbering it if it is new.
+    pub fn intern(&mut self, id: &str) -> u32 {
+        if let Some(&k) = self.index.get(id) {
+            return k;
+        }
+        let k = self.ids.len() as u32;
+        self.ids.push(Id::from(id));
+        self.index.insert(Id::from(id), k);
+        k
+    }
+
+    /// The id numbered `k`.
+    pub fn id(&self, k: u32) -> &str {
+        &self.ids[k as usize]
+    }
+
+    /// Number of products.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// No products.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The ids in number order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.ids.iter().map(|s| s.as_str())
+    }
+
+    /// Number `other`'s products here too: entry k of the result is the number here of `other`'s
+    /// product k (the identity when `other` numbers the same products the same way).
+    pub fn absorb(&mut self, other: &Products) -> Vec<u32> {
+        other.iter().map(|id| self.intern(id)).collect()
+    }
+}
+
+/// Renumber records' products by `absorb`'s result (nothing to do for the identity).
+pub fn renumber_products<T>(records: &mut [T], map: &[u32], product: impl Fn(&mut T) -> &mut u32) {
+    if map.iter().enumerate().all(|(k, &m)| k as u32 == m) {
+        return;
+    }
+    for r in records {
+        let p = product(r);
+        *p = map[*p as usize];
+    }
+}
+
 /// The strings reviews point to: texts, and reviewer ids (needed until the analysis view has
 /// numbered the reviewers, then dropped).
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -271,8 +330,9 @@ pub fn is_free(item_price: Option<f64>, discount: Option<f64>, shipped: bool) ->
 pub struct Review {
     /// The source's id, or `<file stem>#<0-based record index>` where the source has none.
     pub review_id: Id,
-    /// Product key (ASIN, Shopify product id, business id).
-    pub product_id: Id,
+    /// Product key (ASIN, Shopify product id, business id): its index in the dataset's
+    /// `Products` (while loading, the file's).
+    pub product: u32,
     /// Reviewer account id (a keyed hash where the source only has an email or name), in
     /// `ReviewStrings::reviewer_ids`.
     pub reviewer_id: StrRef,
@@ -350,8 +410,8 @@ mod tests {
     /// decision (see the type's note), not an accident.
     #[test]
     fn records_stay_compact() {
-        assert!(std::mem::size_of::<OrderLine>() <= 112);
-        assert!(std::mem::size_of::<Review>() <= 128);
+        assert!(std::mem::size_of::<OrderLine>() <= 96);
+        assert!(std::mem::size_of::<Review>() <= 112);
     }
 
     /// Unpriced lines (NaN) are the same price as each other, not as any priced line.
@@ -365,7 +425,7 @@ mod tests {
             shipped: true,
             free: false,
             promo: false,
-            product_id: "P".into(),
+            product: 0,
             quantity: 1,
             item_price: p,
             buyer_key: None,
