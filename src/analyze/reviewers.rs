@@ -11,19 +11,16 @@ use super::{loo_share, pct, rating_question, share_candidate, FamilyOutput};
 
 const FAMILY: &str = "reviewers";
 
-/// Per-reviewer behaviour.
+/// Per-reviewer behaviour the scoring prior reads (extreme ratings and rating deviation enter it
+/// per review). Sixteen bytes: one per reviewer, millions of reviewers.
 #[derive(Debug, Clone, Default)]
 pub struct ReviewerFeatures {
     /// Reviews in the catalog (up to the end of the window).
-    pub n: usize,
+    pub n: u32,
     /// Maximum reviews on one day.
-    pub mnr: usize,
+    pub mnr: u32,
     /// Burstiness: 1 − span/τ when the active span ≤ τ, else 0 (0 for single reviews).
     pub bst: f64,
-    /// Share of 1- and 5-star reviews.
-    pub extreme: f64,
-    /// Mean |rating − product mean| / 4.
-    pub rd: f64,
 }
 
 /// Product mean ratings (all reviews up to the end of the window).
@@ -44,39 +41,28 @@ pub fn product_means(d: &AuditData) -> Vec<f64> {
 }
 
 /// Features of every reviewer.
-pub fn features(d: &AuditData, cfg: &AuditConfig, means: &[f64]) -> Vec<ReviewerFeatures> {
+pub fn features(d: &AuditData, cfg: &AuditConfig) -> Vec<ReviewerFeatures> {
     // Reviewers are independent: chunks on all cores, joined in order.
     super::concat(super::in_chunks(d.by_reviewer.len(), 100_000, |range| {
         range
-            .map(|u| reviewer_features(d, cfg, means, &d.by_reviewer[u]))
+            .map(|u| reviewer_features(d, cfg, &d.by_reviewer[u]))
             .collect::<Vec<_>>()
     }))
 }
 
 /// One reviewer's features from their reviews (in time order).
-fn reviewer_features(
-    d: &AuditData,
-    cfg: &AuditConfig,
-    means: &[f64],
-    revs: &[u32],
-) -> ReviewerFeatures {
+fn reviewer_features(d: &AuditData, cfg: &AuditConfig, revs: &[u32]) -> ReviewerFeatures {
     let n = revs.len();
     if n == 0 {
         return ReviewerFeatures::default();
     }
     // The reviews are in time order, so reviews of one day are one run of equal days.
-    let (mut mnr, mut run, mut last_day) = (0usize, 0usize, None);
-    let (mut ext, mut rd) = (0usize, 0.0);
+    let (mut mnr, mut run, mut last_day) = (0u32, 0u32, None);
     for &i in revs {
-        let r = &d.reviews[i as usize];
-        let day = r.day();
+        let day = d.reviews[i as usize].day();
         run = if last_day == Some(day) { run + 1 } else { 1 };
         last_day = Some(day);
         mnr = mnr.max(run);
-        if r.rating == 1 || r.rating == 5 {
-            ext += 1;
-        }
-        rd += (r.rating as f64 - means[r.product as usize]).abs() / 4.0;
     }
     let span =
         (d.reviews[revs[n - 1] as usize].t - d.reviews[revs[0] as usize].t) as f64 / 86_400.0;
@@ -86,11 +72,9 @@ fn reviewer_features(
         0.0
     };
     ReviewerFeatures {
-        n,
+        n: n as u32,
         mnr,
         bst,
-        extreme: ext as f64 / n as f64,
-        rd: rd / n as f64,
     }
 }
 
@@ -98,9 +82,8 @@ fn reviewer_features(
 pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
     let mut out = FamilyOutput::default();
     let means = product_means(d);
-    let feats = features(d, cfg, &means);
     // Singletons: reviewers with one review in the catalog.
-    let single = |i: u32| feats[d.reviews[i as usize].reviewer as usize].n == 1;
+    let single = |i: u32| d.by_reviewer[d.reviews[i as usize].reviewer as usize].len() == 1;
     // DEV: this review deviates from its product's mean by more than dev_threshold · 4 stars.
     let dev = |i: u32| {
         let r = &d.reviews[i as usize];

@@ -21,7 +21,7 @@ use super::{round_sig, Candidate, ReviewSignal};
 /// Behavioural prior of every review (all reviews up to the end of the window).
 pub fn prior(d: &AuditData, cfg: &AuditConfig) -> Vec<f64> {
     let means = product_means(d);
-    let feats = features(d, cfg, &means);
+    let feats = features(d, cfg);
     let first_day: Vec<i64> = d
         .by_product
         .iter()

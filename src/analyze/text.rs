@@ -343,7 +343,12 @@ fn text_pass(d: &AuditData, cfg: &AuditConfig, order: &[u32]) -> TextPass {
 /// cluster spans at least two reviewers, else 0. `ids` and `sigs` are the eligible
 /// reviews and their MinHash signatures; Jaccard is estimated from signature agreement, so no text
 /// is re-read for candidate pairs.
-fn near_duplicates(d: &AuditData, cfg: &AuditConfig, ids: &[u32], sigs: &[Signature]) -> Vec<u32> {
+fn near_duplicates(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    ids: &[u32],
+    sigs: Vec<Signature>,
+) -> Vec<u32> {
     // Reviewer of each signature, contiguous (read for every candidate pair).
     let reviewer_of: Vec<u32> = ids
         .iter()
@@ -388,7 +393,7 @@ fn near_duplicates(d: &AuditData, cfg: &AuditConfig, ids: &[u32], sigs: &[Signat
         };
         for band in bands {
             // Buckets as runs of a sorted (band key, review) list: no per-bucket allocation.
-            let keyed = band_keys_sorted(sigs, band);
+            let keyed = band_keys_sorted(&sigs, band);
             // Each member is compared with at most COMPARE_BACK earlier members of the bucket:
             // near-duplicates chain through union-find, so a cluster still joins up, and a bucket
             // of thousands of copies costs linear work.
@@ -411,6 +416,8 @@ fn near_duplicates(d: &AuditData, cfg: &AuditConfig, ids: &[u32], sigs: &[Signat
         parent
     })
     .into_iter();
+    // The signatures (hundreds of megabytes at scale) are not needed for what follows.
+    drop(sigs);
     let mut parent = parts.next().unwrap_or_else(|| super::Dsu::new(n));
     for mut other in parts {
         for k in 0..n as u32 {
@@ -500,8 +507,8 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
             (phrase_out, incentive_out)
         });
         let TextPass { words, ids, sigs } = text_pass(d, cfg, &order);
-        duplicates(d, cfg, &words, &ids, &sigs, &mut out);
-        drop((ids, sigs));
+        duplicates(d, cfg, &words, &ids, sigs, &mut out);
+        drop(ids);
         let mut word_out = FamilyOutput::default();
         word_counts(d, cfg, &words, &mut word_out);
         let (phrase_out, incentive_out) = other
@@ -526,7 +533,7 @@ fn duplicates(
     cfg: &AuditConfig,
     words: &[u32],
     ids: &[u32],
-    sigs: &[Signature],
+    sigs: Vec<Signature>,
     out: &mut FamilyOutput,
 ) {
     let cluster_reviewers = near_duplicates(d, cfg, ids, sigs);
