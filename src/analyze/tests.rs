@@ -47,7 +47,7 @@ impl B {
                 self.ds.strings.texts.push(t)
             }),
             verified,
-            order_id: order.map(Into::into),
+            order_key: order.map(crate::ingest::order_key),
             reviewer_key: None,
             ip_key: None,
             source: 0,

@@ -584,7 +584,7 @@ fn build_review(
     let assigned_id = source_id.is_none();
     let review_id =
         source_id.unwrap_or_else(|| compact_str::format_compact!("{stem}#{record_index}"));
-    let order_id = c.optional_id(rec, "order_id")?;
+    let order_key = c.optional_id(rec, "order_id")?.map(|id| order_key(&id));
     // Nothing fails after this point: the strings and the product are stored only for a review
     // that is kept.
     Ok(Review {
@@ -600,7 +600,7 @@ fn build_review(
             (Some(a), Some(b)) => strings.texts.push_parts(&[a, ". ", b]),
         },
         verified: rec.get("verified").and_then(parse_bool),
-        order_id,
+        order_key,
         reviewer_key: email_key,
         ip_key: rec.get("reviewer_ip").and_then(|v| h.key("ip", v)),
         source,
@@ -763,16 +763,9 @@ fn heap_len(s: &Id) -> usize {
     }
 }
 
-fn opt_heap(s: &Option<Id>) -> usize {
-    s.as_ref().map_or(0, heap_len)
-}
-
 fn review_bytes(r: &Review) -> u64 {
-    (std::mem::size_of::<Review>()
-        + heap_len(&r.review_id)
-        + r.reviewer_id.len()
-        + r.text.len()
-        + opt_heap(&r.order_id)) as u64
+    (std::mem::size_of::<Review>() + heap_len(&r.review_id) + r.reviewer_id.len() + r.text.len())
+        as u64
 }
 
 fn order_bytes(o: &OrderLine) -> u64 {
@@ -1963,7 +1956,7 @@ fn merge_reviews(
 }
 
 /// Sort records by `time`, ties by `tie`. Exports are usually in time order already: that is
-/// checked in one sequential pass. Otherwise (time, index) pairs are sorted — compact and
+/// checked in one sequential pass. Otherwise (time, index) keys are sorted — compact and
 /// cache-friendly, where comparing the records themselves would jump around gigabytes — ties are
 /// ordered within their (short) runs, and the permutation is applied in place.
 fn sort_records<T>(
@@ -1980,25 +1973,35 @@ fn sort_records<T>(
     if in_order {
         return;
     }
-    let mut keys: Vec<(i64, u32)> = v
-        .iter()
-        .enumerate()
-        .map(|(i, x)| (time(x), i as u32))
-        .collect();
-    keys.sort_unstable();
-    let mut perm: Vec<u32> = keys.iter().map(|k| k.1).collect();
-    let mut start = 0;
-    while start < keys.len() {
-        let mut end = start + 1;
-        while end < keys.len() && keys[end].0 == keys[start].0 {
-            end += 1;
+    // (time − earliest) << 32 | index in one u64 where the times span less than 136 years (half
+    // the memory of (time, index) pairs, at the loading peak); pairs otherwise.
+    let lo = v.iter().map(&time).min().unwrap_or(0);
+    let span = v.iter().map(&time).max().unwrap_or(0).abs_diff(lo);
+    // Ties (runs of one time) are then ordered by `tie`, and the permutation applied in place.
+    let by_tie = |a: u32, b: u32| tie(&v[a as usize], &v[b as usize]);
+    let perm: Vec<u32> = if span < 1 << 32 {
+        let mut keys: Vec<u64> = v
+            .iter()
+            .zip(0u32..)
+            .map(|(x, i)| ((time(x) - lo) as u64) << 32 | i as u64)
+            .collect();
+        keys.sort_unstable();
+        for run in keys.chunk_by_mut(|a, b| a >> 32 == b >> 32) {
+            if run.len() > 1 {
+                run.sort_unstable_by(|&a, &b| by_tie(a as u32, b as u32));
+            }
         }
-        if end - start > 1 {
-            perm[start..end].sort_unstable_by(|&a, &b| tie(&v[a as usize], &v[b as usize]));
+        keys.iter().map(|&k| k as u32).collect()
+    } else {
+        let mut keys: Vec<(i64, u32)> = v.iter().zip(0u32..).map(|(x, i)| (time(x), i)).collect();
+        keys.sort_unstable();
+        for run in keys.chunk_by_mut(|a, b| a.0 == b.0) {
+            if run.len() > 1 {
+                run.sort_unstable_by(|a, b| by_tie(a.1, b.1));
+            }
         }
-        start = end;
-    }
-    drop(keys);
+        keys.iter().map(|k| k.1).collect()
+    };
     permute_in_place(v, perm);
 }
 
@@ -2388,6 +2391,12 @@ fn merge_kind<P, M>(
     }
 }
 
+/// The key reviews link to orders by: a 64-bit hash of the order id (reviews keep only this; a
+/// false match between two different ids of one audit is a one-in-a-billion-billions event).
+pub fn order_key(order_id: &str) -> schema::Key {
+    schema::Key::new(hash_of(&[order_id], 0) | 1).unwrap_or(schema::Key::MIN)
+}
+
 /// A 64-bit hash of some strings and a number (de-duplication keys; always confirmed by comparing
 /// the records themselves, so a fast unkeyed hash will do).
 fn hash_of(parts: &[&str], n: i64) -> u64 {
@@ -2432,7 +2441,7 @@ fn order_runs(orders: &[OrderLine]) -> Seen {
     let mut runs = Seen::with_capacity(orders.len());
     for (i, o) in orders.iter().enumerate() {
         if i == 0 || orders[i - 1].order_id != o.order_id {
-            runs.insert(hash_of(&[o.order_id.as_str()], 0), i as u32);
+            runs.insert(order_key(&o.order_id).get(), i as u32);
         }
     }
     runs
@@ -2443,28 +2452,25 @@ fn link_reviews_with(ds: &mut Dataset, runs: Seen) {
     let orders = &ds.orders;
     let mut links: Vec<Option<u32>> = vec![None; ds.reviews.len()];
     let mut methods: BTreeMap<String, u64> = BTreeMap::new();
-    if ds.reviews.iter().any(|r| r.order_id.is_some()) {
+    if ds.reviews.iter().any(|r| r.order_key.is_some()) {
         // Reviews are looked up on all cores (the index is only read), results joined in order.
         let found = crate::analyze::in_chunks(ds.reviews.len(), 50_000, |range| {
             let mut part: Vec<Option<u32>> = Vec::with_capacity(range.len());
             let mut keys: Vec<u64> = Vec::with_capacity(READ_AHEAD);
             for batch in ds.reviews[range].chunks(READ_AHEAD) {
                 keys.clear();
-                keys.extend(batch.iter().map(|r| {
-                    r.order_id
-                        .as_ref()
-                        .map_or(0, |oid| hash_of(&[oid.as_str()], 0))
-                }));
+                keys.extend(batch.iter().map(|r| r.order_key.map_or(0, |k| k.get())));
                 read_ahead(&runs, &keys, |j| orders[j as usize].purchased_at as u64);
                 for (r, &key) in batch.iter().zip(&keys) {
-                    let Some(oid) = &r.order_id else {
+                    let Some(want) = r.order_key else {
                         part.push(None);
                         continue;
                     };
                     let mut first = None;
                     let mut same_product = None;
-                    let starts = runs.all(key, |j| orders[j as usize].order_id == *oid);
+                    let starts = runs.all(key, |j| order_key(&orders[j as usize].order_id) == want);
                     'runs: for start in starts {
+                        let oid = &orders[start as usize].order_id;
                         for (k, o) in orders.iter().enumerate().skip(start as usize) {
                             if o.order_id != *oid {
                                 break;
@@ -2648,7 +2654,7 @@ mod tests {
             resolution: TimeResolution::Second,
             text: s.texts.push(&format!("text of {id}")),
             verified: None,
-            order_id: None,
+            order_key: None,
             reviewer_key: None,
             ip_key: None,
             source: 0,
@@ -2704,7 +2710,7 @@ mod tests {
                             schema::StrRef::NONE
                         },
                         verified: None,
-                        order_id: None,
+                        order_key: None,
                         reviewer_key: None,
                         ip_key: None,
                         source: f as u32,
@@ -2725,6 +2731,30 @@ mod tests {
             assert_eq!(strings.reviewer_ids.str(r.reviewer_id), format!("U{f}-{k}"));
             let text = strings.texts.get(r.text).map(str::to_string);
             assert_eq!(text, (k == 0).then(|| format!("Title {f}. Body {f}")));
+        }
+    }
+
+    /// Records come out ordered by time, then tie, whichever key layout the time span picks.
+    #[test]
+    fn records_sort_by_time_then_tie() {
+        let mut state = 7u64;
+        let mut next = || {
+            state = avalanche(state);
+            state
+        };
+        for span in [1_000i64, 1 << 40] {
+            let mut v: Vec<(i64, u32)> = (0..2000)
+                .map(|_| {
+                    (
+                        (next() % 50) as i64 * (span / 50) - span / 2,
+                        (next() % 7) as u32,
+                    )
+                })
+                .collect();
+            let mut want = v.clone();
+            want.sort();
+            sort_records(&mut v, |x| x.0, |x, y| x.1.cmp(&y.1));
+            assert_eq!(v, want, "span {span}");
         }
     }
 

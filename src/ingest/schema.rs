@@ -347,8 +347,9 @@ pub struct Review {
     pub text: StrRef,
     /// Verified-purchase flag where the source has one.
     pub verified: Option<bool>,
-    /// Order reference where the source has one.
-    pub order_id: Option<Id>,
+    /// Order reference where the source has one, as `order_key` of it: it only serves linking
+    /// (8 bytes where the id took 24).
+    pub order_key: Option<Key>,
     /// Keyed hash of the reviewer's email (links to orders' `buyer_key`).
     pub reviewer_key: Option<Key>,
     /// Keyed hash of the reviewer's IP address.
@@ -411,7 +412,7 @@ mod tests {
     #[test]
     fn records_stay_compact() {
         assert!(std::mem::size_of::<OrderLine>() <= 96);
-        assert!(std::mem::size_of::<Review>() <= 112);
+        assert!(std::mem::size_of::<Review>() <= 96);
     }
 
     /// Unpriced lines (NaN) are the same price as each other, not as any priced line.
