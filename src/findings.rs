@@ -135,13 +135,14 @@ pub struct ReviewScore {
 
 /// Reason codes, `;`-separated. Millions of score rows share a few hundred distinct lists, so each
 /// distinct list is one shared string (`ReasonTable`), not an allocation per row; empty is none.
+/// A thin pointer (8 bytes, where `Arc<str>` takes 16): one per score row.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Reasons(Option<std::sync::Arc<str>>);
+pub struct Reasons(Option<std::sync::Arc<String>>);
 
 impl std::ops::Deref for Reasons {
     type Target = str;
     fn deref(&self) -> &str {
-        self.0.as_deref().unwrap_or("")
+        self.0.as_deref().map_or("", String::as_str)
     }
 }
 
@@ -153,7 +154,7 @@ impl Serialize for Reasons {
 
 /// The distinct reason lists seen so far (one table per thread of scoring).
 #[derive(Default)]
-pub struct ReasonTable(std::collections::HashSet<std::sync::Arc<str>>);
+pub struct ReasonTable(std::collections::HashSet<std::sync::Arc<String>>);
 
 impl ReasonTable {
     /// The reason list of `codes` joined by `;`, shared with every earlier equal list.
@@ -172,10 +173,10 @@ impl ReasonTable {
         if buf.is_empty() {
             return Reasons(None);
         }
-        if let Some(r) = self.0.get(buf.as_str()) {
+        if let Some(r) = self.0.get(&*buf) {
             return Reasons(Some(r.clone()));
         }
-        let r: std::sync::Arc<str> = buf.as_str().into();
+        let r = std::sync::Arc::new(buf.clone());
         self.0.insert(r.clone());
         Reasons(Some(r))
     }
@@ -214,4 +215,22 @@ pub struct ProductScore {
     pub adjusted_rating: f64,
     /// Reason codes (tests that warned or failed).
     pub reasons: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One score row per review and per reviewer: tens of millions at scale.
+    #[test]
+    fn score_rows_stay_compact_and_share_reasons() {
+        assert!(std::mem::size_of::<ReviewScore>() <= 24);
+        assert!(std::mem::size_of::<ReviewerScore>() <= 24);
+        let (mut table, mut buf) = (ReasonTable::default(), String::new());
+        let a = table.get(["burst", "too_fast"], &mut buf);
+        let b = table.get(["burst", "too_fast"], &mut buf);
+        assert_eq!(&*a, "burst;too_fast");
+        assert!(matches!((&a.0, &b.0), (Some(x), Some(y)) if std::sync::Arc::ptr_eq(x, y)));
+        assert_eq!(&*table.get([], &mut buf), "");
+    }
 }

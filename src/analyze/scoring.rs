@@ -15,7 +15,7 @@ use crate::findings::{ProductScore, ReasonTable, ReviewScore, ReviewerScore, Sub
 
 use super::data::AuditData;
 use super::reviewers::{features, product_means};
-use super::stats::ecdf_upper_tail;
+use super::stats::ecdf_upper_tail_in_place;
 use super::{round_sig, Candidate, ReviewSignal};
 
 /// Behavioural prior of every review (all reviews up to the end of the window).
@@ -69,10 +69,12 @@ pub fn prior(d: &AuditData, cfg: &AuditConfig) -> Vec<f64> {
     // The tail probabilities of one feature; None when it does not vary (e.g. no verified flags),
     // so it carries no information.
     let tail_of = |k: usize| -> Option<Vec<f64>> {
-        let col: Vec<f64> = d.reviews.iter().map(|r| feature(k, r)).collect();
-        col.iter()
-            .any(|v| (v - col[0]).abs() > 1e-12)
-            .then(|| ecdf_upper_tail(&col))
+        let mut col: Vec<f64> = d.reviews.iter().map(|r| feature(k, r)).collect();
+        let varies = col.iter().any(|v| (v - col[0]).abs() > 1e-12);
+        varies.then(|| {
+            ecdf_upper_tail_in_place(&mut col);
+            col
+        })
     };
     // Two features at a time on two threads (each a sort of every review at worst), summed in
     // feature order as before.

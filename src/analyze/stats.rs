@@ -283,30 +283,40 @@ pub fn entropy(counts: &[u64]) -> f64 {
 /// Upper-tail ECDF probabilities: for each value, the share of values ≥ it (ties share the tail).
 /// Used by the SpEagle-style prior, where a small tail probability means "extreme".
 pub fn ecdf_upper_tail(v: &[f64]) -> Vec<f64> {
-    ecdf_counted(v).unwrap_or_else(|| ecdf_sorted(v))
+    let mut t = v.to_vec();
+    ecdf_upper_tail_in_place(&mut t);
+    t
+}
+
+/// `ecdf_upper_tail` written over the values (a column of ten million values is 85 MB; its tails
+/// need no second one).
+pub fn ecdf_upper_tail_in_place(v: &mut [f64]) {
+    if !ecdf_counted(v) {
+        ecdf_sorted(v);
+    }
 }
 
 /// Distinct values up to which `ecdf_counted` counts instead of sorting.
 const ECDF_MAX_DISTINCT: usize = 64;
 
 /// `ecdf_sorted`'s result for columns of at most `ECDF_MAX_DISTINCT` distinct values (flags, small
-/// counts: half of the prior's features), from counts instead of a sort of millions of values;
-/// `None` for other columns.
-fn ecdf_counted(v: &[f64]) -> Option<Vec<f64>> {
+/// counts: half of the prior's features), from counts instead of a sort of millions of values,
+/// written over the values; false (values untouched) for other columns.
+fn ecdf_counted(v: &mut [f64]) -> bool {
     let n = v.len();
     // Distinct values, by `==` (neither is below the other; -0.0 and 0.0 are one value). NaN is
     // left out before any comparison.
     let same = |a: f64, b: f64| a == b;
     let mut distinct: Vec<f64> = Vec::new();
     let mut last: Option<f64> = None;
-    for &x in v {
+    for &x in v.iter() {
         if x.is_nan() || last.is_some_and(|l| same(x, l)) {
             continue;
         }
         last = Some(x);
         if !distinct.iter().any(|&d| same(d, x)) {
             if distinct.len() == ECDF_MAX_DISTINCT {
-                return None;
+                return false;
             }
             distinct.push(x);
         }
@@ -325,18 +335,18 @@ fn ecdf_counted(v: &[f64]) -> Option<Vec<f64>> {
         tail.push((n - below) as f64 / n as f64);
         below += c;
     }
-    Some(
-        v.iter()
-            .map(|&x| if x.is_nan() { 1.0 } else { tail[slot(x)] })
-            .collect(),
-    )
+    for x in v.iter_mut() {
+        *x = if x.is_nan() { 1.0 } else { tail[slot(*x)] };
+    }
+    true
 }
 
-/// Upper-tail ECDF probabilities by one sort of the column (any number of distinct values).
-fn ecdf_sorted(v: &[f64]) -> Vec<f64> {
+/// Upper-tail ECDF probabilities by one sort of the column (any number of distinct values),
+/// written over the values.
+fn ecdf_sorted(v: &mut [f64]) {
     let n = v.len();
     if n == 0 {
-        return Vec::new();
+        return;
     }
     // Ranks from one sort of (value, index) pairs: values equal under `<` share the count of
     // values below them. (A binary search per value would jump around millions of values.)
@@ -348,7 +358,11 @@ fn ecdf_sorted(v: &[f64]) -> Vec<f64> {
         .map(|(i, &x)| (x, i as u32))
         .collect();
     order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-    let mut out = vec![1.0; n];
+    // NaN positions (not in `order`) get tail 1; every other position is written below.
+    for x in v.iter_mut().filter(|x| x.is_nan()) {
+        *x = 1.0;
+    }
+    let out = v;
     let mut below = 0usize;
     for k in 0..order.len() {
         // `y < x`, not the total order: -0.0 and 0.0 count as equal.
@@ -357,7 +371,6 @@ fn ecdf_sorted(v: &[f64]) -> Vec<f64> {
         }
         out[order[k].1 as usize] = (n - below) as f64 / n as f64;
     }
-    out
 }
 
 #[cfg(test)]
@@ -372,8 +385,9 @@ mod tests {
         fn ecdf_counted_matches_sorted(codes in proptest::collection::vec(0u8..12, 0..300)) {
             let pick = [0.0, -0.0, 1.0, 0.5, f64::NAN, 2.0, -1.0, 0.25, 1.0 / 3.0, 7.0, 0.5, 1e-9];
             let v: Vec<f64> = codes.iter().map(|&c| pick[c as usize]).collect();
-            let a = ecdf_counted(&v).unwrap();
-            let b = ecdf_sorted(&v);
+            let (mut a, mut b) = (v.clone(), v.clone());
+            prop_assert!(ecdf_counted(&mut a));
+            ecdf_sorted(&mut b);
             prop_assert_eq!(
                 a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
                 b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
@@ -384,7 +398,7 @@ mod tests {
     #[test]
     fn ecdf_many_values_are_sorted() {
         let v: Vec<f64> = (0..200).map(|i| ((i * 37) % 200) as f64).collect();
-        assert!(ecdf_counted(&v).is_none());
+        assert!(!ecdf_counted(&mut v.clone()));
         let t = ecdf_upper_tail(&v);
         assert_eq!(t[0], 1.0); // value 0: every value is ≥ it
         assert_eq!(t[1], (200.0 - 37.0) / 200.0);
