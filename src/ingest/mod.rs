@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::privacy::Hasher;
-use schema::Id;
+use schema::{Id, OptIdx};
 use std::cell::RefCell;
 use std::io::{BufRead, Read};
 use std::rc::Rc;
@@ -1743,11 +1743,8 @@ pub fn load_dataset(
     }
     // Each kind was normally merged by the thread that loaded its last file; a kind without
     // files is merged (empty) here.
-    let (orders, mut products, order_report, runs) = merged_orders.unwrap_or_else(|| {
-        let (orders, products, report) = merge_orders(order_parts, &path_of);
-        let runs = order_runs(&orders);
-        (orders, products, report, runs)
-    });
+    let (orders, mut products, order_report) =
+        merged_orders.unwrap_or_else(|| merge_orders(order_parts, &path_of));
     let (mut reviews, strings, review_products, review_report) =
         merged_reviews.unwrap_or_else(|| merge_reviews(review_parts, &path_of));
     // One numbering for both: the orders', then the products only reviews name.
@@ -1766,7 +1763,7 @@ pub fn load_dataset(
             .conflicts
             .extend(part.conflicts.into_iter().take(room));
     }
-    link_reviews_with(&mut ds, runs);
+    link_reviews(&mut ds);
     ds.report.order_lines = ds.orders.len() as u64;
     ds.report.reviews = ds.reviews.len() as u64;
     let any_day = ds
@@ -2270,9 +2267,8 @@ type MergedReviews = Option<(
     LoadReport,
 )>;
 
-/// Merged order lines with their order-id index (`order_runs`), built by the thread that merged
-/// them — usually while the reviews are still being merged, where linking would build it after.
-type MergedOrders = Option<(Vec<OrderLine>, schema::Products, LoadReport, Seen)>;
+/// Order lines merged by `merge_orders`, with their products and report.
+type MergedOrders = Option<(Vec<OrderLine>, schema::Products, LoadReport)>;
 
 /// Load files on up to two threads; results in the order of `jobs`. The thread that finishes the
 /// last file of a kind merges that kind's records right away (the order lines are merged while the
@@ -2325,11 +2321,7 @@ fn load_parallel(
                         *kind,
                         policy,
                         take_orders,
-                        |parts| {
-                            let (orders, products, report) = merge_orders(parts, path_of);
-                            let runs = order_runs(&orders);
-                            (orders, products, report, runs)
-                        },
+                        |parts| merge_orders(parts, path_of),
                         &merged_orders,
                     ),
                     Kind::Reviews => merge_kind(
@@ -2427,13 +2419,6 @@ pub(crate) fn permute_in_place<T>(v: &mut [T], mut perm: Vec<u32>) {
     }
 }
 
-/// Link each review to an order: by order id where the review carries one, else by buyer key +
-/// product to the nearest earlier order.
-pub fn link_reviews(ds: &mut Dataset) {
-    let runs = order_runs(&ds.orders);
-    link_reviews_with(ds, runs);
-}
-
 /// The order-id index of linking: the lines of one order sit next to each other (orders are
 /// sorted by time, then id), so the first line of each run of equal ids is indexed, by a hash of
 /// the id.
@@ -2447,15 +2432,19 @@ fn order_runs(orders: &[OrderLine]) -> Seen {
     runs
 }
 
-/// `link_reviews` with the order-id index of `ds.orders` already built.
-fn link_reviews_with(ds: &mut Dataset, runs: Seen) {
+/// Link each review to an order: by order id where the review carries one, else by buyer key +
+/// product to the nearest earlier order. The order-id index is built here, once every file is
+/// merged (built earlier, by the thread that merged the orders, it stood beside the reviews'
+/// de-duplication tables at the loading peak).
+pub fn link_reviews(ds: &mut Dataset) {
     let orders = &ds.orders;
-    let mut links: Vec<Option<u32>> = vec![None; ds.reviews.len()];
+    let mut links: Vec<OptIdx> = vec![OptIdx::NONE; ds.reviews.len()];
     let mut methods: BTreeMap<String, u64> = BTreeMap::new();
     if ds.reviews.iter().any(|r| r.order_key.is_some()) {
+        let runs = order_runs(orders);
         // Reviews are looked up on all cores (the index is only read), results joined in order.
         let found = crate::analyze::in_chunks(ds.reviews.len(), 50_000, |range| {
-            let mut part: Vec<Option<u32>> = Vec::with_capacity(range.len());
+            let mut part: Vec<OptIdx> = Vec::with_capacity(range.len());
             let mut keys: Vec<u64> = Vec::with_capacity(READ_AHEAD);
             for batch in ds.reviews[range].chunks(READ_AHEAD) {
                 keys.clear();
@@ -2463,7 +2452,7 @@ fn link_reviews_with(ds: &mut Dataset, runs: Seen) {
                 read_ahead(&runs, &keys, |j| orders[j as usize].purchased_at as u64);
                 for (r, &key) in batch.iter().zip(&keys) {
                     let Some(want) = r.order_key else {
-                        part.push(None);
+                        part.push(OptIdx::NONE);
                         continue;
                     };
                     let mut first = None;
@@ -2482,23 +2471,23 @@ fn link_reviews_with(ds: &mut Dataset, runs: Seen) {
                             }
                         }
                     }
-                    part.push(same_product.or(first));
+                    part.push(same_product.or(first).into());
                 }
             }
             part
         });
-        links = found.concat();
-        let n = links.iter().filter(|l| l.is_some()).count() as u64;
+        drop(runs);
+        links = crate::analyze::concat(found);
+        let n = links.iter().filter(|l| l.get().is_some()).count() as u64;
         if n > 0 {
             methods.insert("order id".into(), n);
         }
     }
-    drop(runs);
     let by_buyer_needed = ds
         .reviews
         .iter()
         .zip(&links)
-        .any(|(r, l)| l.is_none() && r.reviewer_key.is_some());
+        .any(|(r, l)| l.get().is_none() && r.reviewer_key.is_some());
     if by_buyer_needed {
         let mut by_buyer: HashMap<(schema::Key, u32), Vec<(i64, u32)>> = HashMap::new();
         for (i, o) in orders.iter().enumerate() {
@@ -2510,7 +2499,7 @@ fn link_reviews_with(ds: &mut Dataset, runs: Seen) {
             }
         }
         for (r, link) in ds.reviews.iter().zip(links.iter_mut()) {
-            if link.is_some() {
+            if link.get().is_some() {
                 continue;
             }
             let Some(k) = r.reviewer_key else { continue };
@@ -2528,14 +2517,14 @@ fn link_reviews_with(ds: &mut Dataset, runs: Seen) {
                 .filter(|(t, _)| *t <= limit)
                 .max_by_key(|(t, _)| *t)
             {
-                *link = Some(i);
+                *link = Some(i).into();
                 *methods.entry("buyer key + product".into()).or_default() += 1;
             }
         }
     }
-    let linked = links.iter().filter(|l| l.is_some()).count() as u64;
+    let linked = links.iter().filter(|l| l.get().is_some()).count() as u64;
     for (r, l) in ds.reviews.iter_mut().zip(links) {
-        r.linked_order = l.into();
+        r.linked_order = l;
     }
     ds.report.linked_reviews = linked;
     ds.report.link_rate = if ds.reviews.is_empty() {

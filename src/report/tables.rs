@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::analyze::data::AuditData;
 use crate::analyze::{Analysis, GroupInfo, ProductPair, TestTally};
 use crate::config::AuditConfig;
-use crate::findings::{Finding, NotRun, ReviewScore, ReviewerScore, Verdict};
+use crate::findings::{Finding, NotRun, Verdict};
 use crate::ingest::LoadReport;
 
 /// Version of the findings.json layout.
@@ -393,18 +393,19 @@ pub fn summary(a: &Analysis) -> Summary {
     }
 }
 
-/// Sort by score (highest first), then id. The comparisons run on compact keys (score, the id's
-/// first 16 bytes, position) rather than on the records, which at millions of rows sit all over
-/// memory; only ids sharing those 16 bytes are compared in full.
-fn sort_by_score_then_id<'a, T: Copy>(
-    items: &mut [T],
-    score: impl Fn(T) -> f64,
-    id: impl Fn(T) -> &'a str,
-) {
+/// Positions of `items` sorted by score (highest first), then id. The comparisons run on compact
+/// keys (score, the id's first 16 bytes, position) rather than on the records, which at millions
+/// of rows sit all over memory; only ids sharing those 16 bytes are compared in full. Rows are
+/// then read through the positions (no sorted copy of the table).
+fn order_by_score_then_id<'a, T>(
+    items: &'a [T],
+    score: impl Fn(&'a T) -> f64,
+    id: impl Fn(&'a T) -> &'a str,
+) -> Vec<u32> {
     let mut keys: Vec<(f64, [u8; 16], u32)> = items
         .iter()
         .enumerate()
-        .map(|(k, &x)| {
+        .map(|(k, x)| {
             let mut prefix = [0u8; 16];
             let b = id(x).as_bytes();
             let m = b.len().min(16);
@@ -415,11 +416,10 @@ fn sort_by_score_then_id<'a, T: Copy>(
     keys.sort_unstable_by(|a, b| {
         b.0.total_cmp(&a.0)
             .then(a.1.cmp(&b.1))
-            .then_with(|| id(items[a.2 as usize]).cmp(id(items[b.2 as usize])))
+            .then_with(|| id(&items[a.2 as usize]).cmp(id(&items[b.2 as usize])))
             .then(a.2.cmp(&b.2))
     });
-    let sorted: Vec<T> = keys.iter().map(|k| items[k.2 as usize]).collect();
-    items.copy_from_slice(&sorted);
+    keys.iter().map(|k| k.2).collect()
 }
 
 /// Write findings.json and the three score tables into `dir` (findings.json alongside the tables).
@@ -448,10 +448,14 @@ fn write_findings_json(dir: &Path, file: &FindingsFile) -> Result<()> {
 fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
     let scores = dir.join("scores");
     super::make_subdir(&scores)?;
-    // Sorted by reference (no copy of the table); ids and times come from the analysis view.
-    let mut reviews: Vec<&ReviewScore> = a.reviews.iter().collect();
-    let id = |r: &ReviewScore| d.reviews[r.review as usize].id.as_str();
-    sort_by_score_then_id(&mut reviews, |r| r.score, id);
+    // Read in sorted order through positions (no copy of the table); ids and times come from
+    // the analysis view.
+    let order = order_by_score_then_id(
+        &a.reviews,
+        |r| r.score,
+        |r| d.reviews[r.review as usize].id.as_str(),
+    );
+    let reviews = |k: usize| &a.reviews[order[k] as usize];
     write_csv_blocks(
         &scores.join("reviews.csv"),
         &[
@@ -463,15 +467,15 @@ fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
             "score",
             "reasons",
         ],
-        reviews.len(),
+        order.len(),
         &[
             &|k| {
-                let s = reviews[k];
+                let s = reviews(k);
                 let r = &d.reviews[s.review as usize];
                 s.score.to_bits() ^ s.reasons.len() as u64 ^ r.reviewer as u64 ^ r.t as u64
             },
             &|k| {
-                let s = reviews[k];
+                let s = reviews(k);
                 let r = &d.reviews[s.review as usize];
                 let name = d.reviewers[r.reviewer as usize].as_bytes();
                 name.first().copied().unwrap_or(0) as u64
@@ -479,7 +483,7 @@ fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
             },
         ],
         |k| {
-            let s = reviews[k];
+            let s = reviews(k);
             let r = &d.reviews[s.review as usize];
             [
                 Cell::Str(r.id.as_str()),
@@ -492,33 +496,33 @@ fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
             ]
         },
     )?;
-    drop(reviews);
-    let mut reviewers: Vec<&ReviewerScore> = a.reviewers.iter().collect();
-    sort_by_score_then_id(
-        &mut reviewers,
+    drop(order);
+    let order = order_by_score_then_id(
+        &a.reviewers,
         |r| r.score,
         |r| &d.reviewers[r.reviewer as usize],
     );
+    let reviewers = |k: usize| &a.reviewers[order[k] as usize];
     write_csv_blocks(
         &scores.join("reviewers.csv"),
         &["reviewer_id", "n_reviews", "score", "reasons"],
-        reviewers.len(),
+        order.len(),
         &[
             &|k| {
-                let r = reviewers[k];
+                let r = reviewers(k);
                 r.score.to_bits()
                     ^ r.reasons.len() as u64
                     ^ d.reviewers[r.reviewer as usize].len() as u64
             },
             &|k| {
-                let r = reviewers[k];
+                let r = reviewers(k);
                 let name = d.reviewers[r.reviewer as usize].as_bytes();
                 name.first().copied().unwrap_or(0) as u64
                     ^ r.reasons.as_bytes().first().copied().unwrap_or(0) as u64
             },
         ],
         |k| {
-            let r = reviewers[k];
+            let r = reviewers(k);
             [
                 Cell::Str(&d.reviewers[r.reviewer as usize]),
                 Cell::Short(Short::int(r.n_reviews as u64)),
