@@ -230,14 +230,19 @@ pub fn median(v: &[f64]) -> Option<f64> {
 
 /// Median of an already sorted slice (no copy).
 pub fn median_of_sorted(s: &[f64]) -> Option<f64> {
-    if s.is_empty() {
+    median_of_sorted_by(s.len(), |i| s[i])
+}
+
+/// `median_of_sorted` of `n` sorted values read through `at` (a column of a sorted table).
+pub fn median_of_sorted_by(n: usize, at: impl Fn(usize) -> f64) -> Option<f64> {
+    if n == 0 {
         return None;
     }
-    let m = s.len() / 2;
-    Some(if s.len().is_multiple_of(2) {
-        (s[m - 1] + s[m]) / 2.0
+    let m = n / 2;
+    Some(if n.is_multiple_of(2) {
+        (at(m - 1) + at(m)) / 2.0
     } else {
-        s[m]
+        at(m)
     })
 }
 

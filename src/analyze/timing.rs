@@ -90,10 +90,20 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     // many pooled lags are ≤ and < each (what the KS test against the pool needs), instead of a
     // binary search of millions of lags per value.
     keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-    let pooled: Vec<f64> = keyed.iter().map(|x| x.0).collect();
-    // Per product: its lags (sorted) and their pool ranks (≤, <).
+    // Once for the catalog (the pool is millions of lags at scale), not once per product.
+    let pooled = keyed.len();
+    let catalog_median = super::stats::median_of_sorted_by(pooled, |i| keyed[i].0).unwrap_or(0.0);
+    // Per product: its lags (sorted) and their pool ranks (≤, <), each vector sized exactly (16
+    // bytes a lag, ten million lags at scale).
     type Ranked = (Vec<f64>, Vec<(u32, u32)>);
-    let mut lags_by_product: Vec<Ranked> = vec![(Vec::new(), Vec::new()); d.products.len()];
+    let mut count = vec![0usize; d.products.len()];
+    for &(_, p) in &keyed {
+        count[p as usize] += 1;
+    }
+    let mut lags_by_product: Vec<Ranked> = count
+        .into_iter()
+        .map(|n| (Vec::with_capacity(n), Vec::with_capacity(n)))
+        .collect();
     let mut start = 0usize;
     for run in keyed.chunk_by(|a, b| a.0 == b.0) {
         let ranks = ((start + run.len()) as u32, start as u32);
@@ -105,8 +115,6 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         start += run.len();
     }
     drop(keyed);
-    // Once for the catalog (the pool is millions of lags at scale), not once per product.
-    let catalog_median = super::stats::median_of_sorted(&pooled).unwrap_or(0.0);
     for (p, product_lags) in lags_by_product.iter().enumerate() {
         let linked: Vec<u32> = d
             .audited_of(p)
@@ -152,8 +160,8 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         out.candidates.push(c);
         // Lag distribution vs the rest of the catalog.
         let (mine, ranks) = product_lags;
-        if mine.len() >= 10 && pooled.len() > mine.len() + 10 {
-            if let Some((dstat, pv)) = ks_against_pool_ranked(pooled.len(), mine, ranks) {
+        if mine.len() >= 10 && pooled > mine.len() + 10 {
+            if let Some((dstat, pv)) = ks_against_pool_ranked(pooled, mine, ranks) {
                 let med = super::stats::median_of_sorted(mine).unwrap_or(0.0);
                 let cat = catalog_median;
                 let mut c = Candidate::new(
