@@ -59,8 +59,8 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     }
     // Direct signals and catalog totals.
     let (mut k_all, mut n_all) = (0u64, 0u64);
-    // (lag in days, product) of every audited linked review.
-    let mut keyed: Vec<(f64, u32)> = Vec::new();
+    // (lag in seconds, product) of every audited linked review.
+    let mut keyed = SortedLags::Packed(Vec::new());
     for (i, r) in d.reviews.iter().enumerate() {
         let Some(l) = lag_secs(d, i as u32) else {
             continue;
@@ -69,7 +69,7 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             continue;
         }
         n_all += 1;
-        keyed.push((l as f64 / 86_400.0, r.product));
+        keyed.push(l, r.product);
         if l < 0 {
             out.signals.push(ReviewSignal {
                 review: i as u32,
@@ -89,30 +89,36 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     // One sort ranks every lag in the catalog pool; each product's lags come out sorted, with how
     // many pooled lags are ≤ and < each (what the KS test against the pool needs), instead of a
     // binary search of millions of lags per value.
-    keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    keyed.sort();
+    let days = |k: usize| keyed.get(k).0 as f64 / 86_400.0;
     // Once for the catalog (the pool is millions of lags at scale), not once per product.
     let pooled = keyed.len();
-    let catalog_median = super::stats::median_of_sorted_by(pooled, |i| keyed[i].0).unwrap_or(0.0);
-    // Per product: its lags (sorted) and their pool ranks (≤, <), each vector sized exactly (16
-    // bytes a lag, ten million lags at scale).
+    let catalog_median = super::stats::median_of_sorted_by(pooled, days).unwrap_or(0.0);
+    // Per product: its lags in days (sorted) and their pool ranks (≤, <), each vector sized
+    // exactly (16 bytes a lag, ten million lags at scale).
     type Ranked = (Vec<f64>, Vec<(u32, u32)>);
     let mut count = vec![0usize; d.products.len()];
-    for &(_, p) in &keyed {
-        count[p as usize] += 1;
+    for k in 0..pooled {
+        count[keyed.get(k).1 as usize] += 1;
     }
     let mut lags_by_product: Vec<Ranked> = count
         .into_iter()
         .map(|n| (Vec::with_capacity(n), Vec::with_capacity(n)))
         .collect();
     let mut start = 0usize;
-    for run in keyed.chunk_by(|a, b| a.0 == b.0) {
-        let ranks = ((start + run.len()) as u32, start as u32);
-        for &(lag, p) in run {
-            let (lags, r) = &mut lags_by_product[p as usize];
-            lags.push(lag);
+    while start < pooled {
+        let lag = keyed.get(start).0;
+        let mut end = start + 1;
+        while end < pooled && keyed.get(end).0 == lag {
+            end += 1;
+        }
+        let ranks = (end as u32, start as u32);
+        for k in start..end {
+            let (lags, r) = &mut lags_by_product[keyed.get(k).1 as usize];
+            lags.push(days(k));
             r.push(ranks);
         }
-        start += run.len();
+        start = end;
     }
     drop(keyed);
     for (p, product_lags) in lags_by_product.iter().enumerate() {
@@ -180,6 +186,59 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
                 c.max_verdict = crate::findings::Verdict::Warn;
                 out.candidates.push(c);
             }
+        }
+    }
+}
+
+/// (lag in seconds, product) pairs, to be sorted by lag: one u64 each — the lag biased by 2^31 in
+/// the upper half — while every lag is within ±68 years (always, for real data; half the memory
+/// of pairs, ten million of them at scale), pairs from the first lag beyond.
+enum SortedLags {
+    Packed(Vec<u64>),
+    Pairs(Vec<(i64, u32)>),
+}
+
+impl SortedLags {
+    const BIAS: i64 = 1 << 31;
+
+    fn push(&mut self, lag: i64, product: u32) {
+        match self {
+            SortedLags::Packed(v) if (-Self::BIAS..Self::BIAS).contains(&lag) => {
+                v.push(((lag + Self::BIAS) as u64) << 32 | product as u64)
+            }
+            SortedLags::Packed(v) => {
+                let mut pairs: Vec<(i64, u32)> = (0..v.len()).map(|k| Self::unpack(v[k])).collect();
+                pairs.push((lag, product));
+                *self = SortedLags::Pairs(pairs);
+            }
+            SortedLags::Pairs(v) => v.push((lag, product)),
+        }
+    }
+
+    fn unpack(x: u64) -> (i64, u32) {
+        ((x >> 32) as i64 - Self::BIAS, x as u32)
+    }
+
+    /// Sort by lag (then product).
+    fn sort(&mut self) {
+        match self {
+            SortedLags::Packed(v) => v.sort_unstable(),
+            SortedLags::Pairs(v) => v.sort_unstable(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            SortedLags::Packed(v) => v.len(),
+            SortedLags::Pairs(v) => v.len(),
+        }
+    }
+
+    /// The k-th (lag, product) (in lag order once sorted).
+    fn get(&self, k: usize) -> (i64, u32) {
+        match self {
+            SortedLags::Packed(v) => Self::unpack(v[k]),
+            SortedLags::Pairs(v) => v[k],
         }
     }
 }
@@ -372,6 +431,31 @@ fn gaps(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lags come back sorted whether they stay packed or one beyond ±68 years turns them into
+    /// pairs midway.
+    #[test]
+    fn sorted_lags_packed_or_not() {
+        let lags: Vec<(i64, u32)> = (0..500)
+            .map(|k: i64| (((k * 7919) % 1000 - 300) * 3600, (k % 5) as u32))
+            .collect();
+        for far in [None, Some(250)] {
+            let mut want = lags.clone();
+            let mut s = SortedLags::Packed(Vec::new());
+            for (k, &(l, p)) in lags.iter().enumerate() {
+                s.push(l, p);
+                if far == Some(k) {
+                    s.push(-(3 << 31), 9);
+                    want.push((-(3 << 31), 9));
+                }
+            }
+            assert_eq!(matches!(s, SortedLags::Packed(_)), far.is_none());
+            s.sort();
+            want.sort();
+            let got: Vec<(i64, u32)> = (0..s.len()).map(|k| s.get(k)).collect();
+            assert_eq!(got, want);
+        }
+    }
 
     #[test]
     fn gap_bins() {
