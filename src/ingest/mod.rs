@@ -2716,7 +2716,7 @@ mod tests {
         for r in &kept {
             let (f, k) = (r.source, r.line - 2);
             assert_eq!(r.review_id, format!("R{f}-{k}"));
-            assert_eq!(products.id(r.product), format!("P{}", (f + k as u32) % 2));
+            assert_eq!(products.id(r.product), format!("P{}", (f + k) % 2));
             assert_eq!(strings.reviewer_ids.str(r.reviewer_id), format!("U{f}-{k}"));
             let text = strings.texts.get(r.text).map(str::to_string);
             assert_eq!(text, (k == 0).then(|| format!("Title {f}. Body {f}")));
