@@ -289,26 +289,17 @@ struct TextPass {
 /// the order read the texts this way: each text is then next to the previous one instead of a
 /// cache miss away — at ten million reviews that is most of the cost of reading them.
 fn in_memory_order(d: &AuditData) -> Vec<u32> {
-    let with_text = || {
-        d.reviews
-            .iter()
-            .zip(0u32..)
-            .filter(|(r, _)| r.text.is_some())
-            .map(|(r, i)| (r.text.start(), i))
-    };
-    // start << 32 | index in one u64 while the texts take less than 4 GB (half the memory of
-    // pairs, ten million of them at scale); pairs beyond.
-    if with_text().all(|(start, _)| start < 1 << 32) {
-        let mut at: Vec<u64> = with_text()
-            .map(|(start, i)| start << 32 | i as u64)
-            .collect();
-        at.sort_unstable();
-        at.into_iter().map(|k| k as u32).collect()
-    } else {
-        let mut at: Vec<(u64, u32)> = with_text().collect();
-        at.sort_unstable();
-        at.into_iter().map(|(_, i)| i).collect()
-    }
+    // By where the text starts (empty texts share a start with the next one: then by index).
+    crate::ingest::sorted_indices(
+        || {
+            d.reviews
+                .iter()
+                .zip(0u32..)
+                .filter(|(r, _)| r.text.is_some())
+                .map(|(r, i)| (r.text.start() as i64, i))
+        },
+        |a, b| a.cmp(&b),
+    )
 }
 
 /// Each text is read once for its word count and (when long enough) its signature.

@@ -1970,36 +1970,44 @@ fn sort_records<T>(
     if in_order {
         return;
     }
-    // (time − earliest) << 32 | index in one u64 where the times span less than 136 years (half
-    // the memory of (time, index) pairs, at the loading peak); pairs otherwise.
-    let lo = v.iter().map(&time).min().unwrap_or(0);
-    let span = v.iter().map(&time).max().unwrap_or(0).abs_diff(lo);
-    // Ties (runs of one time) are then ordered by `tie`, and the permutation applied in place.
-    let by_tie = |a: u32, b: u32| tie(&v[a as usize], &v[b as usize]);
-    let perm: Vec<u32> = if span < 1 << 32 {
-        let mut keys: Vec<u64> = v
-            .iter()
-            .zip(0u32..)
-            .map(|(x, i)| ((time(x) - lo) as u64) << 32 | i as u64)
+    let perm = sorted_indices(
+        || v.iter().map(&time).zip(0u32..),
+        |a, b| tie(&v[a as usize], &v[b as usize]),
+    );
+    permute_in_place(v, perm);
+}
+
+/// The indices of `items()` — (key, index) pairs — in key order, indices of equal keys ordered by
+/// `tie`. Sorted as one u64 each, `(key − least) << 32 | index`, when the keys span less than 2^32
+/// (half the memory of pairs: tens of millions of them at the loading peak), as pairs otherwise.
+/// `items` is called up to three times.
+pub(crate) fn sorted_indices<I: Iterator<Item = (i64, u32)>>(
+    items: impl Fn() -> I,
+    tie: impl Fn(u32, u32) -> std::cmp::Ordering,
+) -> Vec<u32> {
+    let lo = items().map(|x| x.0).min().unwrap_or(0);
+    let span = items().map(|x| x.0).max().unwrap_or(0).abs_diff(lo);
+    if span < 1 << 32 {
+        let mut keys: Vec<u64> = items()
+            .map(|(k, i)| (k.abs_diff(lo)) << 32 | i as u64)
             .collect();
         keys.sort_unstable();
         for run in keys.chunk_by_mut(|a, b| a >> 32 == b >> 32) {
             if run.len() > 1 {
-                run.sort_unstable_by(|&a, &b| by_tie(a as u32, b as u32));
+                run.sort_unstable_by(|&a, &b| tie(a as u32, b as u32));
             }
         }
         keys.iter().map(|&k| k as u32).collect()
     } else {
-        let mut keys: Vec<(i64, u32)> = v.iter().zip(0u32..).map(|(x, i)| (time(x), i)).collect();
+        let mut keys: Vec<(i64, u32)> = items().collect();
         keys.sort_unstable();
         for run in keys.chunk_by_mut(|a, b| a.0 == b.0) {
             if run.len() > 1 {
-                run.sort_unstable_by(|a, b| by_tie(a.1, b.1));
+                run.sort_unstable_by(|a, b| tie(a.1, b.1));
             }
         }
         keys.iter().map(|k| k.1).collect()
-    };
-    permute_in_place(v, perm);
+    }
 }
 
 /// Move `more` onto the end of `v` (no copy when `v` is empty).

@@ -194,11 +194,6 @@ impl Strings {
         self.get(r).unwrap_or("")
     }
 
-    /// Bytes stored.
-    pub fn bytes(&self) -> usize {
-        self.0.len()
-    }
-
     /// Append `other`'s strings; returns how far its references move (`StrRef::shifted`).
     pub fn append(&mut self, other: Strings) -> u64 {
         if self.0.is_empty() {
