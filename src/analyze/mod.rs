@@ -107,6 +107,14 @@ impl Candidate {
 pub struct ReviewSignal {
     /// Review index.
     pub review: u32,
+    /// Reason and strength (a constant of the test: 16 bytes a signal, where millions of
+    /// reviews carry one at scale).
+    pub kind: &'static SignalKind,
+}
+
+/// What a direct signal says: its reason code and strength.
+#[derive(Debug)]
+pub struct SignalKind {
     /// Reason code.
     pub reason: &'static str,
     /// Strength in [0, 1].

@@ -17,7 +17,7 @@ use super::stats::{benjamini_hochberg, fisher_combine, poisson_upper};
 use super::text::{jaccard, shingle_set};
 use super::{
     loo_share, not_run, pct, ratings, share_candidate, Candidate, FamilyOutput, GroupInfo,
-    ProductPair, ReviewSignal,
+    ProductPair, ReviewSignal, SignalKind,
 };
 
 const FAMILY: &str = "overlap";
@@ -490,8 +490,17 @@ fn groups(d: &AuditData, cfg: &AuditConfig, pairs: &[(u32, u32)], out: &mut Fami
                 if pset.contains(&d.reviews[i as usize].product) {
                     out.signals.push(ReviewSignal {
                         review: i,
-                        reason: "lockstep_group",
-                        strength: if verdict == Verdict::Fail { 0.9 } else { 0.6 },
+                        kind: if verdict == Verdict::Fail {
+                            &SignalKind {
+                                reason: "lockstep_group",
+                                strength: 0.9,
+                            }
+                        } else {
+                            &SignalKind {
+                                reason: "lockstep_group",
+                                strength: 0.6,
+                            }
+                        },
                     });
                 }
             }

@@ -118,22 +118,22 @@ struct Strengths {
 }
 
 impl Strengths {
-    /// `signals` are consumed: at ten million reviews they are hundreds of megabytes, freed
-    /// before the rest of scoring.
+    /// `signals` are consumed: at ten million reviews they are a hundred megabytes and more; their
+    /// buffer becomes the (review, reason, strength) entries.
     fn new(n: usize, flagged: &[(Candidate, Verdict, f64)], signals: Vec<ReviewSignal>) -> Self {
         let mut names: Vec<&'static str> = signals
             .iter()
-            .map(|s| s.reason)
+            .map(|s| s.kind.reason)
             .chain(flagged.iter().map(|(c, _, _)| c.test))
             .collect();
         names.sort_unstable();
         names.dedup();
         let rank = |name: &str| names.binary_search(&name).unwrap_or(0) as u16;
+        // Made in the signals' own buffer (same size: the collect reuses it), not beside it.
         let mut entries: Vec<(u32, u16, f64)> = signals
-            .iter()
-            .map(|s| (s.review, rank(s.reason), s.strength))
+            .into_iter()
+            .map(|s| (s.review, rank(s.kind.reason), s.kind.strength))
             .collect();
-        drop(signals);
         for (c, v, _) in flagged {
             let s = c.review_strength * verdict_weight(*v);
             if s <= 0.0 {
@@ -170,6 +170,9 @@ impl Strengths {
     }
 }
 
+/// Reviews per round of scoring (see `score`).
+const SCORE_ROUND: usize = 1 << 20;
+
 /// Score reviews, reviewers and products from the flagged candidates and direct signals.
 pub fn score(
     d: &AuditData,
@@ -181,9 +184,14 @@ pub fn score(
     let strengths = Strengths::new(n, flagged, signals);
     let pri = prior(d, cfg);
     // Reviews, then reviewers: each chunk on its own thread, joined back in order (every value is
-    // computed from its own review or reviewer alone).
-    let (scores, out): (Vec<Vec<f64>>, Vec<Vec<ReviewScore>>) =
-        super::in_chunks(n, 100_000, |range| {
+    // computed from its own review or reviewer alone). Reviews go in rounds, each round's parts
+    // appended and freed before the next: the parts and the whole never stand in full together.
+    let (mut review_scores, mut out_reviews): (Vec<f64>, Vec<ReviewScore>) =
+        (Vec::new(), Vec::new());
+    for round in (0..n).step_by(SCORE_ROUND) {
+        let round = round..(round + SCORE_ROUND).min(n);
+        for (scores, out) in super::in_chunks(round.len(), 100_000, |range| {
+            let range = round.start + range.start..round.start + range.end;
             let mut scores: Vec<f64> = Vec::with_capacity(range.len());
             let mut out: Vec<ReviewScore> = Vec::new();
             let (mut table, mut buf) = (ReasonTable::default(), String::new());
@@ -208,10 +216,11 @@ pub fn score(
                 });
             }
             (scores, out)
-        })
-        .into_iter()
-        .unzip();
-    let (review_scores, out_reviews) = (super::concat(scores), super::concat(out));
+        }) {
+            review_scores.extend(scores);
+            out_reviews.extend(out);
+        }
+    }
     drop(pri);
     // Reviewers: their strongest review, tempered by their average.
     let review_scores = &review_scores;
@@ -348,4 +357,28 @@ pub fn adjusted_rating(d: &AuditData, idx: &[u32], scores: &[f64]) -> f64 {
         (original, g)
     };
     adj.clamp(lo, hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::SignalKind;
+
+    /// A direct signal is 16 bytes (millions at scale), the size and alignment of a strength
+    /// entry, so `Strengths::new` turns the signals into entries in their own buffer.
+    #[test]
+    fn signals_are_entry_sized() {
+        use std::mem::{align_of, size_of};
+        assert_eq!(size_of::<ReviewSignal>(), 16);
+        assert_eq!(size_of::<ReviewSignal>(), size_of::<(u32, u16, f64)>());
+        assert_eq!(align_of::<ReviewSignal>(), align_of::<(u32, u16, f64)>());
+        let kind = &SignalKind {
+            reason: "burst",
+            strength: 0.85,
+        };
+        let signals = vec![ReviewSignal { review: 7, kind }; 3];
+        let s = Strengths::new(8, &[], signals);
+        assert_eq!(s.of(7).collect::<Vec<_>>(), vec![("burst", 0.85)]);
+        assert_eq!(s.of(6).count(), 0);
+    }
 }

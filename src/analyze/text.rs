@@ -14,7 +14,7 @@ use super::data::AuditData;
 use super::stats::{binomial_upper, poisson_upper};
 use super::{
     loo_share, not_run, pct, profile_candidate, rating_question, share_candidate, Candidate,
-    FamilyOutput, ReviewSignal,
+    FamilyOutput, ReviewSignal, SignalKind,
 };
 
 const FAMILY: &str = "text";
@@ -257,31 +257,120 @@ fn estimate_reaches(a: &Signature, b: &Signature, threshold: f64) -> bool {
 /// Candidate pairs gathered before their reads are issued (see `near_duplicates`).
 const PAIR_BATCH: usize = 256;
 
-/// `band values << 32 | position` for every signature, sorted: buckets are runs of equal upper
-/// halves listing their members by position — time order, as the signatures are in review order.
-fn band_keys_sorted(sigs: &[Signature], band: usize) -> Vec<u64> {
+/// Key ranges each band's buckets are split into (see `near_duplicates`): a thread walks one range
+/// of a band at a time, so only that range's keys are held.
+const KEY_PARTS: usize = 2;
+
+/// `band values << 32 | position` for every signature whose band key falls in `part` of
+/// `KEY_PARTS` key ranges, sorted: buckets are runs of equal upper halves listing their members by
+/// position — time order, as the signatures are in review order. A bucket lies in one range.
+fn band_keys_sorted(sigs: &[Signature], band: usize, part: usize) -> Vec<u64> {
     let mut keyed: Vec<u64> = sigs
         .iter()
         .enumerate()
-        .map(|(k, sig)| {
+        .filter_map(|(k, sig)| {
             // The band's four 8-bit values themselves are the key (no hash, no collisions).
             let mut h = 0u64;
             for r in 0..ROWS {
                 h = (h << 8) | sig.0[band * ROWS + r] as u64;
             }
-            (h << 32) | k as u64
+            ((h * KEY_PARTS as u64) >> 32 == part as u64).then_some((h << 32) | k as u64)
         })
         .collect();
     keyed.sort_unstable();
     keyed
 }
 
+/// Union-find shared by the threads of the near-duplicate search. Each slot holds its member's
+/// parent (low 32 bits) and reviewer (high 32 bits: read with the parent, one cache miss for
+/// both). Roots are linked larger index under smaller by compare-and-swap and paths are halved
+/// towards ancestors only, so whatever the interleaving, every set ends with its smallest index as
+/// root: the partition and roots of a single-threaded walk.
+struct SharedDsu(Vec<std::sync::atomic::AtomicU64>);
+
+impl SharedDsu {
+    const PARENT: u64 = u32::MAX as u64;
+
+    /// Singletons with these reviewers.
+    fn new(reviewers: impl Iterator<Item = u32>) -> Self {
+        SharedDsu(
+            reviewers
+                .zip(0u32..)
+                .map(|(r, k)| std::sync::atomic::AtomicU64::new((r as u64) << 32 | k as u64))
+                .collect(),
+        )
+    }
+
+    fn slot(&self, x: u32) -> u64 {
+        self.0[x as usize].load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn reviewer(&self, x: u32) -> u32 {
+        (self.slot(x) >> 32) as u32
+    }
+
+    /// Set `x`'s parent from `old` (its whole slot) to `to`, unless another thread changed it.
+    fn relink(&self, x: u32, old: u64, to: u32) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.0[x as usize]
+            .compare_exchange(old, (old & !Self::PARENT) | to as u64, Relaxed, Relaxed)
+            .is_ok()
+    }
+
+    fn find(&self, mut x: u32) -> u32 {
+        loop {
+            let v = self.slot(x);
+            let p = v as u32;
+            if p == x {
+                return x;
+            }
+            let gp = self.slot(p) as u32;
+            if gp != p {
+                // Path halving: the grandparent is an ancestor for good (sets only merge).
+                self.relink(x, v, gp);
+            }
+            x = gp;
+        }
+    }
+
+    fn union(&self, a: u32, b: u32) {
+        loop {
+            let (ra, rb) = (self.find(a), self.find(b));
+            if ra == rb {
+                return;
+            }
+            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+            let v = self.slot(hi);
+            // Still a root (another thread may have linked it meanwhile): link it, else retry.
+            if v as u32 == hi && self.relink(hi, v, lo) {
+                return;
+            }
+        }
+    }
+}
+
 /// What one pass over every text gives: each review's word count, and the signatures of the
-/// reviews long enough for the near-duplicate search (with their review indices, ascending).
+/// reviews long enough for the near-duplicate search, in review order (the reviews with a text
+/// and at least `near_duplicate_min_words` words: `near_duplicate_ids`).
 struct TextPass {
     words: Vec<u32>,
-    ids: Vec<u32>,
     sigs: Vec<Signature>,
+}
+
+/// Whether review `i` takes part in the near-duplicate search: a text of at least
+/// `near_duplicate_min_words` words (`words`: each review's word count).
+fn near_duplicate_eligible(d: &AuditData, cfg: &AuditConfig, words: &[u32], i: u32) -> bool {
+    d.reviews[i as usize].text.is_some()
+        && words[i as usize] as usize >= cfg.near_duplicate_min_words
+}
+
+/// The reviews eligible for the near-duplicate search, ascending.
+fn near_duplicate_ids<'a>(
+    d: &'a AuditData,
+    cfg: &'a AuditConfig,
+    words: &'a [u32],
+) -> impl Iterator<Item = u32> + 'a {
+    (0..d.reviews.len() as u32).filter(move |&i| near_duplicate_eligible(d, cfg, words, i))
 }
 
 /// The reviews that have a text, in the order their texts lie in memory (the order they were
@@ -302,137 +391,125 @@ fn in_memory_order(d: &AuditData) -> Vec<u32> {
     )
 }
 
+/// Texts per round of `text_pass`: each round's parts are appended to the whole and freed before
+/// the next, so the signatures are not held twice (once in parts, once in the whole) at scale.
+const TEXT_ROUND: usize = 1 << 20;
+
 /// Each text is read once for its word count and (when long enough) its signature.
 fn text_pass(d: &AuditData, cfg: &AuditConfig, order: &[u32]) -> TextPass {
-    let mut all = TextPass {
-        words: vec![0; d.reviews.len()],
-        ids: Vec::new(),
-        sigs: Vec::new(),
-    };
-    for (range, part) in super::in_chunks(order.len(), 25_000, |range| {
-        let mut part = TextPass {
-            words: Vec::with_capacity(range.len()),
-            ids: Vec::new(),
-            sigs: Vec::new(),
-        };
-        let (mut w, mut shingles) = (Vec::new(), Vec::new());
-        for &i in &order[range.clone()] {
-            word_hashes_into(d.text(&d.reviews[i as usize]).unwrap_or(""), &mut w);
-            part.words.push(w.len() as u32);
-            if w.len() >= cfg.near_duplicate_min_words {
-                part.ids.push(i);
-                part.sigs.push(signature(&w, &mut shingles));
+    let mut words = vec![0; d.reviews.len()];
+    // Room for every text up front: a vector of 64-byte-aligned signatures grows by copying into
+    // a new block (the allocator cannot move such blocks in place), which would hold the old and
+    // the new block at once. Room no signature fills is never touched, so never resident.
+    let (mut ids, mut sigs) = (Vec::new(), Vec::with_capacity(order.len()));
+    for round in order.chunks(TEXT_ROUND) {
+        for (range, part_words, part_ids, part_sigs) in
+            super::in_chunks(round.len(), 25_000, |range| {
+                let mut part_words = Vec::with_capacity(range.len());
+                let (mut ids, mut sigs) = (Vec::new(), Vec::new());
+                let (mut w, mut shingles) = (Vec::new(), Vec::new());
+                for &i in &round[range.clone()] {
+                    word_hashes_into(d.text(&d.reviews[i as usize]).unwrap_or(""), &mut w);
+                    part_words.push(w.len() as u32);
+                    if w.len() >= cfg.near_duplicate_min_words {
+                        ids.push(i);
+                        sigs.push(signature(&w, &mut shingles));
+                    }
+                }
+                (range, part_words, ids, sigs)
+            })
+        {
+            for (&i, n) in round[range].iter().zip(part_words) {
+                words[i as usize] = n;
             }
+            ids.extend(part_ids);
+            sigs.extend(part_sigs);
         }
-        (range, part)
-    }) {
-        for (&i, n) in order[range].iter().zip(part.words) {
-            all.words[i as usize] = n;
-        }
-        all.ids.extend(part.ids);
-        all.sigs.extend(part.sigs);
     }
     // Back to review order (in place: the signatures are hundreds of megabytes at scale), so that
     // a signature's position orders bucket members by time.
-    let mut perm: Vec<u32> = (0..all.ids.len() as u32).collect();
-    perm.sort_unstable_by_key(|&k| all.ids[k as usize]);
-    crate::ingest::permute_in_place(&mut all.sigs, perm);
-    all.ids.sort_unstable();
-    all
+    let mut perm: Vec<u32> = (0..ids.len() as u32).collect();
+    perm.sort_unstable_by_key(|&k| ids[k as usize]);
+    drop(ids);
+    crate::ingest::permute_in_place(&mut sigs, perm);
+    TextPass { words, sigs }
 }
 
 /// Near-duplicate clusters: for every review, the number of reviewers in its cluster when the
-/// cluster spans at least two reviewers, else 0. `ids` and `sigs` are the eligible
-/// reviews and their MinHash signatures; Jaccard is estimated from signature agreement, so no text
-/// is re-read for candidate pairs.
+/// cluster spans at least two reviewers, else 0. `sigs` are the MinHash signatures of the
+/// eligible reviews (`near_duplicate_ids`, in that order); Jaccard is estimated from signature
+/// agreement, so no text is re-read for candidate pairs.
 fn near_duplicates(
     d: &AuditData,
     cfg: &AuditConfig,
-    ids: &[u32],
+    words: &[u32],
     sigs: Vec<Signature>,
 ) -> Vec<u32> {
-    // Reviewer of each signature, contiguous (read for every candidate pair).
-    let reviewer_of: Vec<u32> = ids
-        .iter()
-        .map(|&i| d.reviews[i as usize].reviewer)
-        .collect();
-    // The bands are split between threads, each with its own union-find; the partitions are
-    // merged after. A pair is only skipped when its two reviews are already joined, so the merged
-    // clusters are exactly those of one pass over all bands (each root is its cluster's smallest
-    // index either way).
-    let n = ids.len();
+    let n = sigs.len();
+    let dsu =
+        SharedDsu::new(near_duplicate_ids(d, cfg, words).map(|i| d.reviews[i as usize].reviewer));
+    // Every band's buckets are walked in KEY_PARTS key ranges, the ranges split between threads,
+    // all joining pairs into one shared union-find. A pair is only skipped when its two reviews
+    // are already joined, so the clusters are exactly those of one pass over all bands in order.
     let threshold = cfg.near_duplicate_jaccard;
-    let mut parts = super::in_chunks(BANDS, 1, |bands| {
-        let mut parent = super::Dsu::new(n);
+    super::in_chunks(KEY_PARTS, 1, |parts| {
         // Candidate pairs are compared in batches, in the order a plain walk would take them: the
-        // members' union-find slots, reviewers and signatures (scattered over gigabytes at scale)
-        // are read for the whole batch first — independent loads the processor overlaps, where
-        // the comparisons would wait for each miss in turn.
+        // members' union-find slots (with their reviewers) and signatures, scattered over
+        // gigabytes at scale, are read for the whole batch first — independent loads the
+        // processor overlaps, where the comparisons would wait for each miss in turn.
         let mut batch: Vec<(u32, u32)> = Vec::with_capacity(PAIR_BATCH + COMPARE_BACK);
-        let compare = |batch: &mut Vec<(u32, u32)>, parent: &mut super::Dsu| {
-            let mut touched = 0u32;
+        let compare = |batch: &mut Vec<(u32, u32)>| {
+            let mut touched = 0u64;
             for &(i, j) in batch.iter() {
-                let (i, j) = (i as usize, j as usize);
-                touched ^= parent.0[i]
-                    ^ parent.0[j]
-                    ^ reviewer_of[i]
-                    ^ reviewer_of[j]
-                    ^ sigs[i].0[0] as u32
-                    ^ sigs[j].0[0] as u32;
+                touched ^= dsu.slot(i)
+                    ^ dsu.slot(j)
+                    ^ sigs[i as usize].0[0] as u64
+                    ^ sigs[j as usize].0[0] as u64;
             }
             std::hint::black_box(touched);
             for &(i, j) in batch.iter() {
-                if parent.find(i) == parent.find(j)
-                    || reviewer_of[i as usize] == reviewer_of[j as usize]
-                {
+                if dsu.reviewer(i) == dsu.reviewer(j) || dsu.find(i) == dsu.find(j) {
                     continue;
                 }
                 if estimate_reaches(&sigs[i as usize], &sigs[j as usize], threshold) {
-                    parent.union(i, j);
+                    dsu.union(i, j);
                 }
             }
             batch.clear();
         };
-        for band in bands {
-            // Buckets as runs of a sorted (band key, review) list: no per-bucket allocation.
-            let keyed = band_keys_sorted(&sigs, band);
-            // Each member is compared with at most COMPARE_BACK earlier members of the bucket:
-            // near-duplicates chain through union-find, so a cluster still joins up, and a bucket
-            // of thousands of copies costs linear work.
-            for bucket in keyed
-                .chunk_by(|x, y| x >> 32 == y >> 32)
-                .filter(|b| b.len() >= 2)
-            {
-                for x in 1..bucket.len() {
-                    let i = bucket[x] as u32;
-                    for &j in &bucket[x.saturating_sub(COMPARE_BACK)..x] {
-                        batch.push((i, j as u32));
-                    }
-                    if batch.len() >= PAIR_BATCH {
-                        compare(&mut batch, &mut parent);
+        for part in parts {
+            for band in 0..BANDS {
+                // Buckets as runs of a sorted (band key, review) list: no per-bucket allocation.
+                let keyed = band_keys_sorted(&sigs, band, part);
+                // Each member is compared with at most COMPARE_BACK earlier members of the
+                // bucket: near-duplicates chain through union-find, so a cluster still joins up,
+                // and a bucket of thousands of copies costs linear work.
+                for bucket in keyed
+                    .chunk_by(|x, y| x >> 32 == y >> 32)
+                    .filter(|b| b.len() >= 2)
+                {
+                    for x in 1..bucket.len() {
+                        let i = bucket[x] as u32;
+                        for &j in &bucket[x.saturating_sub(COMPARE_BACK)..x] {
+                            batch.push((i, j as u32));
+                        }
+                        if batch.len() >= PAIR_BATCH {
+                            compare(&mut batch);
+                        }
                     }
                 }
+                compare(&mut batch);
             }
-            compare(&mut batch, &mut parent);
         }
-        parent
-    })
-    .into_iter();
+    });
     // The signatures (hundreds of megabytes at scale) are not needed for what follows.
     drop(sigs);
-    let mut parent = parts.next().unwrap_or_else(|| super::Dsu::new(n));
-    for mut other in parts {
-        for k in 0..n as u32 {
-            let r = other.find(k);
-            if r != k {
-                parent.union(k, r);
-            }
-        }
-    }
     // Per cluster root: members, then distinct reviewers (clusters of two or more members only;
     // almost every review is its own root).
-    let roots: Vec<u32> = (0..n as u32).map(|k| parent.find(k)).collect();
-    drop(parent);
+    let (roots, reviewer_of): (Vec<u32>, Vec<u32>) = (0..n as u32)
+        .map(|k| (dsu.find(k), dsu.reviewer(k)))
+        .unzip();
+    drop(dsu);
     let mut size = vec![0u32; n];
     for &r in &roots {
         size[r as usize] += 1;
@@ -441,7 +518,7 @@ fn near_duplicates(
         .filter(|&k| size[roots[k] as usize] >= 2)
         .map(|k| (roots[k], reviewer_of[k]))
         .collect();
-    drop(size);
+    drop((size, reviewer_of));
     who.sort_unstable();
     who.dedup();
     let mut reviewers = vec![0u32; n];
@@ -450,10 +527,10 @@ fn near_duplicates(
     }
     drop(who);
     let mut of_review = vec![0u32; d.reviews.len()];
-    for (k, &r) in roots.iter().enumerate() {
+    for (&r, i) in roots.iter().zip(near_duplicate_ids(d, cfg, words)) {
         let who = reviewers[r as usize];
         if who >= 2 {
-            of_review[ids[k] as usize] = who;
+            of_review[i as usize] = who;
         }
     }
     of_review
@@ -508,9 +585,8 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
             incentives(d, cfg, &mut incentive_out);
             (phrase_out, incentive_out)
         });
-        let TextPass { words, ids, sigs } = text_pass(d, cfg, &order);
-        duplicates(d, cfg, &words, &ids, sigs, &mut out);
-        drop(ids);
+        let TextPass { words, sigs } = text_pass(d, cfg, &order);
+        duplicates(d, cfg, &words, sigs, &mut out);
         let mut word_out = FamilyOutput::default();
         word_counts(d, cfg, &words, &mut word_out);
         let (phrase_out, incentive_out) = other
@@ -534,21 +610,26 @@ fn duplicates(
     d: &AuditData,
     cfg: &AuditConfig,
     words: &[u32],
-    ids: &[u32],
     sigs: Vec<Signature>,
     out: &mut FamilyOutput,
 ) {
-    let cluster_reviewers = near_duplicates(d, cfg, ids, sigs);
-    let eligible = |i: u32| {
-        d.reviews[i as usize].text.is_some()
-            && words[i as usize] as usize >= cfg.near_duplicate_min_words
-    };
+    let cluster_reviewers = near_duplicates(d, cfg, words, sigs);
+    let eligible = |i: u32| near_duplicate_eligible(d, cfg, words, i);
     for (i, &n) in cluster_reviewers.iter().enumerate() {
         if n > 0 {
             out.signals.push(ReviewSignal {
                 review: i as u32,
-                reason: "near_duplicate_text",
-                strength: if n >= 3 { 0.85 } else { 0.5 },
+                kind: if n >= 3 {
+                    &SignalKind {
+                        reason: "near_duplicate_text",
+                        strength: 0.85,
+                    }
+                } else {
+                    &SignalKind {
+                        reason: "near_duplicate_text",
+                        strength: 0.5,
+                    }
+                },
             });
         }
     }
@@ -656,7 +737,9 @@ fn product_phrases(
     if n < cfg.min_reviews as u64 {
         return;
     }
-    let mut local: FxHashMap<Phrase, [u64; 6]> = FxHashMap::default();
+    // Counts per star rating as u32 (a product has far fewer reviews): smaller entries, fewer
+    // cache misses on a map of every phrase of the product.
+    let mut local: FxHashMap<Phrase, [u32; 6]> = FxHashMap::default();
     let mut word_df: FxHashMap<u64, u64> = FxHashMap::default();
     let (mut w, mut phrases) = (Vec::new(), Vec::new());
     for &i in &revs {
@@ -689,15 +772,18 @@ fn product_phrases(
                     || word_df.get(w).copied().unwrap_or(0) as f64 > 0.5 * n as f64)
         })
     };
-    // Sorted, so candidates (and ties between them) come out the same every run.
-    let mut local: Vec<(Phrase, [u64; 6])> = local.into_iter().collect();
+    // Those repeated by enough reviews, sorted, so candidates (and ties between them) come out
+    // the same every run.
+    let repeated =
+        |k: u64| k >= cfg.phrase_min_reviews as u64 && k as f64 >= cfg.phrase_min_share * n as f64;
+    let mut local: Vec<(Phrase, [u64; 6])> = local
+        .into_iter()
+        .map(|(phrase, here)| (phrase, here.map(u64::from)))
+        .filter(|(_, here)| repeated(here.iter().sum()))
+        .collect();
     local.sort_unstable_by_key(|x| x.0);
     for (phrase, here) in local {
-        let k: u64 = here.iter().sum();
-        if k >= cfg.phrase_min_reviews as u64
-            && k as f64 >= cfg.phrase_min_share * n as f64
-            && !name_like(phrase)
-        {
+        if !name_like(phrase) {
             cands.push(PhraseCandidate {
                 product: p,
                 phrase,
@@ -732,6 +818,14 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, order: &[u32], out: &mut FamilyOutp
     // counted, so memory does not grow with the vocabulary).
     // Counted per chunk of reviews on several threads, then summed.
     let empty: FxHashMap<Phrase, [u64; 6]> = cands.iter().map(|c| (c.phrase, [0u64; 6])).collect();
+    // The candidates' first words as a bit per value of a word hash's top 16 bits: most windows
+    // start with no candidate's first word and are passed over without a map lookup.
+    let mut first_words = vec![0u64; 1 << 10];
+    for c in &cands {
+        let b = (c.phrase.0 >> 48) as usize;
+        first_words[b >> 6] |= 1 << (b & 63);
+    }
+    let may_start = |w: u64| first_words[(w >> 54) as usize] >> ((w >> 48) & 63) & 1 == 1;
     let mut catalog = empty.clone();
     let mut n_cat = [0u64; 6];
     // Texts in memory order (the counts do not depend on the order).
@@ -750,6 +844,7 @@ fn phrases(d: &AuditData, cfg: &AuditConfig, order: &[u32], out: &mut FamilyOutp
             hits.clear();
             hits.extend(
                 w.windows(3)
+                    .filter(|w| may_start(w[0]))
                     .map(|w| (w[0], w[1], w[2]))
                     .filter(|ph| catalog.contains_key(ph)),
             );
@@ -938,8 +1033,10 @@ fn incentives(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         for &i in &hits {
             out.signals.push(ReviewSignal {
                 review: i,
-                reason: "incentive_disclaimer",
-                strength: 0.6,
+                kind: &SignalKind {
+                    reason: "incentive_disclaimer",
+                    strength: 0.6,
+                },
             });
         }
         let mut c = Candidate::new(
@@ -1092,5 +1189,34 @@ mod tests {
         }
         let (est, exact) = (est / n as f64, exact / n as f64);
         assert!((est - exact).abs() < 0.02, "{est} vs {exact}");
+    }
+
+    /// The union-find the near-duplicate threads share gives the partition and roots (smallest
+    /// index) of the single-threaded one, whatever the interleaving: edges of a random graph
+    /// joined from two threads, each in its own shuffled order, against `Dsu` fed them in order.
+    #[test]
+    fn shared_union_find_matches_the_sequential_one() {
+        use rand::{Rng, SeedableRng};
+        let n = 3000u32;
+        for seed in 0..4u64 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let edges: Vec<(u32, u32)> = (0..2500)
+                .map(|_| (rng.random_range(0..n), rng.random_range(0..n)))
+                .collect();
+            let mut seq = super::super::Dsu::new(n as usize);
+            for &(a, b) in &edges {
+                seq.union(a, b);
+            }
+            let shared = SharedDsu::new((0..n).map(|k| k % 7));
+            let (first, second) = edges.split_at(edges.len() / 2);
+            std::thread::scope(|s| {
+                s.spawn(|| first.iter().rev().for_each(|&(a, b)| shared.union(a, b)));
+                second.iter().for_each(|&(a, b)| shared.union(a, b));
+            });
+            for k in 0..n {
+                assert_eq!(shared.find(k), seq.find(k), "seed {seed}, member {k}");
+                assert_eq!(shared.reviewer(k), k % 7);
+            }
+        }
     }
 }

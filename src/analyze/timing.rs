@@ -9,7 +9,7 @@ use super::data::AuditData;
 use super::stats::{binomial_upper, chi_square_gof, entropy, ks_against_pool_ranked};
 use super::{
     loo_share, not_run, pct, profile_candidate, rating_question, share_candidate, split_audited,
-    Candidate, FamilyOutput, ReviewSignal,
+    Candidate, FamilyOutput, ReviewSignal, SignalKind,
 };
 
 const FAMILY: &str = "timing";
@@ -73,15 +73,19 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         if l < 0 {
             out.signals.push(ReviewSignal {
                 review: i as u32,
-                reason: "before_purchase",
-                strength: 0.95,
+                kind: &SignalKind {
+                    reason: "before_purchase",
+                    strength: 0.95,
+                },
             });
             k_all += 1;
         } else if is_fast(d, cfg, i as u32) == Some(true) {
             out.signals.push(ReviewSignal {
                 review: i as u32,
-                reason: "too_fast",
-                strength: 0.8,
+                kind: &SignalKind {
+                    reason: "too_fast",
+                    strength: 0.8,
+                },
             });
             k_all += 1;
         }
@@ -94,34 +98,35 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     // Once for the catalog (the pool is millions of lags at scale), not once per product.
     let pooled = keyed.len();
     let catalog_median = super::stats::median_of_sorted_by(pooled, days).unwrap_or(0.0);
-    // Per product: its lags in days (sorted) and their pool ranks (≤, <), each vector sized
-    // exactly (16 bytes a lag, ten million lags at scale).
-    type Ranked = (Vec<f64>, Vec<(u32, u32)>);
-    let mut count = vec![0usize; d.products.len()];
+    // Per product, in one flat table: the pool ranks (≤, <) of its lags, in lag order (8 bytes a
+    // lag, ten million lags at scale). A lag is read back from the pool at its "≤" rank, the end
+    // of its run of equal lags.
+    let mut start = vec![0u32; d.products.len() + 1];
     for k in 0..pooled {
-        count[keyed.get(k).1 as usize] += 1;
+        start[keyed.get(k).1 as usize + 1] += 1;
     }
-    let mut lags_by_product: Vec<Ranked> = count
-        .into_iter()
-        .map(|n| (Vec::with_capacity(n), Vec::with_capacity(n)))
-        .collect();
-    let mut start = 0usize;
-    while start < pooled {
-        let lag = keyed.get(start).0;
-        let mut end = start + 1;
+    for p in 1..start.len() {
+        start[p] += start[p - 1];
+    }
+    let mut ranks = vec![(0u32, 0u32); pooled];
+    let mut next = start.clone();
+    let mut run = 0usize;
+    while run < pooled {
+        let lag = keyed.get(run).0;
+        let mut end = run + 1;
         while end < pooled && keyed.get(end).0 == lag {
             end += 1;
         }
-        let ranks = (end as u32, start as u32);
-        for k in start..end {
-            let (lags, r) = &mut lags_by_product[keyed.get(k).1 as usize];
-            lags.push(days(k));
-            r.push(ranks);
+        for k in run..end {
+            let slot = &mut next[keyed.get(k).1 as usize];
+            ranks[*slot as usize] = (end as u32, run as u32);
+            *slot += 1;
         }
-        start = end;
+        run = end;
     }
-    drop(keyed);
-    for (p, product_lags) in lags_by_product.iter().enumerate() {
+    drop(next);
+    let ranks_of = |p: usize| &ranks[start[p] as usize..start[p + 1] as usize];
+    for p in 0..d.products.len() {
         let linked: Vec<u32> = d
             .audited_of(p)
             .filter(|&i| d.reviews[i as usize].order.get().is_some())
@@ -165,10 +170,11 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         c.review_strength = 0.8;
         out.candidates.push(c);
         // Lag distribution vs the rest of the catalog.
-        let (mine, ranks) = product_lags;
-        if mine.len() >= 10 && pooled > mine.len() + 10 {
-            if let Some((dstat, pv)) = ks_against_pool_ranked(pooled, mine, ranks) {
-                let med = super::stats::median_of_sorted(mine).unwrap_or(0.0);
+        let ranks = ranks_of(p);
+        if ranks.len() >= 10 && pooled > ranks.len() + 10 {
+            let mine: Vec<f64> = ranks.iter().map(|&(le, _)| days(le as usize - 1)).collect();
+            if let Some((dstat, pv)) = ks_against_pool_ranked(pooled, &mine, ranks) {
+                let med = super::stats::median_of_sorted(&mine).unwrap_or(0.0);
                 let cat = catalog_median;
                 let mut c = Candidate::new(
                     FAMILY,

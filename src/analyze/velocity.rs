@@ -14,7 +14,7 @@ use crate::findings::{Effect, Subject, Verdict};
 
 use super::data::{day_str, AuditData};
 use super::stats::{benjamini_hochberg, poisson_upper, robust_z};
-use super::{not_run, rating_question, Candidate, FamilyOutput, ReviewSignal};
+use super::{not_run, rating_question, Candidate, FamilyOutput, ReviewSignal, SignalKind};
 
 const FAMILY: &str = "velocity";
 /// Longest order→review lag modelled (days).
@@ -286,8 +286,10 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
             if d.reviews[i as usize].rating as usize == modal {
                 out.signals.push(ReviewSignal {
                     review: i,
-                    reason: "burst",
-                    strength: 0.85,
+                    kind: &SignalKind {
+                        reason: "burst",
+                        strength: 0.85,
+                    },
                 });
             }
         }
