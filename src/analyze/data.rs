@@ -632,6 +632,22 @@ impl AuditData {
         self.texts.get(r.text)
     }
 
+    /// Keep the texts of the reviews of the products `keep` marks and drop the others (`text`
+    /// then gives `None` for them). For after the families: the text family reads every text,
+    /// scoring reads none and the report quotes reviews of the products at risk only — so the
+    /// largest array of the view (a gigabyte at ten million reviews) does not stand through
+    /// scoring and writing.
+    pub fn keep_texts_of(&mut self, keep: &[bool]) {
+        let mut kept = crate::ingest::schema::Strings::default();
+        for r in &mut self.reviews {
+            r.text = match self.texts.get(r.text) {
+                Some(t) if keep.get(r.product as usize) == Some(&true) => kept.push(t),
+                _ => crate::ingest::schema::StrRef::NONE,
+            };
+        }
+        self.texts = kept;
+    }
+
     /// Audited review indices of a product.
     pub fn audited_of(&self, p: usize) -> impl Iterator<Item = u32> + '_ {
         self.by_product[p]

@@ -11,6 +11,7 @@
 pub mod data;
 pub mod orders;
 pub mod overlap;
+pub mod pages;
 pub mod reviewers;
 pub mod scoring;
 pub mod stats;
@@ -223,8 +224,15 @@ pub struct Analysis {
     pub products: Vec<ProductScore>,
 }
 
-/// Run every family, control the FDR per family, decide verdicts, score.
-pub fn analyze(d: &AuditData, cfg: &AuditConfig, progress: &dyn Fn(&str)) -> Analysis {
+/// Run every family, control the FDR per family, decide verdicts, score. Once the families have
+/// run, `d` keeps only the texts of the products at risk (`AuditData::keep_texts_of`).
+pub fn analyze(d: &mut AuditData, cfg: &AuditConfig, progress: &dyn Fn(&str)) -> Analysis {
+    let outputs = run_families(d, cfg, progress);
+    decide_and_score(d, cfg, progress, outputs)
+}
+
+/// Every family's output, in a fixed order.
+fn run_families(d: &AuditData, cfg: &AuditConfig, progress: &dyn Fn(&str)) -> Vec<FamilyOutput> {
     let mut outputs: Vec<FamilyOutput> = Vec::new();
     // The text family (the heaviest) runs on a second core while the others run here; the
     // outputs are combined in a fixed order, so the result does not depend on timing.
@@ -248,6 +256,16 @@ pub fn analyze(d: &AuditData, cfg: &AuditConfig, progress: &dyn Fn(&str)) -> Ana
         // A panic in the text thread is a bug: surface it like one on the main thread.
         Err(e) => std::panic::resume_unwind(e),
     }
+    outputs
+}
+
+/// FDR control, verdicts and scores from the families' outputs.
+fn decide_and_score(
+    d: &mut AuditData,
+    cfg: &AuditConfig,
+    progress: &dyn Fn(&str),
+    outputs: Vec<FamilyOutput>,
+) -> Analysis {
     progress("verdicts and scores");
     let mut all = FamilyOutput::default();
     for o in outputs {
@@ -276,7 +294,26 @@ pub fn analyze(d: &AuditData, cfg: &AuditConfig, progress: &dyn Fn(&str)) -> Ana
         .into_iter()
         .filter(|(_, v, _)| matches!(v, Verdict::Warn | Verdict::Fail))
         .collect();
+    // A product is at risk (WARN or FAIL) when a flagged finding is about it: only its reviews'
+    // texts are quoted from here on.
+    let mut at_risk = vec![false; d.products.len()];
+    for (c, _, _) in &flagged {
+        if let Subject::Product(p) = &c.subject {
+            if let Ok(i) = d.products.binary_search(p) {
+                at_risk[i] = true;
+            }
+        }
+    }
+    d.keep_texts_of(&at_risk);
+    let d: &AuditData = d;
     let (reviews, reviewers, products) = scoring::score(d, cfg, &flagged, signals);
+    debug_assert!(products
+        .iter()
+        .filter(|p| matches!(p.verdict, Verdict::Warn | Verdict::Fail))
+        .all(|p| d
+            .products
+            .binary_search(&p.product_id)
+            .is_ok_and(|i| at_risk[i])));
     let mut findings: Vec<Finding> = in_chunks(flagged.len(), 16, |range| {
         flagged[range]
             .iter()

@@ -79,8 +79,8 @@ impl B {
         self.ds.orders.sort_by_key(|o| o.purchased_at);
         self.ds.reviews.sort_by_key(|r| r.created_at);
         link_reviews(&mut self.ds);
-        let d = AuditData::build(&mut self.ds, cfg, None);
-        (analyze(&d, cfg, &|_| {}), d)
+        let mut d = AuditData::build(&mut self.ds, cfg, None);
+        (analyze(&mut d, cfg, &|_| {}), d)
     }
 }
 
@@ -580,8 +580,8 @@ fn the_audited_window_limits_scores_but_keeps_the_baseline() {
     b.ds.orders.sort_by_key(|o| o.purchased_at);
     b.ds.reviews.sort_by_key(|r| r.created_at);
     let from = T0 / DAY + 90;
-    let d = AuditData::build(&mut b.ds, &cfg, Some((from, from + 29)));
-    let a = analyze(&d, &cfg, &|_| {});
+    let mut d = AuditData::build(&mut b.ds, &cfg, Some((from, from + 29)));
+    let a = analyze(&mut d, &cfg, &|_| {});
     assert!(
         a.reviews
             .iter()

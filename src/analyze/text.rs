@@ -11,6 +11,7 @@ use crate::findings::{Effect, Subject, Verdict};
 use crate::ingest::avalanche as mix;
 
 use super::data::AuditData;
+use super::pages::PageVec;
 use super::stats::{binomial_upper, poisson_upper};
 use super::{
     loo_share, not_run, pct, profile_candidate, rating_question, share_candidate, Candidate,
@@ -219,7 +220,7 @@ fn minhash(set: &[u64]) -> [u32; PERMS] {
 /// Signature of a text for the near-duplicate search: 64 MinHash values over its word 3-shingles,
 /// each cut to its top 8 bits — 64 bytes a review, one cache line (b-bit MinHash: two different
 /// minima agree by chance once in 256, which `estimate` takes out).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C, align(64))]
 struct Signature([u8; PERMS]);
 
@@ -354,7 +355,7 @@ impl SharedDsu {
 /// and at least `near_duplicate_min_words` words: `near_duplicate_ids`).
 struct TextPass {
     words: Vec<u32>,
-    sigs: Vec<Signature>,
+    sigs: PageVec<Signature>,
 }
 
 /// Whether review `i` takes part in the near-duplicate search: a text of at least
@@ -398,10 +399,10 @@ const TEXT_ROUND: usize = 1 << 20;
 /// Each text is read once for its word count and (when long enough) its signature.
 fn text_pass(d: &AuditData, cfg: &AuditConfig, order: &[u32]) -> TextPass {
     let mut words = vec![0; d.reviews.len()];
-    // Room for every text up front: a vector of 64-byte-aligned signatures grows by copying into
-    // a new block (the allocator cannot move such blocks in place), which would hold the old and
-    // the new block at once. Room no signature fills is never touched, so never resident.
-    let (mut ids, mut sigs) = (Vec::new(), Vec::with_capacity(order.len()));
+    // Room for every text up front, in 2 MB pages (the band walk reads the signatures at random):
+    // no growth either, where a vector of 64-byte-aligned values grows by copying into a new
+    // block and would hold both at once. Room no signature fills is never touched.
+    let (mut ids, mut sigs) = (Vec::new(), PageVec::with_capacity(order.len()));
     for round in order.chunks(TEXT_ROUND) {
         for (range, part_words, part_ids, part_sigs) in
             super::in_chunks(round.len(), 25_000, |range| {
@@ -423,7 +424,7 @@ fn text_pass(d: &AuditData, cfg: &AuditConfig, order: &[u32]) -> TextPass {
                 words[i as usize] = n;
             }
             ids.extend(part_ids);
-            sigs.extend(part_sigs);
+            sigs.extend_from_slice(&part_sigs);
         }
     }
     // Back to review order (in place: the signatures are hundreds of megabytes at scale), so that
@@ -431,7 +432,7 @@ fn text_pass(d: &AuditData, cfg: &AuditConfig, order: &[u32]) -> TextPass {
     let mut perm: Vec<u32> = (0..ids.len() as u32).collect();
     perm.sort_unstable_by_key(|&k| ids[k as usize]);
     drop(ids);
-    crate::ingest::permute_in_place(&mut sigs, perm);
+    crate::ingest::permute_in_place(sigs.as_mut_slice(), perm);
     TextPass { words, sigs }
 }
 
@@ -443,8 +444,9 @@ fn near_duplicates(
     d: &AuditData,
     cfg: &AuditConfig,
     words: &[u32],
-    sigs: Vec<Signature>,
+    signatures: PageVec<Signature>,
 ) -> Vec<u32> {
+    let sigs = signatures.as_slice();
     let n = sigs.len();
     let dsu =
         SharedDsu::new(near_duplicate_ids(d, cfg, words).map(|i| d.reviews[i as usize].reviewer));
@@ -480,7 +482,7 @@ fn near_duplicates(
         for part in parts {
             for band in 0..BANDS {
                 // Buckets as runs of a sorted (band key, review) list: no per-bucket allocation.
-                let keyed = band_keys_sorted(&sigs, band, part);
+                let keyed = band_keys_sorted(sigs, band, part);
                 // Each member is compared with at most COMPARE_BACK earlier members of the
                 // bucket: near-duplicates chain through union-find, so a cluster still joins up,
                 // and a bucket of thousands of copies costs linear work.
@@ -503,7 +505,7 @@ fn near_duplicates(
         }
     });
     // The signatures (hundreds of megabytes at scale) are not needed for what follows.
-    drop(sigs);
+    drop(signatures);
     // Per cluster root: members, then distinct reviewers (clusters of two or more members only;
     // almost every review is its own root).
     let (roots, reviewer_of): (Vec<u32>, Vec<u32>) = (0..n as u32)
@@ -610,7 +612,7 @@ fn duplicates(
     d: &AuditData,
     cfg: &AuditConfig,
     words: &[u32],
-    sigs: Vec<Signature>,
+    sigs: PageVec<Signature>,
     out: &mut FamilyOutput,
 ) {
     let cluster_reviewers = near_duplicates(d, cfg, words, sigs);

@@ -154,7 +154,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
         ds.report.link_rate * 100.0
     ));
     let window = win.map(|(f, t)| (f.max(i64::MIN / 4), t.min(i64::MAX / 4)));
-    let data = AuditData::build(&mut ds, &cfg, window);
+    let mut data = AuditData::build(&mut ds, &cfg, window);
     // The canonical records are no longer needed: free them before the analysis.
     let load_report = std::mem::take(&mut ds.report);
     drop(ds);
@@ -167,7 +167,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
         ))
         .into());
     }
-    let analysis = analyze(&data, &cfg, &progress);
+    let analysis = analyze(&mut data, &cfg, &progress);
     let (_, lag_model) = crate::analyze::velocity::lag_pmf(&data, &cfg);
     let mut file = FindingsFile {
         schema_version: SCHEMA_VERSION,
