@@ -10,6 +10,7 @@ pub mod config;
 pub mod eval;
 pub mod findings;
 pub mod ingest;
+pub mod pages;
 pub mod privacy;
 pub mod report;
 pub mod synth;

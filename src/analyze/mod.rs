@@ -11,7 +11,6 @@
 pub mod data;
 pub mod orders;
 pub mod overlap;
-pub mod pages;
 pub mod reviewers;
 pub mod scoring;
 pub mod stats;

@@ -11,12 +11,12 @@ use crate::findings::{Effect, Subject, Verdict};
 use crate::ingest::avalanche as mix;
 
 use super::data::AuditData;
-use super::pages::PageVec;
 use super::stats::{binomial_upper, poisson_upper};
 use super::{
     loo_share, not_run, pct, profile_candidate, rating_question, share_candidate, Candidate,
     FamilyOutput, ReviewSignal, SignalKind,
 };
+use crate::pages::PageVec;
 
 const FAMILY: &str = "text";
 const PERMS: usize = 64;

@@ -2038,9 +2038,9 @@ fn remove_marked<T>(v: &mut Vec<T>, marked: &[bool]) {
 /// grows. A slot whose key bits match is only a candidate: callers confirm it against the record
 /// (`same`). Records under one key stay in insertion order along its probe run (nothing is ever
 /// removed).
-#[derive(Clone)]
 pub(crate) struct Seen {
-    slots: Vec<u64>,
+    /// In 2 MB pages where the system grants them: every lookup is a random read.
+    slots: crate::pages::PageVec<u64>,
     len: usize,
 }
 
@@ -2106,12 +2106,23 @@ impl Seen {
 
     pub(crate) fn with_capacity(n: usize) -> Self {
         Seen {
-            slots: vec![Self::EMPTY; Self::slots_for(n)],
+            slots: crate::pages::PageVec::filled(Self::slots_for(n), Self::EMPTY),
             len: 0,
         }
     }
 
     /// Table size for `n` records: a power of two at most 7/8 full.
+    /// The first empty slot of `key`'s probe run.
+    fn free_slot(&self, key: u64) -> usize {
+        let slots = self.slots.as_slice();
+        let mask = slots.len() - 1;
+        let mut at = self.home(key);
+        while slots[at] != Self::EMPTY {
+            at = (at + 1) & mask;
+        }
+        at
+    }
+
     fn slots_for(n: usize) -> usize {
         (n + n / 7 + 1).next_power_of_two().max(16)
     }
@@ -2123,11 +2134,12 @@ impl Seen {
 
     /// Slot values of the probe run of `key` whose key bits match, in insertion order.
     fn candidates(&self, key: u64) -> impl Iterator<Item = u32> + '_ {
-        let mask = self.slots.len() - 1;
+        let slots = self.slots.as_slice();
+        let mask = slots.len() - 1;
         let tag = key >> 32;
         let start = self.home(key);
-        (0..self.slots.len())
-            .map(move |k| self.slots[(start + k) & mask])
+        (0..slots.len())
+            .map(move |k| slots[(start + k) & mask])
             .take_while(|&v| v != Self::EMPTY)
             .filter(move |&v| v >> 32 == tag)
             .map(|v| v as u32)
@@ -2157,21 +2169,17 @@ impl Seen {
         if (self.len + 1) * 8 > self.slots.len() * 7 {
             self.grow();
         }
-        let mask = self.slots.len() - 1;
-        let mut at = self.home(key);
-        while self.slots[at] != Self::EMPTY {
-            at = (at + 1) & mask;
-        }
-        self.slots[at] = (key & !0xFFFF_FFFF) | i as u64;
+        let at = self.free_slot(key);
+        self.slots.as_mut_slice()[at] = (key & !0xFFFF_FFFF) | i as u64;
         self.len += 1;
     }
 
     /// Double the table. Slots are re-inserted starting after an empty one, so every probe run is
     /// walked front to back and records under one key keep their order.
     fn grow(&mut self) {
-        let old = std::mem::take(&mut self.slots);
-        self.slots = vec![Self::EMPTY; (old.len() * 2).max(16)];
-        let mask = self.slots.len() - 1;
+        let bigger = crate::pages::PageVec::filled((self.slots.len() * 2).max(16), Self::EMPTY);
+        let old = std::mem::replace(&mut self.slots, bigger);
+        let old = old.as_slice();
         let start = old.iter().position(|&v| v == Self::EMPTY).unwrap_or(0);
         for k in 1..=old.len() {
             let v = old[(start + k) % old.len()];
@@ -2179,11 +2187,8 @@ impl Seen {
                 continue;
             }
             // The stored upper bits hold the new home (the key's top bits).
-            let mut at = self.home(v);
-            while self.slots[at] != Self::EMPTY {
-                at = (at + 1) & mask;
-            }
-            self.slots[at] = v;
+            let at = self.free_slot(v);
+            self.slots.as_mut_slice()[at] = v;
         }
     }
 }

@@ -1,6 +1,6 @@
-//! A fixed-capacity vector for the one large array the analysis reads at random for a long time
-//! (the near-duplicate signatures: hundreds of megabytes, read in an order unrelated to memory
-//! for every candidate pair). Its memory is an anonymous map the kernel is asked to back with
+//! A fixed-capacity vector for large arrays read at random for a long time (the near-duplicate
+//! signatures: hundreds of megabytes, read in an order unrelated to memory for every candidate
+//! pair; the slots of the de-duplication, linking and interning tables). Its memory is an anonymous map the kernel is asked to back with
 //! 2 MB pages (`MADV_HUGEPAGE`; on by request only on most Linux systems): with 4 KB pages nearly
 //! every read is also an address-translation miss, and in a virtual machine each of those walks
 //! two sets of page tables.
@@ -34,6 +34,17 @@ impl<T: bytemuck::Pod> PageVec<T> {
             _ => Store::Heap(Vec::with_capacity(capacity)),
         };
         PageVec { store, len: 0 }
+    }
+
+    /// `len` copies of `value` (the whole room filled).
+    pub fn filled(len: usize, value: T) -> Self {
+        let mut v = Self::with_capacity(len);
+        match &mut v.store {
+            Store::Heap(h) => h.resize(len, value),
+            Store::Mapped(_) => v.room()[..len].fill(value),
+        }
+        v.len = len;
+        v
     }
 
     /// Every value the room holds (filled or not).
@@ -94,5 +105,8 @@ mod tests {
         assert_eq!(v.as_slice()[2], [1; 64]);
         let mut empty: PageVec<u64> = PageVec::with_capacity(0);
         assert!(empty.as_slice().is_empty() && empty.as_mut_slice().is_empty());
+        let full: PageVec<u64> = PageVec::filled(5000, u64::MAX);
+        assert_eq!(full.len(), 5000);
+        assert!(full.as_slice().iter().all(|&x| x == u64::MAX));
     }
 }
