@@ -1,9 +1,9 @@
-//! A fixed-capacity vector for large arrays read at random for a long time (the near-duplicate
-//! signatures: hundreds of megabytes, read in an order unrelated to memory for every candidate
-//! pair; the slots of the de-duplication, linking and interning tables). Its memory is an anonymous map the kernel is asked to back with
-//! 2 MB pages (`MADV_HUGEPAGE`; on by request only on most Linux systems): with 4 KB pages nearly
-//! every read is also an address-translation miss, and in a virtual machine each of those walks
-//! two sets of page tables.
+//! A fixed-capacity vector for large arrays read at random for a long time: the near-duplicate
+//! signatures (hundreds of megabytes, read in an order unrelated to memory for every candidate
+//! pair) and the slots of the de-duplication, linking and interning tables. Its memory is an
+//! anonymous map the kernel is asked to back with 2 MB pages (`MADV_HUGEPAGE`; on by request only
+//! on most Linux systems): with 4 KB pages nearly every read is also an address-translation miss,
+//! and in a virtual machine each of those walks two sets of page tables.
 //!
 //! Owns: that memory. Must not: know what it stores.
 

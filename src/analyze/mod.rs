@@ -581,6 +581,24 @@ pub fn in_chunks<T: Send>(
     })
 }
 
+/// `in_chunks` over `0..n` in rounds of `round` items: each round's chunk results go to `take` in
+/// order, and are freed, before the next round is computed — at scale the results of all chunks
+/// never stand beside what `take` builds from them. `f` gets ranges of `0..n`.
+pub fn in_rounds<T: Send>(
+    n: usize,
+    round: usize,
+    min_per_thread: usize,
+    f: impl Fn(std::ops::Range<usize>) -> T + Sync,
+    mut take: impl FnMut(T),
+) {
+    for start in (0..n).step_by(round.max(1)) {
+        let len = round.max(1).min(n - start);
+        for part in in_chunks(len, min_per_thread, |r| f(start + r.start..start + r.end)) {
+            take(part);
+        }
+    }
+}
+
 pub fn round_sig(x: f64) -> f64 {
     if x == 0.0 || !x.is_finite() {
         return if x.is_finite() { 0.0 } else { 1.0 };
@@ -753,6 +771,16 @@ pub fn pct(x: f64) -> String {
 #[cfg(test)]
 mod decide_tests {
     use super::*;
+
+    /// Rounds hand over every chunk of `0..n` once, in order, whatever the round size.
+    #[test]
+    fn rounds_cover_the_range_in_order() {
+        for (n, round) in [(0, 4), (1, 4), (10, 3), (10, 10), (1000, 7), (1000, 0)] {
+            let mut seen = Vec::new();
+            in_rounds(n, round, 1, |r| r, |r| seen.extend(r));
+            assert_eq!(seen, (0..n).collect::<Vec<_>>(), "n {n}, round {round}");
+        }
+    }
 
     fn cand(p: f64, pr: Option<f64>) -> Candidate {
         let mut c = Candidate::new(

@@ -170,7 +170,7 @@ impl Strengths {
     }
 }
 
-/// Reviews per round of scoring (see `score`).
+/// Reviews per round of scoring (`in_rounds`).
 const SCORE_ROUND: usize = 1 << 20;
 
 /// Score reviews, reviewers and products from the flagged candidates and direct signals.
@@ -184,14 +184,15 @@ pub fn score(
     let strengths = Strengths::new(n, flagged, signals);
     let pri = prior(d, cfg);
     // Reviews, then reviewers: each chunk on its own thread, joined back in order (every value is
-    // computed from its own review or reviewer alone). Reviews go in rounds, each round's parts
-    // appended and freed before the next: the parts and the whole never stand in full together.
+    // computed from its own review or reviewer alone). Reviews go in rounds (`in_rounds`): the
+    // parts and the whole never stand in full together.
     let (mut review_scores, mut out_reviews): (Vec<f64>, Vec<ReviewScore>) =
         (Vec::new(), Vec::new());
-    for round in (0..n).step_by(SCORE_ROUND) {
-        let round = round..(round + SCORE_ROUND).min(n);
-        for (scores, out) in super::in_chunks(round.len(), 100_000, |range| {
-            let range = round.start + range.start..round.start + range.end;
+    super::in_rounds(
+        n,
+        SCORE_ROUND,
+        100_000,
+        |range| {
             let mut scores: Vec<f64> = Vec::with_capacity(range.len());
             let mut out: Vec<ReviewScore> = Vec::new();
             let (mut table, mut buf) = (ReasonTable::default(), String::new());
@@ -216,11 +217,12 @@ pub fn score(
                 });
             }
             (scores, out)
-        }) {
+        },
+        |(scores, out)| {
             review_scores.extend(scores);
             out_reviews.extend(out);
-        }
-    }
+        },
+    );
     drop(pri);
     // Reviewers: their strongest review, tempered by their average.
     let review_scores = &review_scores;

@@ -392,8 +392,8 @@ fn in_memory_order(d: &AuditData) -> Vec<u32> {
     )
 }
 
-/// Texts per round of `text_pass`: each round's parts are appended to the whole and freed before
-/// the next, so the signatures are not held twice (once in parts, once in the whole) at scale.
+/// Texts per round of `text_pass` (`in_rounds`): the signatures are not held twice, once in the
+/// threads' parts and once in the whole, at scale.
 const TEXT_ROUND: usize = 1 << 20;
 
 /// Each text is read once for its word count and (when long enough) its signature.
@@ -403,30 +403,32 @@ fn text_pass(d: &AuditData, cfg: &AuditConfig, order: &[u32]) -> TextPass {
     // no growth either, where a vector of 64-byte-aligned values grows by copying into a new
     // block and would hold both at once. Room no signature fills is never touched.
     let (mut ids, mut sigs) = (Vec::new(), PageVec::with_capacity(order.len()));
-    for round in order.chunks(TEXT_ROUND) {
-        for (range, part_words, part_ids, part_sigs) in
-            super::in_chunks(round.len(), 25_000, |range| {
-                let mut part_words = Vec::with_capacity(range.len());
-                let (mut ids, mut sigs) = (Vec::new(), Vec::new());
-                let (mut w, mut shingles) = (Vec::new(), Vec::new());
-                for &i in &round[range.clone()] {
-                    word_hashes_into(d.text(&d.reviews[i as usize]).unwrap_or(""), &mut w);
-                    part_words.push(w.len() as u32);
-                    if w.len() >= cfg.near_duplicate_min_words {
-                        ids.push(i);
-                        sigs.push(signature(&w, &mut shingles));
-                    }
+    super::in_rounds(
+        order.len(),
+        TEXT_ROUND,
+        25_000,
+        |range| {
+            let mut part_words = Vec::with_capacity(range.len());
+            let (mut ids, mut sigs) = (Vec::new(), Vec::new());
+            let (mut w, mut shingles) = (Vec::new(), Vec::new());
+            for &i in &order[range.clone()] {
+                word_hashes_into(d.text(&d.reviews[i as usize]).unwrap_or(""), &mut w);
+                part_words.push(w.len() as u32);
+                if w.len() >= cfg.near_duplicate_min_words {
+                    ids.push(i);
+                    sigs.push(signature(&w, &mut shingles));
                 }
-                (range, part_words, ids, sigs)
-            })
-        {
-            for (&i, n) in round[range].iter().zip(part_words) {
+            }
+            (range, part_words, ids, sigs)
+        },
+        |(range, part_words, part_ids, part_sigs)| {
+            for (&i, n) in order[range].iter().zip(part_words) {
                 words[i as usize] = n;
             }
             ids.extend(part_ids);
             sigs.extend_from_slice(&part_sigs);
-        }
-    }
+        },
+    );
     // Back to review order (in place: the signatures are hundreds of megabytes at scale), so that
     // a signature's position orders bucket members by time.
     let mut perm: Vec<u32> = (0..ids.len() as u32).collect();

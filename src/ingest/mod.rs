@@ -2111,7 +2111,6 @@ impl Seen {
         }
     }
 
-    /// Table size for `n` records: a power of two at most 7/8 full.
     /// The first empty slot of `key`'s probe run.
     fn free_slot(&self, key: u64) -> usize {
         let slots = self.slots.as_slice();
@@ -2123,6 +2122,7 @@ impl Seen {
         at
     }
 
+    /// Table size for `n` records: a power of two at most 7/8 full.
     fn slots_for(n: usize) -> usize {
         (n + n / 7 + 1).next_power_of_two().max(16)
     }
