@@ -225,36 +225,56 @@ pub struct Analysis {
 
 /// Run every family, control the FDR per family, decide verdicts, score. Once the families have
 /// run, `d` keeps only the texts of the products at risk (`AuditData::keep_texts_of`).
-pub fn analyze(d: &mut AuditData, cfg: &AuditConfig, progress: &dyn Fn(&str)) -> Analysis {
+pub fn analyze(d: &mut AuditData, cfg: &AuditConfig, progress: &(dyn Fn(&str) + Sync)) -> Analysis {
     let outputs = run_families(d, cfg, progress);
     decide_and_score(d, cfg, progress, outputs)
 }
 
+/// A family: its progress line and how it runs.
+type Family = (&'static str, fn(&AuditData, &AuditConfig) -> FamilyOutput);
+
+/// The families other than text, in the order their outputs are combined.
+const FAMILIES: [Family; 5] = [
+    ("timing statistics", timing::run),
+    ("velocity statistics", velocity::run),
+    ("order-side statistics", orders::run),
+    ("reviewer overlap", overlap::run),
+    ("reviewer signals", reviewers::run),
+];
+
+/// `FAMILIES` as two lines of work, one thread each: about the same length at ten million
+/// reviews, and the two with the largest working memory (reviewer overlap, reviewer signals) one
+/// after the other, not side by side.
+const LINES: [&[usize]; 2] = [&[0, 1, 2], &[3, 4]];
+
 /// Every family's output, in a fixed order.
-fn run_families(d: &AuditData, cfg: &AuditConfig, progress: &dyn Fn(&str)) -> Vec<FamilyOutput> {
-    let mut outputs: Vec<FamilyOutput> = Vec::new();
-    // The text family (the heaviest) runs on a second core while the others run here; the
-    // outputs are combined in a fixed order, so the result does not depend on timing.
-    let text_out = std::thread::scope(|s| {
-        let text = s.spawn(|| text::run(d, cfg));
-        progress("timing statistics (text statistics alongside)");
-        outputs.push(timing::run(d, cfg));
-        progress("velocity statistics");
-        outputs.push(velocity::run(d, cfg));
-        progress("order-side statistics");
-        outputs.push(orders::run(d, cfg));
-        progress("reviewer overlap");
-        outputs.push(overlap::run(d, cfg));
-        progress("reviewer signals");
-        outputs.push(reviewers::run(d, cfg));
-        progress("text statistics (waiting for them)");
-        text.join()
+fn run_families(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Vec<FamilyOutput> {
+    // The text family's near-duplicate search runs first, on every core (its signatures are the
+    // largest working memory of the analysis); then the other families in two lines of work
+    // beside the rest of the text family. Families only read the data, and their outputs are
+    // combined in a fixed order, so the result does not depend on timing.
+    progress("text statistics (near-duplicate search first, phrase tests alongside)");
+    let (text_out, rest) = text::run_with(d, cfg, || {
+        progress("timing, velocity, order-side statistics; reviewer overlap and signals");
+        in_pool(&LINES, LINES.len(), |line| {
+            let mut outs = Vec::new();
+            for &k in line.iter() {
+                let (name, run) = FAMILIES[k];
+                outs.push((k, run(d, cfg)));
+                progress(&format!("{name} done"));
+            }
+            outs
+        })
     });
-    match text_out {
-        Ok(t) => outputs.push(t),
-        // A panic in the text thread is a bug: surface it like one on the main thread.
-        Err(e) => std::panic::resume_unwind(e),
-    }
+    let mut rest: Vec<(usize, FamilyOutput)> = rest.into_iter().flatten().collect();
+    rest.sort_by_key(|r| r.0);
+    let mut outputs: Vec<FamilyOutput> = rest.into_iter().map(|r| r.1).collect();
+    outputs.push(text_out);
+    progress("text statistics done");
     outputs
 }
 
@@ -262,7 +282,7 @@ fn run_families(d: &AuditData, cfg: &AuditConfig, progress: &dyn Fn(&str)) -> Ve
 fn decide_and_score(
     d: &mut AuditData,
     cfg: &AuditConfig,
-    progress: &dyn Fn(&str),
+    progress: &(dyn Fn(&str) + Sync),
     outputs: Vec<FamilyOutput>,
 ) -> Analysis {
     progress("verdicts and scores");
@@ -579,6 +599,28 @@ pub fn in_chunks<T: Send>(
             .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     })
+}
+
+/// `f` over every job on `threads` threads, each thread taking the next job not yet taken (put the
+/// longest first); results in job order, whatever the timing.
+pub fn in_pool<J: Sync, T: Send>(jobs: &[J], threads: usize, f: impl Fn(&J) -> T + Sync) -> Vec<T> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: std::sync::Mutex<Vec<(usize, T)>> = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, jobs.len().max(1)) {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(job) = jobs.get(k) else { break };
+                let out = f(job);
+                done.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((k, out));
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    done.sort_by_key(|x| x.0);
+    done.into_iter().map(|x| x.1).collect()
 }
 
 /// `in_chunks` over `0..n` in rounds of `round` items: each round's chunk results go to `take` in

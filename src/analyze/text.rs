@@ -26,6 +26,8 @@ const ROWS: usize = PERMS / BANDS;
 const _: () = assert!(ROWS * 8 <= 32);
 /// How many earlier members of an LSH bucket each review is compared with.
 const COMPARE_BACK: usize = 3;
+/// A set of identical signatures from several reviewers, in the near-duplicate search.
+const MANY: u32 = u32::MAX;
 
 /// Lower-case word tokens (letters and digits).
 pub fn tokens(text: &str) -> Vec<String> {
@@ -217,9 +219,16 @@ fn minhash(set: &[u64]) -> [u32; PERMS] {
     sig
 }
 
+/// One MinHash value cut to 8 bits: its lowest (b-bit MinHash). The low bits of two different
+/// minima agree by chance once in 256, which `estimate` takes out; the top bits would not do — a
+/// minimum is small, so its top byte is near 0 for every text, chance agreement is many times
+/// 1/256, and LSH band keys made of such bytes put most reviews into a few huge buckets.
+fn cut(h: u32) -> u8 {
+    h as u8
+}
+
 /// Signature of a text for the near-duplicate search: 64 MinHash values over its word 3-shingles,
-/// each cut to its top 8 bits — 64 bytes a review, one cache line (b-bit MinHash: two different
-/// minima agree by chance once in 256, which `estimate` takes out).
+/// each `cut` to 8 bits — 64 bytes a review, one cache line.
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C, align(64))]
 struct Signature([u8; PERMS]);
@@ -227,7 +236,7 @@ struct Signature([u8; PERMS]);
 /// `shingles` is a buffer the caller reuses.
 fn signature(words: &[u64], shingles: &mut Vec<u64>) -> Signature {
     shingles_into(words, shingles);
-    Signature(minhash(shingles).map(|h| (h >> 24) as u8))
+    Signature(minhash(shingles).map(cut))
 }
 
 /// Number of positions where two signature parts agree.
@@ -262,15 +271,15 @@ const PAIR_BATCH: usize = 256;
 /// of a band at a time, so only that range's keys are held.
 const KEY_PARTS: usize = 2;
 
-/// `band values << 32 | position` for every signature whose band key falls in `part` of
-/// `KEY_PARTS` key ranges, sorted: buckets are runs of equal upper halves listing their members by
+/// `band values << 32 | position` for the signatures at positions `at` (ascending) whose band key
+/// falls in `part` of `KEY_PARTS` key ranges, sorted: buckets are runs of equal upper halves listing their members by
 /// position — time order, as the signatures are in review order. A bucket lies in one range.
-fn band_keys_sorted(sigs: &[Signature], band: usize, part: usize) -> Vec<u64> {
-    let mut keyed: Vec<u64> = sigs
+fn band_keys_sorted(sigs: &[Signature], at: &[u32], band: usize, part: usize) -> Vec<u64> {
+    let mut keyed: Vec<u64> = at
         .iter()
-        .enumerate()
-        .filter_map(|(k, sig)| {
+        .filter_map(|&k| {
             // The band's four 8-bit values themselves are the key (no hash, no collisions).
+            let sig = &sigs[k as usize];
             let mut h = 0u64;
             for r in 0..ROWS {
                 h = (h << 8) | sig.0[band * ROWS + r] as u64;
@@ -278,8 +287,71 @@ fn band_keys_sorted(sigs: &[Signature], band: usize, part: usize) -> Vec<u64> {
             ((h * KEY_PARTS as u64) >> 32 == part as u64).then_some((h << 32) | k as u64)
         })
         .collect();
-    keyed.sort_unstable();
+    // The positions are ascending already: sorted by key alone, stably.
+    sort_by_upper_half(&mut keyed);
     keyed
+}
+
+/// Sort values by their upper 32 bits, keeping the order of values whose upper halves are equal
+/// (a least-significant-digit radix sort, three passes of 11 bits; a pass whose digit is the same
+/// for every value is skipped). Where the lower halves are ascending already, the result is that
+/// of sorting the whole values, in a fraction of a comparison sort's time at millions of values.
+fn sort_by_upper_half(v: &mut Vec<u64>) {
+    const BITS: u32 = 11;
+    const DIGITS: usize = 1 << BITS;
+    let mut spare = vec![0u64; v.len()];
+    for pass in 0..3 {
+        let shift = 32 + pass * BITS;
+        let digit = |x: u64| ((x >> shift) as usize) & (DIGITS - 1);
+        let mut at = vec![0usize; DIGITS];
+        for &x in v.iter() {
+            at[digit(x)] += 1;
+        }
+        if at.contains(&v.len()) {
+            continue;
+        }
+        let mut sum = 0;
+        for c in at.iter_mut() {
+            (*c, sum) = (sum, sum + *c);
+        }
+        for &x in v.iter() {
+            let d = digit(x);
+            spare[at[d]] = x;
+            at[d] += 1;
+        }
+        std::mem::swap(v, &mut spare);
+    }
+}
+
+/// For every signature, the first position holding the same 64 values (its own if none earlier
+/// does). Found through a sort by a 32-bit hash of the values, every match confirmed on the values.
+fn identical_firsts(sigs: &[Signature]) -> Vec<u32> {
+    let mut keyed: Vec<u64> = sigs
+        .iter()
+        .zip(0u32..)
+        .map(|(s, k)| (crate::ingest::fast_hash(&s.0) >> 32) << 32 | k as u64)
+        .collect();
+    keyed.sort_unstable();
+    let mut first: Vec<u32> = (0..sigs.len() as u32).collect();
+    let mut heads: Vec<u32> = Vec::new();
+    for run in keyed
+        .chunk_by(|x, y| x >> 32 == y >> 32)
+        .filter(|r| r.len() >= 2)
+    {
+        // Positions ascending: the first of each distinct value in the run is its head.
+        heads.clear();
+        for &x in run {
+            let k = x as u32;
+            match heads
+                .iter()
+                .find(|&&h| sigs[h as usize].0 == sigs[k as usize].0)
+            {
+                Some(&h) => first[k as usize] = h,
+                None => heads.push(k),
+            }
+        }
+    }
+    first
 }
 
 /// Union-find shared by the threads of the near-duplicate search. Each slot holds its member's
@@ -292,12 +364,12 @@ struct SharedDsu(Vec<std::sync::atomic::AtomicU64>);
 impl SharedDsu {
     const PARENT: u64 = u32::MAX as u64;
 
-    /// Singletons with these reviewers.
-    fn new(reviewers: impl Iterator<Item = u32>) -> Self {
+    /// Members with these (reviewer, parent) pairs; a parent is never a later member than its
+    /// child (singletons: their own parent).
+    fn new(members: impl Iterator<Item = (u32, u32)>) -> Self {
         SharedDsu(
-            reviewers
-                .zip(0u32..)
-                .map(|(r, k)| std::sync::atomic::AtomicU64::new((r as u64) << 32 | k as u64))
+            members
+                .map(|(r, p)| std::sync::atomic::AtomicU64::new((r as u64) << 32 | p as u64))
                 .collect(),
         )
     }
@@ -450,8 +522,24 @@ fn near_duplicates(
 ) -> Vec<u32> {
     let sigs = signatures.as_slice();
     let n = sigs.len();
-    let dsu =
-        SharedDsu::new(near_duplicate_ids(d, cfg, words).map(|i| d.reviews[i as usize].reviewer));
+    let reviewer_of: Vec<u32> = near_duplicate_ids(d, cfg, words)
+        .map(|i| d.reviews[i as usize].reviewer)
+        .collect();
+    // Identical signatures (copied texts, at scale a large share of all) are near-duplicates of
+    // each other at any threshold: each set of them starts joined under its first member, and only
+    // first members are searched — against another member, any of the set would have been
+    // compared the same. For the rule that a reviewer's own texts are not joined to each other, a
+    // set speaks for its members' one reviewer, or for `MANY` (joinable to anyone).
+    let first = identical_firsts(sigs);
+    let mut search_as = reviewer_of.clone();
+    for (k, &f) in first.iter().enumerate() {
+        if reviewer_of[k] != reviewer_of[f as usize] {
+            search_as[f as usize] = MANY;
+        }
+    }
+    let dsu = SharedDsu::new(search_as.into_iter().zip(first.iter().copied()));
+    let firsts: Vec<u32> = (0..n as u32).filter(|&k| first[k as usize] == k).collect();
+    drop(first);
     // Every band's buckets are walked in KEY_PARTS key ranges, the ranges split between threads,
     // all joining pairs into one shared union-find. A pair is only skipped when its two reviews
     // are already joined, so the clusters are exactly those of one pass over all bands in order.
@@ -472,7 +560,8 @@ fn near_duplicates(
             }
             std::hint::black_box(touched);
             for &(i, j) in batch.iter() {
-                if dsu.reviewer(i) == dsu.reviewer(j) || dsu.find(i) == dsu.find(j) {
+                let (ri, rj) = (dsu.reviewer(i), dsu.reviewer(j));
+                if (ri == rj && ri != MANY) || dsu.find(i) == dsu.find(j) {
                     continue;
                 }
                 if estimate_reaches(&sigs[i as usize], &sigs[j as usize], threshold) {
@@ -484,7 +573,7 @@ fn near_duplicates(
         for part in parts {
             for band in 0..BANDS {
                 // Buckets as runs of a sorted (band key, review) list: no per-bucket allocation.
-                let keyed = band_keys_sorted(sigs, band, part);
+                let keyed = band_keys_sorted(sigs, &firsts, band, part);
                 // Each member is compared with at most COMPARE_BACK earlier members of the
                 // bucket: near-duplicates chain through union-find, so a cluster still joins up,
                 // and a bucket of thousands of copies costs linear work.
@@ -510,9 +599,8 @@ fn near_duplicates(
     drop(signatures);
     // Per cluster root: members, then distinct reviewers (clusters of two or more members only;
     // almost every review is its own root).
-    let (roots, reviewer_of): (Vec<u32>, Vec<u32>) = (0..n as u32)
-        .map(|k| (dsu.find(k), dsu.reviewer(k)))
-        .unzip();
+    drop(firsts);
+    let roots: Vec<u32> = (0..n as u32).map(|k| dsu.find(k)).collect();
     drop(dsu);
     let mut size = vec![0u32; n];
     for &r in &roots {
@@ -562,8 +650,14 @@ const INCENTIVE: &[&str] = &[
     "sent to me for review",
 ];
 
-/// Run the text family.
-pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
+/// Run the text family, and `beside` once the near-duplicate search is done: the search's
+/// signatures (hundreds of megabytes at scale) are freed before `beside` starts, so what `beside`
+/// allocates never stands beside them. Returns the family's output and `beside`'s result.
+pub fn run_with<T>(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    beside: impl FnOnce() -> T,
+) -> (FamilyOutput, T) {
     let mut out = FamilyOutput::default();
     if !d.has_text {
         for t in [
@@ -575,13 +669,13 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
             out.not_run
                 .push(not_run(FAMILY, t, "the reviews have no text"));
         }
-        return out;
+        return (out, beside());
     }
     // Two lines of work side by side: the phrase and disclaimer tests on their own thread, and
     // here every text read once for its word count and signature (reused by the near-duplicate
-    // and word-count tests). Outputs are joined in a fixed order.
+    // and word-count tests), then `beside`. Outputs are joined in a fixed order.
     let order = in_memory_order(d);
-    let (phrase_out, incentive_out) = std::thread::scope(|s| {
+    let (phrase_out, incentive_out, other) = std::thread::scope(|s| {
         let other = s.spawn(|| {
             let mut phrase_out = FamilyOutput::default();
             phrases(d, cfg, &order, &mut phrase_out);
@@ -591,6 +685,7 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         });
         let TextPass { words, sigs } = text_pass(d, cfg, &order);
         duplicates(d, cfg, &words, sigs, &mut out);
+        let beside_out = beside();
         let mut word_out = FamilyOutput::default();
         word_counts(d, cfg, &words, &mut word_out);
         let (phrase_out, incentive_out) = other
@@ -603,11 +698,12 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
                 o
             },
             incentive_out,
+            beside_out,
         )
     });
     out.append(phrase_out);
     out.append(incentive_out);
-    out
+    (out, other)
 }
 
 fn duplicates(
@@ -1169,6 +1265,37 @@ mod tests {
         assert!((est - exact).abs() < 0.2, "{est} vs {exact}");
     }
 
+    /// Signatures of unrelated texts agree by chance once in 256 values (what `estimate` takes
+    /// out), and their LSH band keys almost never meet: 2000 random sets of 20 shingles, chance
+    /// agreement under 2/256, no two sharing a band-0 key (expected pairs: 2000²/2 / 2^32 ≈ 0.0005).
+    #[test]
+    fn unrelated_signatures_agree_only_by_chance() {
+        let mut state = 777u64;
+        let mut next = || {
+            state = mix(state.wrapping_add(0x9E37_79B9_7F4A_7C15));
+            state
+        };
+        let sigs: Vec<Signature> = (0..2000)
+            .map(|_| {
+                let words: Vec<u64> = (0..22).map(|_| next()).collect();
+                signature(&words, &mut Vec::new())
+            })
+            .collect();
+        let agree: usize = sigs.windows(2).map(|w| agreeing(&w[0].0, &w[1].0)).sum();
+        let share = agree as f64 / ((sigs.len() - 1) * PERMS) as f64;
+        assert!(share < 2.0 / 256.0, "chance agreement {share}");
+        let all: Vec<u32> = (0..sigs.len() as u32).collect();
+        let mut keys: Vec<u64> = band_keys_sorted(&sigs, &all, 0, 0)
+            .into_iter()
+            .chain(band_keys_sorted(&sigs, &all, 0, 1))
+            .map(|k| k >> 32)
+            .collect();
+        keys.sort_unstable();
+        let n = keys.len();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "band keys of unrelated texts met");
+    }
+
     /// The 8-bit signatures estimate Jaccard without bias around the threshold: 400 random pairs
     /// of shingle sets at Jaccard 0.7 (14 shared, 3 own each), mean agreement within 0.02.
     #[test]
@@ -1186,13 +1313,58 @@ mod tests {
             b.extend((0..3).map(|_| next()));
             a.sort_unstable();
             b.sort_unstable();
-            let cut = |s: &[u64]| minhash(s).map(|h| (h >> 24) as u8);
-            let (sa, sb) = (cut(&a), cut(&b));
+            let (sa, sb) = (minhash(&a).map(cut), minhash(&b).map(cut));
             est += estimate(agreeing(&sa, &sb));
             exact += jaccard(&a, &b);
         }
         let (est, exact) = (est / n as f64, exact / n as f64);
         assert!((est - exact).abs() < 0.02, "{est} vs {exact}");
+    }
+
+    proptest::proptest! {
+        /// The radix sort by upper halves gives a full sort's order when lower halves ascend.
+        #[test]
+        fn radix_sort_matches_a_full_sort(
+            uppers in proptest::collection::vec(
+                proptest::prop_oneof![0u64..4, 0u64..5000, 0u64..(1 << 32)],
+                0..3000,
+            )
+        ) {
+            let mut v: Vec<u64> = uppers.iter().zip(0u64..).map(|(&u, k)| u << 32 | k).collect();
+            let mut want = v.clone();
+            want.sort_unstable();
+            sort_by_upper_half(&mut v);
+            proptest::prop_assert_eq!(v, want);
+        }
+    }
+
+    /// Identical signatures are grouped under their first position, exactly as a comparison of
+    /// every pair would group them (values drawn from a few, so most have copies).
+    #[test]
+    fn identical_signatures_are_grouped_under_the_first() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let sigs: Vec<Signature> = (0..600)
+            .map(|_| {
+                let mut s = Signature([0; PERMS]);
+                s.0[rng.random_range(1..4)] = rng.random_range(0..4);
+                s.0[0] = rng.random_range(0..3);
+                s
+            })
+            .collect();
+        let first = identical_firsts(&sigs);
+        for (k, &f) in first.iter().enumerate() {
+            let want = (0..sigs.len()).find(|&j| sigs[j].0 == sigs[k].0).unwrap();
+            assert_eq!(f as usize, want, "signature {k}");
+        }
+        assert!(
+            first
+                .iter()
+                .enumerate()
+                .filter(|&(k, &f)| f as usize != k)
+                .count()
+                > 300
+        );
     }
 
     /// The union-find the near-duplicate threads share gives the partition and roots (smallest
@@ -1211,7 +1383,7 @@ mod tests {
             for &(a, b) in &edges {
                 seq.union(a, b);
             }
-            let shared = SharedDsu::new((0..n).map(|k| k % 7));
+            let shared = SharedDsu::new((0..n).map(|k| (k % 7, k)));
             let (first, second) = edges.split_at(edges.len() / 2);
             std::thread::scope(|s| {
                 s.spawn(|| first.iter().rev().for_each(|&(a, b)| shared.union(a, b)));

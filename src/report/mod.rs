@@ -10,8 +10,6 @@ pub mod tables;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use base64::Engine as _;
@@ -198,32 +196,14 @@ type Drawn = Result<Option<Vec<u8>>>;
 /// PNG files into `charts_dir`.
 fn draw_all(specs: &[Spec], d: &AuditData, charts_dir: &Path) -> Result<Charts> {
     let base = charts::Baselines::new(d);
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Drawn)>> = Mutex::new(Vec::new());
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
-        .unwrap_or(1)
-        .min(specs.len().max(1));
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(spec) = specs.get(i) else { break };
-                let r =
-                    draw(&spec.job, d, &base).with_context(|| format!("cannot draw {}", spec.file));
-                if let Ok(mut v) = results.lock() {
-                    v.push((i, r));
-                }
-            });
-        }
+        .unwrap_or(1);
+    let results: Vec<Drawn> = crate::analyze::in_pool(specs, threads, |spec| {
+        draw(&spec.job, d, &base).with_context(|| format!("cannot draw {}", spec.file))
     });
-    let mut results = results
-        .into_inner()
-        .map_err(|_| anyhow::anyhow!("a chart thread panicked"))?;
-    results.sort_by_key(|r| r.0);
     let mut out = Charts::default();
-    for (i, r) in results {
-        let spec = &specs[i];
+    for (spec, r) in specs.iter().zip(results) {
         let Some(png) = r? else { continue };
         let path = charts_dir.join(&spec.file);
         std::fs::write(&path, &png).with_context(|| format!("cannot write {}", path.display()))?;
