@@ -242,10 +242,9 @@ const FAMILIES: [Family; 5] = [
     ("reviewer signals", reviewers::run),
 ];
 
-/// `FAMILIES` as two lines of work, one thread each: about the same length at ten million
-/// reviews, and the two with the largest working memory (reviewer overlap, reviewer signals) one
-/// after the other, not side by side.
-const LINES: [&[usize]; 2] = [&[0, 1, 2], &[3, 4]];
+/// The order `FAMILIES` are started in: longest first (at ten million reviews), so that the one
+/// left running alone at the end is a short one.
+const LONGEST_FIRST: [usize; 5] = [3, 0, 2, 1, 4];
 
 /// Every family's output, in a fixed order.
 fn run_families(
@@ -254,23 +253,19 @@ fn run_families(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Vec<FamilyOutput> {
     // The text family's near-duplicate search runs first, on every core (its signatures are the
-    // largest working memory of the analysis); then the other families in two lines of work
-    // beside the rest of the text family. Families only read the data, and their outputs are
+    // largest working memory of the analysis); then the other families, two at a time, beside
+    // the rest of the text family. Families only read the data, and their outputs are
     // combined in a fixed order, so the result does not depend on timing.
     progress("text statistics (near-duplicate search first, phrase tests alongside)");
-    let (text_out, rest) = text::run_with(d, cfg, || {
+    let (text_out, mut rest) = text::run_with(d, cfg, || {
         progress("timing, velocity, order-side statistics; reviewer overlap and signals");
-        in_pool(&LINES, LINES.len(), |line| {
-            let mut outs = Vec::new();
-            for &k in line.iter() {
-                let (name, run) = FAMILIES[k];
-                outs.push((k, run(d, cfg)));
-                progress(&format!("{name} done"));
-            }
-            outs
+        in_pool(&LONGEST_FIRST, 2, |&k| {
+            let (name, run) = FAMILIES[k];
+            let out = run(d, cfg);
+            progress(&format!("{name} done"));
+            (k, out)
         })
     });
-    let mut rest: Vec<(usize, FamilyOutput)> = rest.into_iter().flatten().collect();
     rest.sort_by_key(|r| r.0);
     let mut outputs: Vec<FamilyOutput> = rest.into_iter().map(|r| r.1).collect();
     outputs.push(text_out);

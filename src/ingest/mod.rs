@@ -1788,51 +1788,72 @@ fn merge_orders(
     let mut report = LoadReport::default();
     let mut orders: Vec<OrderLine> = Vec::new();
     let mut products = schema::Products::default();
-    let mut dup: Vec<bool> = Vec::new();
-    // De-duplication keys are 64-bit hashes of the identifying fields (no string copies per row);
-    // a hash match is confirmed against the stored record before anything is dropped.
-    let mut seen = Seen::with_capacity(parts.iter().map(|p| p.0.len()).sum());
     for (mut part, part_products) in parts {
         let map = products.absorb(&part_products);
         schema::renumber_products(&mut part, &map, |o| &mut o.product);
-        let base = orders.len();
         append(&mut orders, part);
-        dup.resize(orders.len(), false);
-        let key = |o: &OrderLine| hash_of(&[&o.order_id], o.item as i64);
-        let touch = |j: u32| orders[j as usize].purchased_at as u64;
-        each_read_ahead(&mut seen, &orders, base, key, touch, |seen, i, key| {
-            let dup = &mut dup[i];
-            let o = &orders[i];
-            let same = seen.find(key, |j| {
-                let p = &orders[j as usize];
-                p.order_id == o.order_id && p.item == o.item
-            });
-            let Some(j) = same else {
-                seen.insert(key, i as u32);
-                return;
-            };
-            *dup = true;
-            report.duplicate_order_lines += 1;
-            let prev = &orders[j as usize];
-            let what = if prev.quantity != o.quantity {
-                Some(format!("quantity {} vs {}", o.quantity, prev.quantity))
-            } else if prev.purchased_at != o.purchased_at {
-                Some("purchase date".to_string())
-            } else if !prev.same_price(o) {
-                Some("item price".to_string())
-            } else {
-                None
-            };
-            note_conflict(
-                &mut report,
-                what,
-                format!("order '{}'", short_value(&o.order_id)),
-                (o.line.into(), path_of(o.source)),
-                (prev.line.into(), path_of(prev.source)),
-            );
-        });
     }
-    drop(seen);
+    // De-duplication keys are 64-bit hashes of the identifying fields (no string copies per row);
+    // a hash match is confirmed against the stored record before anything is dropped. The keys
+    // are split in two halves by their lowest bit, each half de-duplicated on its own core: all
+    // copies of a line fall in one half and are met there in file order, so every later copy is
+    // paired with the first, as in one pass.
+    let key = |o: &OrderLine| hash_of(&[&o.order_id], o.item as i64);
+    let halves = crate::analyze::in_chunks(2, 1, |halves| {
+        let mut seen = Seen::with_capacity(orders.len() * halves.len() / 2 + 1);
+        let mut copies: Vec<(u32, u32)> = Vec::new();
+        let (mut batch, mut keys) = (Vec::with_capacity(READ_AHEAD), Vec::new());
+        let mut next = 0;
+        while next < orders.len() {
+            batch.clear();
+            while batch.len() < READ_AHEAD && next < orders.len() {
+                let k = key(&orders[next]);
+                if halves.contains(&((k & 1) as usize)) {
+                    batch.push((next as u32, k));
+                }
+                next += 1;
+            }
+            keys.clear();
+            keys.extend(batch.iter().map(|b| b.1));
+            read_ahead(&seen, &keys, |j| orders[j as usize].purchased_at as u64);
+            for &(i, k) in &batch {
+                let o = &orders[i as usize];
+                let same = seen.find(k, |j| {
+                    let p = &orders[j as usize];
+                    p.order_id == o.order_id && p.item == o.item
+                });
+                match same {
+                    Some(j) => copies.push((i, j)),
+                    None => seen.insert(k, i),
+                }
+            }
+        }
+        copies
+    });
+    let mut copies = crate::analyze::concat(halves);
+    copies.sort_unstable();
+    let mut dup = vec![false; if copies.is_empty() { 0 } else { orders.len() }];
+    for (i, j) in copies {
+        dup[i as usize] = true;
+        report.duplicate_order_lines += 1;
+        let (o, prev) = (&orders[i as usize], &orders[j as usize]);
+        let what = if prev.quantity != o.quantity {
+            Some(format!("quantity {} vs {}", o.quantity, prev.quantity))
+        } else if prev.purchased_at != o.purchased_at {
+            Some("purchase date".to_string())
+        } else if !prev.same_price(o) {
+            Some("item price".to_string())
+        } else {
+            None
+        };
+        note_conflict(
+            &mut report,
+            what,
+            format!("order '{}'", short_value(&o.order_id)),
+            (o.line.into(), path_of(o.source)),
+            (prev.line.into(), path_of(prev.source)),
+        );
+    }
     remove_marked(&mut orders, &dup);
     drop(dup);
     // Deterministic order regardless of file order quirks: by time, then id.
@@ -2550,6 +2571,81 @@ pub fn link_reviews(ds: &mut Dataset) {
 
 #[cfg(test)]
 mod tests {
+    /// Order lines de-duplicated in two key halves: the lines kept, the counts and the conflicts
+    /// listed (with their order) are those of one pass keeping each line's first copy.
+    #[test]
+    fn order_deduplication_matches_one_pass() {
+        use super::*;
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut line = 0u32;
+        let mut part = |n: usize, source: u32| -> OrderPart {
+            let mut products = schema::Products::default();
+            let p = products.intern("B000TEST01");
+            let orders = (0..n)
+                .map(|_| {
+                    line += 1;
+                    OrderLine {
+                        order_id: format!("o{}", rng.random_range(0..300)).into(),
+                        item: rng.random_range(0..3),
+                        purchased_at: 1_700_000_000 + rng.random_range(0..2) * 60,
+                        resolution: TimeResolution::Second,
+                        shipped: true,
+                        free: false,
+                        promo: false,
+                        product: p,
+                        quantity: rng.random_range(1..3),
+                        item_price: [9.5, 10.0][rng.random_range(0..2)],
+                        buyer_key: None,
+                        address_key: None,
+                        postal_key: None,
+                        source,
+                        line,
+                    }
+                })
+                .collect();
+            (orders, products)
+        };
+        let parts = vec![part(700, 0), part(500, 1)];
+        let all: Vec<OrderLine> = parts.iter().flat_map(|p| p.0.clone()).collect();
+        let path_of = |s: u32| format!("file{s}");
+        let (merged, _, report) = merge_orders(parts, &path_of);
+        // One pass: the first copy of each (order id, item) is kept.
+        let mut first: HashMap<(String, u64), usize> = HashMap::new();
+        let (mut kept, mut dups, mut conflicting, mut listed) = (Vec::new(), 0, 0, Vec::new());
+        for (i, o) in all.iter().enumerate() {
+            match first.get(&(o.order_id.to_string(), o.item)) {
+                None => {
+                    first.insert((o.order_id.to_string(), o.item), i);
+                    kept.push((o.source, o.line));
+                }
+                Some(&j) => {
+                    dups += 1;
+                    let p = &all[j];
+                    if p.quantity != o.quantity
+                        || p.purchased_at != o.purchased_at
+                        || !p.same_price(o)
+                    {
+                        conflicting += 1;
+                        listed.push((o.line, p.line));
+                    }
+                }
+            }
+        }
+        let mut got: Vec<(u32, u32)> = merged.iter().map(|o| (o.source, o.line)).collect();
+        got.sort_unstable();
+        kept.sort_unstable();
+        assert_eq!(got, kept);
+        assert!(dups > 500 && conflicting > 100, "{dups} {conflicting}");
+        assert_eq!(report.duplicate_order_lines, dups);
+        assert_eq!(report.conflicting_duplicates, conflicting);
+        assert_eq!(report.conflicts.len(), MAX_CONFLICTS_LISTED);
+        for (text, (l, pl)) in report.conflicts.iter().zip(&listed) {
+            assert!(text.contains(&format!("line {l} of ")), "{text}");
+            assert!(text.contains(&format!("from line {pl} of ")), "{text}");
+        }
+    }
+
     /// Inputs saved from the fuzzing corpora (`fuzz/regressions/<target>/`), replayed through the
     /// same calls as the fuzz targets: any future panic on them fails here, without nightly.
     #[test]
