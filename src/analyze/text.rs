@@ -1265,16 +1265,21 @@ mod tests {
         assert!((est - exact).abs() < 0.2, "{est} vs {exact}");
     }
 
+    /// A reproducible stream of well-mixed 64-bit values (shingle hashes for the tests).
+    fn mixed_stream(seed: u64) -> impl FnMut() -> u64 {
+        let mut state = seed;
+        move || {
+            state = mix(state.wrapping_add(0x9E37_79B9_7F4A_7C15));
+            state
+        }
+    }
+
     /// Signatures of unrelated texts agree by chance once in 256 values (what `estimate` takes
     /// out), and their LSH band keys almost never meet: 2000 random sets of 20 shingles, chance
     /// agreement under 2/256, no two sharing a band-0 key (expected pairs: 2000²/2 / 2^32 ≈ 0.0005).
     #[test]
     fn unrelated_signatures_agree_only_by_chance() {
-        let mut state = 777u64;
-        let mut next = || {
-            state = mix(state.wrapping_add(0x9E37_79B9_7F4A_7C15));
-            state
-        };
+        let mut next = mixed_stream(777);
         let sigs: Vec<Signature> = (0..2000)
             .map(|_| {
                 let words: Vec<u64> = (0..22).map(|_| next()).collect();
@@ -1300,11 +1305,7 @@ mod tests {
     /// of shingle sets at Jaccard 0.7 (14 shared, 3 own each), mean agreement within 0.02.
     #[test]
     fn signatures_estimate_jaccard_without_bias() {
-        let mut state = 12345u64;
-        let mut next = || {
-            state = mix(state.wrapping_add(0x9E37_79B9_7F4A_7C15));
-            state
-        };
+        let mut next = mixed_stream(12345);
         let (mut est, mut exact, n) = (0.0, 0.0, 400);
         for _ in 0..n {
             let shared: Vec<u64> = (0..14).map(|_| next()).collect();
