@@ -269,64 +269,70 @@ pub fn score(
                 .push((*v, c.test));
         }
     }
-    let mut out_products = Vec::new();
-    for (p, name) in d.products.iter().enumerate() {
-        let aud: Vec<u32> = d.audited_of(p).collect();
-        let n_orders = d.orders_by_product[p]
-            .iter()
-            .filter(|&&o| {
-                let o = &d.orders[o as usize];
-                o.shipped && o.day() >= d.from_day && o.day() <= d.to_day
-            })
-            .count() as u64;
-        if aud.is_empty() && n_orders == 0 {
-            continue;
-        }
-        let fl = per_product.get(name.as_str()).cloned().unwrap_or_default();
-        let mut verdict = fl.iter().map(|x| x.0).max().unwrap_or(Verdict::Pass);
-        if fl.is_empty() && aud.len() < cfg.min_reviews {
-            verdict = Verdict::Insufficient;
-        }
-        let keep: f64 = fl
-            .iter()
-            .map(|(v, _)| 1.0 - if *v == Verdict::Fail { 0.6 } else { 0.25 })
-            .product();
-        let susp = if aud.is_empty() {
-            0.0
-        } else {
-            aud.iter()
-                .filter(|&&i| review_scores[i as usize] >= 0.5)
-                .count() as f64
-                / aud.len() as f64
-        };
-        let score = 1.0 - keep * (1.0 - 0.5 * susp);
-        let original = super::mean_rating(d, &aud);
-        let adjusted = adjusted_rating(d, &aud, review_scores);
-        let mut reasons: Vec<String> = fl
-            .iter()
-            .map(|(v, t)| format!("{t}:{}", v.as_str()))
-            .collect();
-        reasons.sort();
-        reasons.dedup();
-        out_products.push(ProductScore {
-            product_id: name.clone(),
-            n_reviews: aud.len(),
-            n_orders,
-            score: round_sig(score),
-            verdict,
-            original_rating: if original.is_finite() {
-                round_sig(original)
-            } else {
+    // Products are independent (each reads its own reviews and orders): split between threads,
+    // joined back in product order.
+    let out_products = super::concat(super::in_chunks(d.products.len(), 8, |range| {
+        let mut out_products = Vec::new();
+        for p in range {
+            let name = &d.products[p];
+            let aud: Vec<u32> = d.audited_of(p).collect();
+            let n_orders = d.orders_by_product[p]
+                .iter()
+                .filter(|&&o| {
+                    let o = &d.orders[o as usize];
+                    o.shipped && o.day() >= d.from_day && o.day() <= d.to_day
+                })
+                .count() as u64;
+            if aud.is_empty() && n_orders == 0 {
+                continue;
+            }
+            let fl = per_product.get(name.as_str()).cloned().unwrap_or_default();
+            let mut verdict = fl.iter().map(|x| x.0).max().unwrap_or(Verdict::Pass);
+            if fl.is_empty() && aud.len() < cfg.min_reviews {
+                verdict = Verdict::Insufficient;
+            }
+            let keep: f64 = fl
+                .iter()
+                .map(|(v, _)| 1.0 - if *v == Verdict::Fail { 0.6 } else { 0.25 })
+                .product();
+            let susp = if aud.is_empty() {
                 0.0
-            },
-            adjusted_rating: if adjusted.is_finite() {
-                round_sig(adjusted)
             } else {
-                0.0
-            },
-            reasons: reasons.join(";"),
-        });
-    }
+                aud.iter()
+                    .filter(|&&i| review_scores[i as usize] >= 0.5)
+                    .count() as f64
+                    / aud.len() as f64
+            };
+            let score = 1.0 - keep * (1.0 - 0.5 * susp);
+            let original = super::mean_rating(d, &aud);
+            let adjusted = adjusted_rating(d, &aud, review_scores);
+            let mut reasons: Vec<String> = fl
+                .iter()
+                .map(|(v, t)| format!("{t}:{}", v.as_str()))
+                .collect();
+            reasons.sort();
+            reasons.dedup();
+            out_products.push(ProductScore {
+                product_id: name.clone(),
+                n_reviews: aud.len(),
+                n_orders,
+                score: round_sig(score),
+                verdict,
+                original_rating: if original.is_finite() {
+                    round_sig(original)
+                } else {
+                    0.0
+                },
+                adjusted_rating: if adjusted.is_finite() {
+                    round_sig(adjusted)
+                } else {
+                    0.0
+                },
+                reasons: reasons.join(";"),
+            });
+        }
+        out_products
+    }));
     (out_reviews, out_reviewers, out_products)
 }
 

@@ -685,9 +685,10 @@ pub fn run_with<T>(
         });
         let TextPass { words, sigs } = text_pass(d, cfg, &order);
         duplicates(d, cfg, &words, sigs, &mut out);
-        let beside_out = beside();
         let mut word_out = FamilyOutput::default();
         word_counts(d, cfg, &words, &mut word_out);
+        drop(words);
+        let beside_out = beside();
         let (phrase_out, incentive_out) = other
             .join()
             .unwrap_or_else(|e| std::panic::resume_unwind(e));
