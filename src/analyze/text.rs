@@ -272,8 +272,9 @@ const PAIR_BATCH: usize = 256;
 const KEY_PARTS: usize = 2;
 
 /// `band values << 32 | position` for the signatures at positions `at` (ascending) whose band key
-/// falls in `part` of `KEY_PARTS` key ranges, sorted: buckets are runs of equal upper halves listing their members by
-/// position — time order, as the signatures are in review order. A bucket lies in one range.
+/// falls in `part` of `KEY_PARTS` key ranges, sorted: buckets are runs of equal upper halves
+/// listing their members by position — time order, as the signatures are in review order. A bucket
+/// lies in one range.
 fn band_keys_sorted(sigs: &[Signature], at: &[u32], band: usize, part: usize) -> Vec<u64> {
     let mut keyed: Vec<u64> = at
         .iter()
