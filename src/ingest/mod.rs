@@ -529,10 +529,25 @@ impl Ctx<'_> {
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "t" | "y" | "yes" | "1" | "verified purchase" | "verified" => Some(true),
-        "false" | "f" | "n" | "no" | "0" | "unverified" | "not verified" => Some(false),
-        _ => None,
+    // Compared without case and without a lower-case copy (one per review at scale).
+    const YES: &[&str] = &[
+        "true",
+        "t",
+        "y",
+        "yes",
+        "1",
+        "verified purchase",
+        "verified",
+    ];
+    const NO: &[&str] = &["false", "f", "n", "no", "0", "unverified", "not verified"];
+    let v = v.trim();
+    let is = |words: &[&str]| words.iter().any(|w| w.eq_ignore_ascii_case(v));
+    if is(YES) {
+        Some(true)
+    } else if is(NO) {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -2571,6 +2586,23 @@ pub fn link_reviews(ds: &mut Dataset) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn verified_flags_read_without_case() {
+        use super::parse_bool;
+        for (v, want) in [
+            ("Verified Purchase", Some(true)),
+            (" YES ", Some(true)),
+            ("1", Some(true)),
+            ("Not Verified", Some(false)),
+            ("FALSE", Some(false)),
+            ("maybe", None),
+            ("", None),
+            ("ÿes", None),
+        ] {
+            assert_eq!(parse_bool(v), want, "{v:?}");
+        }
+    }
+
     /// Order lines de-duplicated in two key halves: the lines kept, the counts and the conflicts
     /// listed (with their order) are those of one pass keeping each line's first copy.
     #[test]
