@@ -325,14 +325,15 @@ fn sort_by_upper_half(v: &mut Vec<u64>) {
 }
 
 /// For every signature, the first position holding the same 64 values (its own if none earlier
-/// does). Found through a sort by a 32-bit hash of the values, every match confirmed on the values.
+/// does). Found through a sort by a 32-bit hash of the values (positions ascending within a hash),
+/// every match confirmed on the values.
 fn identical_firsts(sigs: &[Signature]) -> Vec<u32> {
     let mut keyed: Vec<u64> = sigs
         .iter()
         .zip(0u32..)
         .map(|(s, k)| (crate::ingest::fast_hash(&s.0) >> 32) << 32 | k as u64)
         .collect();
-    keyed.sort_unstable();
+    sort_by_upper_half(&mut keyed);
     let mut first: Vec<u32> = (0..sigs.len() as u32).collect();
     let mut heads: Vec<u32> = Vec::new();
     for run in keyed

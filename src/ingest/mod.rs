@@ -1817,32 +1817,23 @@ fn merge_orders(
     let halves = crate::analyze::in_chunks(2, 1, |halves| {
         let mut seen = Seen::with_capacity(orders.len() * halves.len() / 2 + 1);
         let mut copies: Vec<(u32, u32)> = Vec::new();
-        let (mut batch, mut keys) = (Vec::with_capacity(READ_AHEAD), Vec::new());
-        let mut next = 0;
-        while next < orders.len() {
-            batch.clear();
-            while batch.len() < READ_AHEAD && next < orders.len() {
-                let k = key(&orders[next]);
-                if halves.contains(&((k & 1) as usize)) {
-                    batch.push((next as u32, k));
-                }
-                next += 1;
+        let in_halves = orders
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (i, key(o)))
+            .filter(|&(_, k)| halves.contains(&((k & 1) as usize)));
+        let touch = |j: u32| orders[j as usize].purchased_at as u64;
+        each_read_ahead(&mut seen, in_halves, touch, |seen, i, k| {
+            let o = &orders[i];
+            let same = seen.find(k, |j| {
+                let p = &orders[j as usize];
+                p.order_id == o.order_id && p.item == o.item
+            });
+            match same {
+                Some(j) => copies.push((i as u32, j)),
+                None => seen.insert(k, i as u32),
             }
-            keys.clear();
-            keys.extend(batch.iter().map(|b| b.1));
-            read_ahead(&seen, &keys, |j| orders[j as usize].purchased_at as u64);
-            for &(i, k) in &batch {
-                let o = &orders[i as usize];
-                let same = seen.find(k, |j| {
-                    let p = &orders[j as usize];
-                    p.order_id == o.order_id && p.item == o.item
-                });
-                match same {
-                    Some(j) => copies.push((i, j)),
-                    None => seen.insert(k, i),
-                }
-            }
-        }
+        });
         copies
     });
     let mut copies = crate::analyze::concat(halves);
@@ -1923,9 +1914,7 @@ fn merge_reviews(
         let touch = |j: u32| reviews[j as usize].created_at as u64;
         each_read_ahead(
             &mut seen_ids,
-            &reviews,
-            base,
-            key,
+            (base..reviews.len()).map(|i| (i, key(&reviews[i]))),
             touch,
             |seen_ids, i, id_key| {
                 let dup = &mut dup[i];
@@ -2232,24 +2221,28 @@ impl Seen {
 /// Records looked up per batch by `read_ahead`.
 pub(crate) const READ_AHEAD: usize = 256;
 
-/// Run `body(seen, i, key(items[i]))` for every i from `base` on, in order, a batch of
-/// `READ_AHEAD` at a time whose keys' table slots (and, through `touch`, the records they point to)
-/// are read ahead first (see `read_ahead`).
-fn each_read_ahead<T>(
+/// Run `body(seen, i, key)` for every `(i, key)` of `items`, in order, a batch of `READ_AHEAD` at a
+/// time whose keys' table slots (and, through `touch`, the records they point to) are read ahead
+/// first (see `read_ahead`).
+fn each_read_ahead(
     seen: &mut Seen,
-    items: &[T],
-    base: usize,
-    key: impl Fn(&T) -> u64,
+    items: impl Iterator<Item = (usize, u64)>,
     touch: impl Fn(u32) -> u64,
     mut body: impl FnMut(&mut Seen, usize, u64),
 ) {
+    let mut items = items;
+    let mut batch: Vec<(usize, u64)> = Vec::with_capacity(READ_AHEAD);
     let mut keys: Vec<u64> = Vec::with_capacity(READ_AHEAD);
-    for start in (base..items.len()).step_by(READ_AHEAD) {
-        let end = (start + READ_AHEAD).min(items.len());
+    loop {
+        batch.clear();
+        batch.extend(items.by_ref().take(READ_AHEAD));
+        if batch.is_empty() {
+            return;
+        }
         keys.clear();
-        keys.extend(items[start..end].iter().map(&key));
+        keys.extend(batch.iter().map(|b| b.1));
         read_ahead(seen, &keys, &touch);
-        for (i, &k) in (start..end).zip(&keys) {
+        for &(i, k) in &batch {
             body(seen, i, k);
         }
     }
