@@ -25,19 +25,22 @@ pub struct ReviewerFeatures {
 
 /// Product mean ratings (all reviews up to the end of the window).
 pub fn product_means(d: &AuditData) -> Vec<f64> {
-    d.by_product
-        .iter()
-        .map(|v| {
-            if v.is_empty() {
-                0.0
-            } else {
-                v.iter()
-                    .map(|&i| d.reviews[i as usize].rating as f64)
-                    .sum::<f64>()
-                    / v.len() as f64
-            }
-        })
-        .collect()
+    // Products on all cores, joined in product order.
+    super::concat(super::in_chunks(d.by_product.len(), 8, |range| {
+        range
+            .map(|p| {
+                let v = &d.by_product[p];
+                if v.is_empty() {
+                    0.0
+                } else {
+                    v.iter()
+                        .map(|&i| d.reviews[i as usize].rating as f64)
+                        .sum::<f64>()
+                        / v.len() as f64
+                }
+            })
+            .collect::<Vec<_>>()
+    }))
 }
 
 /// Features of every reviewer.
@@ -92,52 +95,63 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
     for (test, pred, what) in [
         (
             "singleton_share",
-            &single as &dyn Fn(u32) -> bool,
+            &single as &(dyn Fn(u32) -> bool + Sync),
             "come from accounts with no other review in the catalog",
         ),
         (
             "rating_deviation",
-            &dev as &dyn Fn(u32) -> bool,
+            &dev as &(dyn Fn(u32) -> bool + Sync),
             "deviate from the product's mean rating by more than 2.5 stars",
         ),
     ] {
-        let (mut k_all, mut n_all) = (0u64, 0u64);
-        let per: Vec<(Vec<u32>, Vec<u32>)> = (0..d.products.len())
-            .map(|p| {
-                let (a, b): (Vec<u32>, Vec<u32>) = d.audited_of(p).partition(|&i| pred(i));
-                k_all += a.len() as u64;
-                n_all += (a.len() + b.len()) as u64;
-                (a, b)
-            })
-            .collect();
-        for (p, (sub, rest)) in per.into_iter().enumerate() {
-            let n = (sub.len() + rest.len()) as u64;
-            if n < cfg.min_reviews as u64 {
-                continue;
+        // Products are independent: chunks on all cores, joined in product order (the catalog
+        // totals first, then each product's candidate against them).
+        let per: Vec<(Vec<u32>, Vec<u32>)> =
+            super::concat(super::in_chunks(d.products.len(), 8, |range| {
+                range
+                    .map(|p| d.audited_of(p).partition(|&i| pred(i)))
+                    .collect::<Vec<_>>()
+            }));
+        let k_all: u64 = per.iter().map(|(a, _)| a.len() as u64).sum();
+        let n_all: u64 = per.iter().map(|(a, b)| (a.len() + b.len()) as u64).sum();
+        let found = super::in_chunks(d.products.len(), 8, |range| {
+            let mut found = Vec::new();
+            for p in range {
+                let (sub, rest) = &per[p];
+                let n = (sub.len() + rest.len()) as u64;
+                if n < cfg.min_reviews as u64 {
+                    continue;
+                }
+                let k = sub.len() as u64;
+                let p0 = loo_share(k_all, n_all, k, n);
+                let mut c = share_candidate(
+                    FAMILY,
+                    test,
+                    d,
+                    p,
+                    (k, n, p0),
+                    format!(
+                        "{k} of {n} reviews of {} {what} ({} vs {} in the catalog).",
+                        d.products[p],
+                        pct(k as f64 / n as f64),
+                        pct(p0)
+                    ),
+                );
+                c.effect_ok = k >= 5 && (k as f64 / n as f64) >= 1.5 * p0;
+                if test == "singleton_share" {
+                    c.p_rating = rating_question(d, cfg, sub, rest);
+                }
+                // Reviewer composition alone never fails a product.
+                c.max_verdict = Verdict::Warn;
+                c.review_strength = 0.25;
+                found.push((p, c));
             }
-            let k = sub.len() as u64;
-            let p0 = loo_share(k_all, n_all, k, n);
-            let mut c = share_candidate(
-                FAMILY,
-                test,
-                d,
-                p,
-                (k, n, p0),
-                format!(
-                    "{k} of {n} reviews of {} {what} ({} vs {} in the catalog).",
-                    d.products[p],
-                    pct(k as f64 / n as f64),
-                    pct(p0)
-                ),
-            );
-            c.effect_ok = k >= 5 && (k as f64 / n as f64) >= 1.5 * p0;
-            if test == "singleton_share" {
-                c.p_rating = rating_question(d, cfg, &sub, &rest);
-            }
-            // Reviewer composition alone never fails a product.
-            c.max_verdict = Verdict::Warn;
-            c.reviews = sub;
-            c.review_strength = 0.25;
+            found
+        });
+        // The subsets move into their candidates (no copy).
+        let mut per = per;
+        for (p, mut c) in found.into_iter().flatten() {
+            c.reviews = std::mem::take(&mut per[p].0);
             out.candidates.push(c);
         }
     }

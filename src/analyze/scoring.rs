@@ -181,8 +181,17 @@ pub fn score(
     signals: Vec<ReviewSignal>,
 ) -> (Vec<ReviewScore>, Vec<ReviewerScore>, Vec<ProductScore>) {
     let n = d.reviews.len();
-    let strengths = Strengths::new(n, flagged, signals);
-    let pri = prior(d, cfg);
+    // The strengths (a sort of every signal) are made beside the prior.
+    let (strengths, pri) = std::thread::scope(|s| {
+        let strengths = s.spawn(|| Strengths::new(n, flagged, signals));
+        let pri = prior(d, cfg);
+        (
+            strengths
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            pri,
+        )
+    });
     // Reviews, then reviewers: each chunk on its own thread, joined back in order (every value is
     // computed from its own review or reviewer alone). Reviews go in rounds (`in_rounds`): the
     // parts and the whole never stand in full together.

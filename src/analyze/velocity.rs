@@ -23,17 +23,26 @@ const FLOOR_PER_DAY: f64 = 0.02;
 
 /// Lag distribution (days) used to turn orders into expected reviews.
 pub fn lag_pmf(d: &AuditData, cfg: &AuditConfig) -> (Vec<f64>, String) {
-    let mut counts = vec![0.0; MAX_LAG_DAYS + 1];
-    let mut n = 0usize;
-    for r in &d.reviews {
-        if let Some(o) = r.order.get() {
-            let k = r.day() - d.orders[o as usize].day();
-            if (0..=MAX_LAG_DAYS as i64).contains(&k) {
-                counts[k as usize] += 1.0;
-                n += 1;
+    // Counted in chunks of reviews on all cores (whole counts: the sum does not depend on them).
+    let parts = super::in_chunks(d.reviews.len(), 100_000, |range| {
+        let mut counts = vec![0u64; MAX_LAG_DAYS + 1];
+        for r in &d.reviews[range] {
+            if let Some(o) = r.order.get() {
+                let k = r.day() - d.orders[o as usize].day();
+                if (0..=MAX_LAG_DAYS as i64).contains(&k) {
+                    counts[k as usize] += 1;
+                }
             }
         }
+        counts
+    });
+    let mut counts = vec![0.0; MAX_LAG_DAYS + 1];
+    for part in parts {
+        for (c, k) in counts.iter_mut().zip(part) {
+            *c += k as f64;
+        }
     }
+    let n = counts.iter().sum::<f64>() as usize;
     if n >= 50 {
         // Light smoothing so empty days keep some mass.
         let total: f64 = counts.iter().sum::<f64>() + 0.01 * counts.len() as f64;

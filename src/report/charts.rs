@@ -195,26 +195,49 @@ pub struct Baselines {
 }
 
 impl Baselines {
-    /// Over all audited reviews.
+    /// Over all audited reviews, counted in chunks on all cores and summed (counts only: the sum
+    /// does not depend on the chunks).
     pub fn new(d: &AuditData) -> Baselines {
-        let all = audited(d, None);
-        let mut ratings = [0u64; 5];
-        let mut sum = 0.0;
-        for &i in &all {
-            let r = d.reviews[i as usize].rating;
-            ratings[(r as usize).clamp(1, 5) - 1] += 1;
-            sum += r as f64;
+        let parts = crate::analyze::in_chunks(d.reviews.len(), 100_000, |range| {
+            let all: Vec<u32> = (range.start as u32..range.end as u32)
+                .filter(|&i| d.is_audited(i))
+                .collect();
+            let mut ratings = [0u64; 5];
+            let mut sum = 0u64;
+            for &i in &all {
+                let r = d.reviews[i as usize].rating;
+                ratings[(r as usize).clamp(1, 5) - 1] += 1;
+                sum += r as u64;
+            }
+            (
+                lag_counts(d, &all),
+                ratings,
+                hour_grid(d, &all),
+                sum,
+                all.len(),
+            )
+        });
+        let mut b = Baselines {
+            lag: [0; 11],
+            ratings: [0; 5],
+            hours: ([[0; 24]; 7], 0),
+            mean: f64::NAN,
+        };
+        let (mut sum, mut n) = (0u64, 0usize);
+        for (lag, ratings, (grid, hours_n), part_sum, part_n) in parts {
+            b.lag.iter_mut().zip(lag).for_each(|(x, y)| *x += y);
+            b.ratings.iter_mut().zip(ratings).for_each(|(x, y)| *x += y);
+            for (row, part_row) in b.hours.0.iter_mut().zip(grid) {
+                row.iter_mut().zip(part_row).for_each(|(x, y)| *x += y);
+            }
+            b.hours.1 += hours_n;
+            sum += part_sum;
+            n += part_n;
         }
-        Baselines {
-            lag: lag_counts(d, &all),
-            ratings,
-            hours: hour_grid(d, &all),
-            mean: if all.is_empty() {
-                f64::NAN
-            } else {
-                sum / all.len() as f64
-            },
+        if n > 0 {
+            b.mean = sum as f64 / n as f64;
         }
+        b
     }
 }
 

@@ -405,7 +405,16 @@ pub fn render(
             .map(|v| v.to_vec())
             .unwrap_or_default();
         let id = |s: &crate::findings::ReviewScore| d.reviews[s.review as usize].id.as_str();
-        revs.sort_by(|x, y| y.score.total_cmp(&x.score).then(id(x).cmp(id(y))));
+        // Only the first eight are shown: picked, then sorted (ids are unique, so the order is
+        // total and the eight are those a full sort would put first).
+        let by_risk = |x: &&crate::findings::ReviewScore, y: &&crate::findings::ReviewScore| {
+            y.score.total_cmp(&x.score).then(id(x).cmp(id(y)))
+        };
+        if revs.len() > 8 {
+            revs.select_nth_unstable_by(8, by_risk);
+            revs.truncate(8);
+        }
+        revs.sort_by(by_risk);
         h.push_str("<details><summary>Most suspicious reviews</summary><table><tr><th>review</th><th>posted</th><th>stars</th><th>score</th><th>reasons</th><th>text</th></tr>");
         for s in revs.iter().take(8) {
             let r = &d.reviews[s.review as usize];

@@ -138,31 +138,32 @@ pub fn write_in_blocks(
         .map(|t| t.get())
         .unwrap_or(1)
         .clamp(1, 4);
-    let mut start = 0;
-    while start < n {
+    // Batches of `threads` blocks; the next batch is made while the current one is written.
+    let mut batches = (0..n).step_by(threads * BLOCK_ROWS).map(|start| {
         let end = (start + threads * BLOCK_ROWS).min(n);
-        let ranges: Vec<std::ops::Range<usize>> = (start..end)
+        (start..end)
             .step_by(BLOCK_ROWS)
             .map(|b| b..(b + BLOCK_ROWS).min(end))
-            .collect();
-        let blocks: Vec<Result<Vec<u8>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = ranges
+            .collect::<Vec<_>>()
+    });
+    std::thread::scope(|s| -> Result<()> {
+        let block = &block;
+        let spawn = |ranges: Vec<std::ops::Range<usize>>| -> Vec<_> {
+            ranges
                 .into_iter()
-                .map(|r| {
-                    let block = &block;
-                    s.spawn(move || block(r))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .map(|r| s.spawn(move || block(r)))
                 .collect()
-        });
-        for b in blocks {
-            f.write_all(&b?).with_context(cannot)?;
+        };
+        let mut pending = batches.next().map(spawn);
+        while let Some(handles) = pending {
+            pending = batches.next().map(spawn);
+            for h in handles {
+                let b = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))?;
+                f.write_all(&b).with_context(cannot)?;
+            }
         }
-        start = end;
-    }
+        Ok(())
+    })?;
     f.flush().with_context(cannot)?;
     Ok(())
 }
@@ -448,6 +449,26 @@ fn write_findings_json(dir: &Path, file: &FindingsFile) -> Result<()> {
 fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
     let scores = dir.join("scores");
     super::make_subdir(&scores)?;
+    // The reviewers' order (a sort of millions of keys) is made beside the reviews' table.
+    std::thread::scope(|s| {
+        let reviewer_order = s.spawn(|| {
+            order_by_score_then_id(
+                &a.reviewers,
+                |r| r.score,
+                |r| &d.reviewers[r.reviewer as usize],
+            )
+        });
+        let reviews_written = write_review_scores(&scores, a, d);
+        let order = reviewer_order
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        reviews_written?;
+        write_reviewer_scores(&scores, a, d, order)
+    })?;
+    write_product_scores(&scores, a)
+}
+
+fn write_review_scores(scores: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
     // Read in sorted order through positions (no copy of the table); ids and times come from
     // the analysis view.
     let order = order_by_score_then_id(
@@ -495,13 +516,15 @@ fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
                 Cell::Str(&s.reasons),
             ]
         },
-    )?;
-    drop(order);
-    let order = order_by_score_then_id(
-        &a.reviewers,
-        |r| r.score,
-        |r| &d.reviewers[r.reviewer as usize],
-    );
+    )
+}
+
+fn write_reviewer_scores(
+    scores: &Path,
+    a: &Analysis,
+    d: &AuditData,
+    order: Vec<u32>,
+) -> Result<()> {
     let reviewers = |k: usize| &a.reviewers[order[k] as usize];
     write_csv_blocks(
         &scores.join("reviewers.csv"),
@@ -530,7 +553,10 @@ fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
                 Cell::Str(&r.reasons),
             ]
         },
-    )?;
+    )
+}
+
+fn write_product_scores(scores: &Path, a: &Analysis) -> Result<()> {
     let mut products = a.products.clone();
     products.sort_by(|x, y| {
         y.verdict
