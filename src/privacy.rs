@@ -99,7 +99,8 @@ impl Hasher {
                 return Some("email");
             }
         }
-        if v.parse::<std::net::IpAddr>().is_ok() {
+        // An IP address has a dot (v4) or a colon (v6): other ids are not parsed.
+        if v.contains(['.', ':']) && v.parse::<std::net::IpAddr>().is_ok() {
             return Some("ip");
         }
         None

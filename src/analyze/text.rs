@@ -448,42 +448,34 @@ fn near_duplicate_ids<'a>(
     (0..d.reviews.len() as u32).filter(move |&i| near_duplicate_eligible(d, cfg, words, i))
 }
 
-/// The reviews that have a text, in the order their texts lie in memory (the order they were
-/// read from the export, not the time order of `reviews`). Passes whose result does not depend on
-/// the order read the texts this way: each text is then next to the previous one instead of a
-/// cache miss away — at ten million reviews that is most of the cost of reading them.
-fn in_memory_order(d: &AuditData) -> Vec<u32> {
-    // By where the text starts (empty texts share a start with the next one: then by index).
-    crate::ingest::sorted_indices(
-        || {
-            d.reviews
-                .iter()
-                .zip(0u32..)
-                .filter(|(r, _)| r.text.is_some())
-                .map(|(r, i)| (r.text.start() as i64, i))
-        },
-        |a, b| a.cmp(&b),
-    )
+/// The reviews that have a text, in review (time) order. Their texts lie in file order, which
+/// need not be time order: passes over them read ahead (`touch_texts`).
+fn with_text(d: &AuditData) -> Vec<u32> {
+    (0..d.reviews.len() as u32)
+        .filter(|&i| d.reviews[i as usize].text.is_some())
+        .collect()
 }
 
 /// Texts per round of `text_pass` (`in_rounds`): the signatures are not held twice, once in the
 /// threads' parts and once in the whole, at scale.
 const TEXT_ROUND: usize = 1 << 20;
 
-/// Each text is read once for its word count and (when long enough) its signature.
+/// Each text is read once for its word count and (when long enough) its signature. `order` is
+/// ascending (`with_text`), so the signatures come in review order: a signature's position orders
+/// bucket members by time.
 fn text_pass(d: &AuditData, cfg: &AuditConfig, order: &[u32]) -> TextPass {
     let mut words = vec![0; d.reviews.len()];
     // Room for every text up front, in 2 MB pages (the band walk reads the signatures at random):
     // no growth either, where a vector of 64-byte-aligned values grows by copying into a new
     // block and would hold both at once. Room no signature fills is never touched.
-    let (mut ids, mut sigs) = (Vec::new(), PageVec::with_capacity(order.len()));
+    let mut sigs = PageVec::with_capacity(order.len());
     super::in_rounds(
         order.len(),
         TEXT_ROUND,
         25_000,
         |range| {
             let mut part_words = Vec::with_capacity(range.len());
-            let (mut ids, mut sigs) = (Vec::new(), Vec::new());
+            let mut sigs = Vec::new();
             let (mut w, mut shingles) = (Vec::new(), Vec::new());
             for batch in order[range.clone()].chunks(TEXTS_AHEAD) {
                 touch_texts(d, batch);
@@ -491,27 +483,19 @@ fn text_pass(d: &AuditData, cfg: &AuditConfig, order: &[u32]) -> TextPass {
                     word_hashes_into(d.text(&d.reviews[i as usize]).unwrap_or(""), &mut w);
                     part_words.push(w.len() as u32);
                     if w.len() >= cfg.near_duplicate_min_words {
-                        ids.push(i);
                         sigs.push(signature(&w, &mut shingles));
                     }
                 }
             }
-            (range, part_words, ids, sigs)
+            (range, part_words, sigs)
         },
-        |(range, part_words, part_ids, part_sigs)| {
+        |(range, part_words, part_sigs)| {
             for (&i, n) in order[range].iter().zip(part_words) {
                 words[i as usize] = n;
             }
-            ids.extend(part_ids);
             sigs.extend_from_slice(&part_sigs);
         },
     );
-    // Back to review order (in place: the signatures are hundreds of megabytes at scale), so that
-    // a signature's position orders bucket members by time.
-    let mut perm: Vec<u32> = (0..ids.len() as u32).collect();
-    perm.sort_unstable_by_key(|&k| ids[k as usize]);
-    drop(ids);
-    crate::ingest::permute_in_place(sigs.as_mut_slice(), perm);
     TextPass { words, sigs }
 }
 
@@ -679,7 +663,7 @@ pub fn run_with<T>(
     // Two lines of work side by side: the phrase and disclaimer tests on their own thread, and
     // here every text read once for its word count and signature (reused by the near-duplicate
     // and word-count tests), then `beside`. Outputs are joined in a fixed order.
-    let order = in_memory_order(d);
+    let order = with_text(d);
     let (phrase_out, incentive_out, other) = std::thread::scope(|s| {
         let other = s.spawn(|| {
             let mut phrase_out = FamilyOutput::default();
@@ -822,19 +806,22 @@ fn phrase_text(text: &str, ph: Phrase) -> Option<String> {
 /// Reviews whose records and texts `touch_texts` reads ahead.
 const TEXTS_AHEAD: usize = 64;
 
-/// Read the records of `reviews`, then the first byte of each one's text, before they are worked
-/// on: a product's reviews lie scattered over the view (and their texts over a gigabyte at
+/// Read the records of `reviews`, then a byte of every cache line of each one's text, before they
+/// are worked on: a product's reviews lie scattered over the view (and their texts over a gigabyte at
 /// scale), and these reads, independent of each other, overlap — where the work would wait for
 /// each review's two cache misses in turn (most of a per-product text pass's time, measured).
 fn touch_texts(d: &AuditData, reviews: &[u32]) {
     let texts = reviews
         .iter()
         .fold(0u64, |acc, &i| acc ^ d.reviews[i as usize].text.start());
-    let first = reviews.iter().fold(0u64, |acc, &i| {
+    let lines = reviews.iter().fold(0u64, |acc, &i| {
         let t = d.text(&d.reviews[i as usize]).unwrap_or("");
-        acc ^ t.as_bytes().first().copied().unwrap_or(0) as u64
+        t.as_bytes()
+            .iter()
+            .step_by(64)
+            .fold(acc, |acc, &b| acc ^ b as u64)
     });
-    std::hint::black_box(texts ^ first);
+    std::hint::black_box(texts ^ lines);
 }
 
 /// A product's candidate phrase: its word hashes and count per star rating.
@@ -1079,23 +1066,30 @@ pub fn word_bin(n: usize) -> usize {
 }
 
 fn word_counts(d: &AuditData, cfg: &AuditConfig, words: &[u32], out: &mut FamilyOutput) {
-    let bins: Vec<Option<usize>> = d
+    // Each review's bin in a byte (`NO_TEXT` without text), and the catalog's counts, in one pass.
+    const NO_TEXT: u8 = u8::MAX;
+    let mut cat = [0u64; 6];
+    let bins: Vec<u8> = d
         .reviews
         .iter()
         .zip(words)
-        .map(|(r, w)| r.text.is_some().then(|| word_bin(*w as usize)))
+        .map(|(r, &w)| {
+            if !r.text.is_some() {
+                return NO_TEXT;
+            }
+            let b = word_bin(w as usize);
+            if r.audited {
+                cat[b] += 1;
+            }
+            b as u8
+        })
         .collect();
-    let mut cat = [0u64; 6];
-    for (r, b) in d.reviews.iter().zip(&bins) {
-        if let (true, Some(b)) = (r.audited, b) {
-            cat[*b] += 1;
-        }
-    }
     for p in 0..d.products.len() {
         let mut obs = [0u64; 6];
         for i in d.audited_of(p) {
-            if let Some(b) = bins[i as usize] {
-                obs[b] += 1;
+            let b = bins[i as usize];
+            if b != NO_TEXT {
+                obs[b as usize] += 1;
             }
         }
         if obs.iter().sum::<u64>() < cfg.min_hourly_reviews as u64 {

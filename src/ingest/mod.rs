@@ -355,6 +355,8 @@ impl Record for DelimRecord<'_> {
         });
         match v {
             Some(s) => Some(s),
+            // Mostly nothing is filled: no hash of the field name per absent cell then.
+            None if self.filled.is_empty() => None,
             None => self.filled.get(field).map(|s| s.as_str()),
         }
     }
@@ -792,6 +794,8 @@ struct Sink {
     kind: Kind,
     /// Set when the records no longer fit the memory budget (the loaders stop with an error).
     over_budget: Option<String>,
+    /// Bytes of accepted records not yet added to `HELD_BYTES`.
+    unheld: u64,
     orders: Vec<OrderLine>,
     reviews: Vec<Review>,
     strings: schema::ReviewStrings,
@@ -816,12 +820,20 @@ struct Sink {
 impl Sink {
     fn hold(&mut self, bytes: u64) {
         use std::sync::atomic::Ordering;
+        // Added to the shared count once per 1024 rows (where the budget is checked), not per
+        // row: files load on several threads, and one counter written by all of them per row
+        // passes its cache line back and forth. `finish` adds what is left.
+        self.unheld += bytes;
+        if !self.rows.is_multiple_of(1024) {
+            return;
+        }
+        let bytes = std::mem::take(&mut self.unheld);
         let held = HELD_BYTES.fetch_add(bytes, Ordering::Relaxed) + bytes;
         // Resident memory while loading is about 1.2× the records' estimated bytes (allocator
         // overhead, vectors growing, de-duplication tables); the factor leaves room for the
         // analysis view that follows.
         let held = held.saturating_mul(RSS_PER_ESTIMATED_BYTE);
-        if self.over_budget.is_none() && self.rows.is_multiple_of(1024) && held > memory_budget() {
+        if self.over_budget.is_none() && held > memory_budget() {
             self.over_budget = Some(format!(
                 "the records loaded so far (line {}) need about {:.1} GB of memory, more than this machine can hold \
                  ({:.1} GB budget, 75% of the memory available at start); audit a shorter date range or a \
@@ -837,6 +849,7 @@ impl Sink {
         Sink {
             kind,
             over_budget: None,
+            unheld: 0,
             orders: Vec::new(),
             reviews: Vec::new(),
             strings: schema::ReviewStrings::default(),
@@ -1642,6 +1655,7 @@ fn finish(
     names: &HashMap<String, String>,
     mut warnings: Vec<String>,
 ) -> FileLoad {
+    HELD_BYTES.fetch_add(sink.unheld, std::sync::atomic::Ordering::Relaxed);
     let used: HashSet<&str> = names.values().map(|s| s.as_str()).collect();
     let unused_columns: Vec<String> = header
         .iter()
