@@ -5,7 +5,10 @@
 //! on most Linux systems): with 4 KB pages nearly every read is also an address-translation miss,
 //! and in a virtual machine each of those walks two sets of page tables.
 //!
-//! Owns: that memory. Must not: know what it stores.
+//! Every other large array gets 2 MB pages from the C allocator, which the process asks for by
+//! restarting itself once with the glibc tunable set (`restart_with_large_pages`).
+//!
+//! Owns: that memory, and the restart. Must not: know what it stores.
 
 /// Plain-data values (`bytemuck::Pod`) up to a capacity fixed at creation, in 2 MB-page memory
 /// where the system grants it and in an ordinary heap vector where it does not. Room no value
@@ -86,9 +89,70 @@ impl<T: bytemuck::Pod> PageVec<T> {
     }
 }
 
+/// The `GLIBC_TUNABLES` value that asks glibc's allocator for 2 MB pages, given the current one:
+/// `None` when it already has a `glibc.malloc.hugetlb` setting (kept as it is: `=0` turns large
+/// pages off), else the current tunables with `glibc.malloc.hugetlb=1` added.
+pub fn tunables_with_large_pages(current: &std::ffi::OsStr) -> Option<std::ffi::OsString> {
+    if current.to_string_lossy().contains("glibc.malloc.hugetlb") {
+        return None;
+    }
+    let mut value = current.to_os_string();
+    if !value.is_empty() {
+        value.push(":");
+    }
+    value.push("glibc.malloc.hugetlb=1");
+    Some(value)
+}
+
+/// An audit reads tables of gigabytes at random, and with 4 KB pages nearly every such read also
+/// misses the address-translation cache. glibc's allocator backs its large blocks with 2 MB pages
+/// (where the system grants them) only when the `GLIBC_TUNABLES` environment variable says so, and
+/// reads it once, when the process starts: so the binary starts itself again, once, in the same
+/// process (`exec`), with the setting added (`tunables_with_large_pages`). Measured at ten million
+/// reviews: 18% less time, peak memory unchanged (README, Benchmark). If the restart fails, the
+/// run goes on as it is.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn restart_with_large_pages() {
+    use std::os::unix::process::CommandExt;
+    const VAR: &str = "GLIBC_TUNABLES";
+    let current = std::env::var_os(VAR).unwrap_or_default();
+    let Some(value) = tunables_with_large_pages(&current) else {
+        return;
+    };
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let mut cmd = std::process::Command::new(exe);
+    if let Some(name) = args.next() {
+        cmd.arg0(name);
+    }
+    // Returns only if the restart failed.
+    let _ = cmd.args(args).env(VAR, value).exec();
+}
+
+/// Elsewhere the allocator is left as it is.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn restart_with_large_pages() {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The large-page setting is added to what is there, and never over a choice already made.
+    #[test]
+    fn large_pages_are_added_once() {
+        use std::ffi::OsStr;
+        let with = |v: &str| tunables_with_large_pages(OsStr::new(v)).map(|s| s.into_string());
+        assert_eq!(with(""), Some(Ok("glibc.malloc.hugetlb=1".into())));
+        assert_eq!(
+            with("glibc.malloc.arena_max=2"),
+            Some(Ok("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1".into()))
+        );
+        assert_eq!(with("glibc.malloc.hugetlb=0"), None);
+        assert_eq!(with("glibc.malloc.hugetlb=1"), None);
+        assert_eq!(with("x=1:glibc.malloc.hugetlb=2"), None);
+    }
 
     /// Values come back as pushed, in place edits stick, and the room is what was asked.
     #[test]
