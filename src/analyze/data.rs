@@ -431,40 +431,54 @@ fn compact_orders(
     (orders, keys)
 }
 
-/// The compact reviews (ids and texts moved out of `src`, which is consumed), the numbering of
-/// their identity keys and the reviewer table (first-seen order).
+/// Reviewer numbers in first-seen order for the reviewer ids `refs` (one per review, in review
+/// order), and the reviewer table. Runs beside `compact_reviews`, which leaves the numbers to it.
+fn intern_reviewers(
+    refs: &[crate::ingest::schema::StrRef],
+    reviewer_ids: &crate::ingest::schema::Strings,
+) -> (Vec<u32>, Interner) {
+    let mut reviewers = Interner::new();
+    let mut numbers = Vec::with_capacity(refs.len());
+    let mut names: Vec<u64> = Vec::with_capacity(crate::ingest::READ_AHEAD);
+    for batch in refs.chunks(crate::ingest::READ_AHEAD) {
+        names.clear();
+        names.extend(
+            batch
+                .iter()
+                .map(|&r| crate::ingest::fast_hash(reviewer_ids.str(r).as_bytes())),
+        );
+        reviewers.read_ahead(&names);
+        for (&r, &name) in batch.iter().zip(&names) {
+            numbers.push(reviewers.get_hashed(name, reviewer_ids.str(r)));
+        }
+    }
+    (numbers, reviewers)
+}
+
+/// The compact reviews (ids and texts moved out of `src`, which is consumed; reviewers left at 0
+/// for `intern_reviewers`' numbers) and the numbering of their identity keys.
 fn compact_reviews(
     mut src: Vec<crate::ingest::schema::Review>,
-    reviewer_ids: &crate::ingest::schema::Strings,
     product_of: &[u32],
     offset_fn: &dyn Fn(i64) -> i64,
     (from_day, to_day): (i64, i64),
-) -> (Vec<Rev>, KeyInterner, Interner) {
-    const READ_AHEAD: usize = crate::ingest::READ_AHEAD;
+) -> (Vec<Rev>, KeyInterner) {
+    const BATCH: usize = crate::ingest::READ_AHEAD;
     let mut keys = KeyInterner::default();
-    let mut reviewers = Interner::new();
     let mut reviews = Vec::with_capacity(src.len());
-    let mut names: Vec<u64> = Vec::with_capacity(READ_AHEAD);
-    let mut batch: Vec<crate::ingest::schema::Review> = Vec::with_capacity(READ_AHEAD);
+    let mut batch: Vec<crate::ingest::schema::Review> = Vec::with_capacity(BATCH);
     // Taken from the back of the reversed records (front to back), the buffer shrunk every
     // million records: the canonical and compact records never both stand in full.
     src.reverse();
     let mut shrink_at = src.len().saturating_sub(1 << 20);
     while !src.is_empty() {
         batch.clear();
-        batch.extend(src.drain(src.len().saturating_sub(READ_AHEAD)..).rev());
+        batch.extend(src.drain(src.len().saturating_sub(BATCH)..).rev());
         if src.len() <= shrink_at {
             src.shrink_to_fit();
             shrink_at = src.len().saturating_sub(1 << 20);
         }
-        names.clear();
-        names.extend(
-            batch
-                .iter()
-                .map(|r| crate::ingest::fast_hash(reviewer_ids.str(r.reviewer_id).as_bytes())),
-        );
-        reviewers.read_ahead(&names);
-        for (r, &name) in batch.iter_mut().zip(&names) {
+        for r in batch.iter_mut() {
             let day = day_of(r.created_at);
             // Local instant (1970-01-01 was a Thursday: weekday 3 counting from Monday).
             let local = (r.resolution == TimeResolution::Second)
@@ -472,7 +486,7 @@ fn compact_reviews(
             reviews.push(Rev {
                 id: std::mem::take(&mut r.review_id),
                 product: product_of[r.product as usize],
-                reviewer: reviewers.get_hashed(name, reviewer_ids.str(r.reviewer_id)),
+                reviewer: 0,
                 rating: r.rating,
                 t: r.created_at,
                 local: local.map_or(NO_TIME, |l| {
@@ -488,7 +502,7 @@ fn compact_reviews(
             });
         }
     }
-    (reviews, keys, reviewers)
+    (reviews, keys)
 }
 
 impl AuditData {
@@ -583,19 +597,25 @@ impl AuditData {
             texts,
             reviewer_ids,
         } = std::mem::take(&mut ds.strings);
-        let ((mut orders, order_keys), (mut reviews, review_keys, reviewers)) =
+        // Three lines of work: the orders, the reviewers' numbering (from a copy of the reviews'
+        // reviewer references, so it does not wait for the records it reads) and the reviews.
+        let refs: Vec<crate::ingest::schema::StrRef> =
+            src_reviews.iter().map(|r| r.reviewer_id).collect();
+        let ((mut orders, order_keys), (mut reviews, review_keys), (numbers, reviewers)) =
             std::thread::scope(|s| {
                 let o = s.spawn(|| compact_orders(src, &product_of));
-                let r = compact_reviews(
-                    src_reviews,
-                    &reviewer_ids,
-                    &product_of,
-                    &offset_fn,
-                    (from_day, to_day),
-                );
-                (o.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), r)
+                let n = s.spawn(|| intern_reviewers(&refs, &reviewer_ids));
+                let r = compact_reviews(src_reviews, &product_of, &offset_fn, (from_day, to_day));
+                (
+                    o.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                    r,
+                    n.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                )
             });
-        drop(reviewer_ids);
+        drop((refs, reviewer_ids));
+        for (r, n) in reviews.iter_mut().zip(numbers) {
+            r.reviewer = n;
+        }
         // Number the identity keys by first appearance front to back (orders, then reviews), as if
         // they had been read in order by one interner.
         {
