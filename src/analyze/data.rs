@@ -710,10 +710,12 @@ impl AuditData {
     pub fn keep_texts_of(&mut self, keep: &[bool]) {
         let mut kept = crate::ingest::schema::Strings::default();
         for r in &mut self.reviews {
-            r.text = match self.texts.get(r.text) {
-                Some(t) if keep.get(r.product as usize) == Some(&true) => kept.push(t),
-                _ => crate::ingest::schema::StrRef::NONE,
+            // The product first: the texts of the others are not read at all.
+            let text = match keep.get(r.product as usize) {
+                Some(true) => self.texts.get(r.text),
+                _ => None,
             };
+            r.text = text.map_or(crate::ingest::schema::StrRef::NONE, |t| kept.push(t));
         }
         self.texts = kept;
     }
