@@ -106,7 +106,7 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
     ] {
         // Products are independent: chunks on all cores, joined in product order (the catalog
         // totals first, then each product's candidate against them).
-        let per: Vec<(Vec<u32>, Vec<u32>)> =
+        let mut per: Vec<(Vec<u32>, Vec<u32>)> =
             super::concat(super::in_chunks(d.products.len(), 8, |range| {
                 range
                     .map(|p| d.audited_of(p).partition(|&i| pred(i)))
@@ -149,7 +149,6 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
             found
         });
         // The subsets move into their candidates (no copy).
-        let mut per = per;
         for (p, mut c) in found.into_iter().flatten() {
             c.reviews = std::mem::take(&mut per[p].0);
             out.candidates.push(c);

@@ -2048,7 +2048,7 @@ fn sort_records<T>(
 /// `tie`. Sorted as one u64 each, `(key − least) << 32 | index`, when the keys span less than 2^32
 /// (half the memory of pairs: tens of millions of them at the loading peak), as pairs otherwise.
 /// `items` is called up to three times.
-pub(crate) fn sorted_indices<I: Iterator<Item = (i64, u32)>>(
+fn sorted_indices<I: Iterator<Item = (i64, u32)>>(
     items: impl Fn() -> I,
     tie: impl Fn(u32, u32) -> std::cmp::Ordering,
 ) -> Vec<u32> {
@@ -2483,7 +2483,7 @@ fn hash_of(parts: &[&str], n: i64) -> u64 {
 
 /// Reorder `v` in place so that element k of the result is the old `v[perm[k]]`: each cycle of the
 /// permutation is followed with swaps, so no second vector of records is ever allocated.
-pub(crate) fn permute_in_place<T>(v: &mut [T], mut perm: Vec<u32>) {
+fn permute_in_place<T>(v: &mut [T], mut perm: Vec<u32>) {
     const DONE: u32 = u32::MAX;
     for start in 0..v.len() {
         if perm[start] == DONE {

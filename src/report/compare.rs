@@ -447,9 +447,6 @@ fn trim_history(periods: &mut Vec<String>, hist: &mut BTreeMap<String, Vec<Strin
     hist.retain(|_, v| v.iter().any(|x| !x.is_empty()));
 }
 
-/// Rows of the snapshot whose reviewer names are read ahead at once.
-const NAMES_AHEAD: usize = 256;
-
 /// Write `snapshot/` into the report folder.
 pub fn write_snapshot(
     dir: &Path,
@@ -486,23 +483,19 @@ pub fn write_snapshot(
     );
     let head = gzip(head)?;
     super::tables::write_in_blocks(&path, &head, d.reviews.len(), |range| {
+        use super::tables::{Cell, Short};
         let mut csv = Vec::with_capacity(range.len() * 90);
-        for (k, r) in d.reviews[range.clone()].iter().enumerate() {
-            use super::tables::{Cell, Short};
-            // The reviewer names of the next rows, scattered over the name table, are read ahead
-            // (their reads overlap) before these rows are formatted.
-            if k % NAMES_AHEAD == 0 {
-                let ahead =
-                    &d.reviews[range.start + k..(range.start + k + NAMES_AHEAD).min(range.end)];
-                let first = ahead.iter().fold(0u8, |acc, r| {
-                    acc ^ d.reviewers[r.reviewer as usize]
-                        .as_bytes()
-                        .first()
-                        .copied()
-                        .unwrap_or(0)
-                });
-                std::hint::black_box(first);
-            }
+        // The reviewer names, scattered over the name table, are read ahead of the rows.
+        let name = |k: usize| {
+            let r = &d.reviews[k];
+            d.reviewers[r.reviewer as usize]
+                .as_bytes()
+                .first()
+                .copied()
+                .unwrap_or(0) as u64
+        };
+        super::tables::each_read_ahead(range, &[&name], |k| {
+            let r = &d.reviews[k];
             super::tables::put_row(
                 &mut csv,
                 [
@@ -514,7 +507,7 @@ pub fn write_snapshot(
                 ],
                 raw,
             );
-        }
+        });
         gzip(csv)
     })?;
     // Verdict history.

@@ -241,19 +241,27 @@ where
     put_row(&mut head, header, as_is);
     write_in_blocks(path, &head, n, |range| {
         let mut out = Vec::with_capacity(range.len() * 112);
-        let mut start = range.start;
-        while start < range.end {
-            let ahead = start..(start + READ_AHEAD).min(range.end);
-            for pass in touch {
-                std::hint::black_box(ahead.clone().fold(0u64, |acc, k| acc ^ pass(k)));
-            }
-            for k in ahead.clone() {
-                put_row(&mut out, row(k), csv_safe);
-            }
-            start = ahead.end;
-        }
+        each_read_ahead(range, touch, |k| put_row(&mut out, row(k), csv_safe));
         Ok(out)
     })
+}
+
+/// Run `row(k)` for every k of `range` in order, `READ_AHEAD` rows at a time, after the `touch`
+/// passes over those rows (see `write_csv_blocks`).
+pub fn each_read_ahead(
+    range: std::ops::Range<usize>,
+    touch: &[&(dyn Fn(usize) -> u64 + Sync)],
+    mut row: impl FnMut(usize),
+) {
+    let mut start = range.start;
+    while start < range.end {
+        let ahead = start..(start + READ_AHEAD).min(range.end);
+        for pass in touch {
+            std::hint::black_box(ahead.clone().fold(0u64, |acc, k| acc ^ pass(k)));
+        }
+        ahead.clone().for_each(&mut row);
+        start = ahead.end;
+    }
 }
 
 /// `x` with six decimals, trailing zeros (and a trailing point) removed.
