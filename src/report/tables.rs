@@ -411,7 +411,9 @@ fn order_by_score_then_id<'a, T>(
     score: impl Fn(&'a T) -> f64,
     id: impl Fn(&'a T) -> &'a str,
 ) -> Vec<u32> {
-    let mut keys: Vec<(f64, [u8; 16], u32)> = items
+    // Keys compared as integers, no call per comparison: the score as a u64 that sorts high
+    // scores first (`f64::total_cmp` reversed), the id's first 16 bytes as two big-endian words.
+    let mut keys: Vec<(u64, u64, u64, u32)> = items
         .iter()
         .enumerate()
         .map(|(k, x)| {
@@ -419,16 +421,29 @@ fn order_by_score_then_id<'a, T>(
             let b = id(x).as_bytes();
             let m = b.len().min(16);
             prefix[..m].copy_from_slice(&b[..m]);
-            (score(x), prefix, k as u32)
+            let word =
+                |i: usize| u64::from_be_bytes(prefix[i..i + 8].try_into().unwrap_or_default());
+            (!total_order_bits(score(x)), word(0), word(8), k as u32)
         })
         .collect();
     keys.sort_unstable_by(|a, b| {
-        b.0.total_cmp(&a.0)
-            .then(a.1.cmp(&b.1))
-            .then_with(|| id(&items[a.2 as usize]).cmp(id(&items[b.2 as usize])))
-            .then(a.2.cmp(&b.2))
+        (a.0, a.1, a.2)
+            .cmp(&(b.0, b.1, b.2))
+            .then_with(|| id(&items[a.3 as usize]).cmp(id(&items[b.3 as usize])))
+            .then(a.3.cmp(&b.3))
     });
-    keys.iter().map(|k| k.2).collect()
+    keys.iter().map(|k| k.3).collect()
+}
+
+/// `x`'s bits as a u64 whose order is `f64::total_cmp`'s: negative values (sign bit set) have all
+/// bits flipped, others just the sign bit.
+fn total_order_bits(x: f64) -> u64 {
+    let b = x.to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | 1 << 63
+    }
 }
 
 /// Write findings.json and the three score tables into `dir` (findings.json alongside the tables).
@@ -658,6 +673,21 @@ mod tests {
             }
             let want = want.into_inner().unwrap();
             prop_assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+        }
+
+        /// Rows come in the order of a plain sort: score high to low (`total_cmp`), then id, then
+        /// position — whatever the scores (ties, signs, NaN) and ids (shared 16-byte prefixes).
+        #[test]
+        fn score_order_matches_a_plain_sort(items in proptest::collection::vec((
+            prop_oneof![Just(0.5f64), Just(-0.0), Just(0.0), Just(f64::NAN), any::<f64>()],
+            "(abcdefghijklmnop)?[a-c]{0,3}",
+        ), 0..40)) {
+            let mut want: Vec<u32> = (0..items.len() as u32).collect();
+            want.sort_by(|&a, &b| {
+                let (x, y) = (&items[a as usize], &items[b as usize]);
+                y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(a.cmp(&b))
+            });
+            prop_assert_eq!(order_by_score_then_id(&items, |x| x.0, |x| &x.1), want);
         }
     }
 
