@@ -257,9 +257,10 @@ struct Interner {
 }
 
 impl Interner {
-    fn new() -> Self {
+    /// Room for `n` names without growing (growing re-inserts every name so far).
+    fn with_capacity(n: usize) -> Self {
         Interner {
-            seen: crate::ingest::Seen::with_capacity(0),
+            seen: crate::ingest::Seen::with_capacity(n),
             names: Names::default(),
         }
     }
@@ -437,7 +438,8 @@ fn intern_reviewers(
     refs: &[crate::ingest::schema::StrRef],
     reviewer_ids: &crate::ingest::schema::Strings,
 ) -> (Vec<u32>, Interner) {
-    let mut reviewers = Interner::new();
+    // Room for as many reviewers as reviews: at scale nearly every reviewer is new.
+    let mut reviewers = Interner::with_capacity(refs.len());
     let mut numbers = Vec::with_capacity(refs.len());
     let mut names: Vec<u64> = Vec::with_capacity(crate::ingest::READ_AHEAD);
     for batch in refs.chunks(crate::ingest::READ_AHEAD) {

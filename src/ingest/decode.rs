@@ -82,6 +82,9 @@ pub enum Opened {
     },
 }
 
+/// Capacity of the decoded stream's buffer (`Opened::Text`).
+pub const TEXT_BUFFER: usize = 1 << 16;
+
 fn max_input_bytes() -> u64 {
     std::env::var("REVAUDIT_MAX_INPUT_BYTES")
         .ok()
@@ -262,7 +265,7 @@ pub fn open_reader(inner: Box<dyn Read>, named_gz: bool, limit: u64) -> Result<O
         stats: Rc::clone(&stats),
     };
     Ok(Opened::Text {
-        reader: std::io::BufReader::with_capacity(1 << 16, reader),
+        reader: std::io::BufReader::with_capacity(TEXT_BUFFER, reader),
         gzip,
         stats,
     })

@@ -1324,11 +1324,14 @@ fn load_opened(
         )));
     }
     let quoting = spec.quoting || delim != b'\t';
+    // The reader's buffer as large as the decoded stream's: its refills then bypass that stream's
+    // buffer instead of being copied through it.
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(delim)
         .has_headers(false)
         .flexible(true)
         .quoting(quoting)
+        .buffer_capacity(decode::TEXT_BUFFER)
         .from_reader(std::io::Cursor::new(first_line.clone().into_bytes()).chain(reader));
     let mut sink = Sink::new(spec.kind);
     let n_cols = header.len();
