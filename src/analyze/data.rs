@@ -257,10 +257,9 @@ struct Interner {
 }
 
 impl Interner {
-    /// Room for `n` names without growing (growing re-inserts every name so far).
-    fn with_capacity(n: usize) -> Self {
+    fn new() -> Self {
         Interner {
-            seen: crate::ingest::Seen::with_capacity(n),
+            seen: crate::ingest::Seen::with_capacity(0),
             names: Names::default(),
         }
     }
@@ -438,8 +437,9 @@ fn intern_reviewers(
     refs: &[crate::ingest::schema::StrRef],
     reviewer_ids: &crate::ingest::schema::Strings,
 ) -> (Vec<u32>, Interner) {
-    // Room for as many reviewers as reviews: at scale nearly every reviewer is new.
-    let mut reviewers = Interner::with_capacity(refs.len());
+    // Grown as names come (not sized for every review up front: the table would stand beside
+    // the canonical records at the start of the view, the memory peak of a run at scale).
+    let mut reviewers = Interner::new();
     let mut numbers = Vec::with_capacity(refs.len());
     let mut names: Vec<u64> = Vec::with_capacity(crate::ingest::READ_AHEAD);
     for batch in refs.chunks(crate::ingest::READ_AHEAD) {
