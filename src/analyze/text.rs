@@ -424,12 +424,16 @@ impl SharedDsu {
     }
 }
 
-/// What one pass over every text gives: each review's word count, and the signatures of the
-/// reviews long enough for the near-duplicate search, in review order (the reviews with a text
-/// and at least `near_duplicate_min_words` words: `near_duplicate_ids`).
+/// What one pass over every text gives: each review's word count, the signatures of the reviews
+/// long enough for the near-duplicate search, in review order (the reviews with a text and at
+/// least `near_duplicate_min_words` words: `near_duplicate_ids`), and the catalog's counts of the
+/// candidate phrases (`PhraseCounter`) per star rating, with the number of audited texts per star
+/// rating.
 struct TextPass {
     words: Vec<u32>,
     sigs: PageVec<Signature>,
+    catalog: FxHashMap<Phrase, [u64; 6]>,
+    n_cat: [u64; 6],
 }
 
 /// Whether review `i` takes part in the near-duplicate search: a text of at least
@@ -460,15 +464,24 @@ fn with_text(d: &AuditData) -> Vec<u32> {
 /// threads' parts and once in the whole, at scale.
 const TEXT_ROUND: usize = 1 << 20;
 
-/// Each text is read once for its word count and (when long enough) its signature. `order` is
-/// ascending (`with_text`), so the signatures come in review order: a signature's position orders
-/// bucket members by time.
-fn text_pass(d: &AuditData, cfg: &AuditConfig, order: &[u32]) -> TextPass {
+/// Each text is read and split into words once for its word count, its signature (when long
+/// enough) and, for audited reviews, the catalog counts of the candidate phrases (`counter`, when
+/// there are candidates). `order` is ascending (`with_text`), so the signatures come in review
+/// order: a signature's position orders bucket members by time.
+fn text_pass(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    order: &[u32],
+    counter: Option<&PhraseCounter>,
+) -> TextPass {
     let mut words = vec![0; d.reviews.len()];
     // Room for every text up front, in 2 MB pages (the band walk reads the signatures at random):
     // no growth either, where a vector of 64-byte-aligned values grows by copying into a new
     // block and would hold both at once. Room no signature fills is never touched.
     let mut sigs = PageVec::with_capacity(order.len());
+    let mut catalog: FxHashMap<Phrase, [u64; 6]> =
+        counter.map(|c| c.empty.clone()).unwrap_or_default();
+    let mut n_cat = [0u64; 6];
     super::in_rounds(
         order.len(),
         TEXT_ROUND,
@@ -476,27 +489,49 @@ fn text_pass(d: &AuditData, cfg: &AuditConfig, order: &[u32]) -> TextPass {
         |range| {
             let mut part_words = Vec::with_capacity(range.len());
             let mut sigs = Vec::new();
-            let (mut w, mut shingles) = (Vec::new(), Vec::new());
+            let mut part_catalog = counter.map(|c| c.empty.clone()).unwrap_or_default();
+            let mut part_n = [0u64; 6];
+            let (mut w, mut shingles, mut hits) = (Vec::new(), Vec::new(), Vec::new());
             for batch in order[range.clone()].chunks(TEXTS_AHEAD) {
                 touch_texts(d, batch);
                 for &i in batch {
-                    word_hashes_into(d.text(&d.reviews[i as usize]).unwrap_or(""), &mut w);
+                    let r = &d.reviews[i as usize];
+                    word_hashes_into(d.text(r).unwrap_or(""), &mut w);
                     part_words.push(w.len() as u32);
                     if w.len() >= cfg.near_duplicate_min_words {
                         sigs.push(signature(&w, &mut shingles));
                     }
+                    if let (Some(c), true) = (counter, r.audited) {
+                        part_n[r.rating as usize] += 1;
+                        c.count(&mut part_catalog, &mut hits, &w, r.rating);
+                    }
                 }
             }
-            (range, part_words, sigs)
+            (range, part_words, sigs, part_catalog, part_n)
         },
-        |(range, part_words, part_sigs)| {
+        |(range, part_words, part_sigs, part_catalog, part_n)| {
             for (&i, n) in order[range].iter().zip(part_words) {
                 words[i as usize] = n;
             }
             sigs.extend_from_slice(&part_sigs);
+            for (ph, counts) in part_catalog {
+                if let Some(c) = catalog.get_mut(&ph) {
+                    for (x, y) in c.iter_mut().zip(counts) {
+                        *x += y;
+                    }
+                }
+            }
+            for (x, y) in n_cat.iter_mut().zip(part_n) {
+                *x += y;
+            }
         },
     );
-    TextPass { words, sigs }
+    TextPass {
+        words,
+        sigs,
+        catalog,
+        n_cat,
+    }
 }
 
 /// Near-duplicate clusters: for every review, the number of reviewers in its cluster when the
@@ -660,19 +695,34 @@ pub fn run_with<T>(
         }
         return (out, beside());
     }
-    // Two lines of work side by side: the phrase and disclaimer tests on their own thread, and
-    // here every text read once for its word count and signature (reused by the near-duplicate
-    // and word-count tests), then `beside`. Outputs are joined in a fixed order.
+    // Every text is read twice: per product (phrase candidates, disclaimers), then in review order
+    // (word counts, signatures, the catalog's use of the candidates), each pass on every core.
+    // Then two lines of work side by side: the phrase and disclaimer findings on their own thread,
+    // and here the near-duplicate search and word-count test, then `beside`. Outputs are joined
+    // in a fixed order.
+    let per_product = product_pass(d, cfg);
+    let counter = (!per_product.cands.is_empty()).then(|| PhraseCounter::new(&per_product.cands));
     let order = with_text(d);
+    let TextPass {
+        words,
+        sigs,
+        catalog,
+        n_cat,
+    } = text_pass(d, cfg, &order, counter.as_ref());
+    drop((order, counter));
+    let ProductPass {
+        cands,
+        mixes,
+        incentive,
+    } = per_product;
     let (phrase_out, incentive_out, other) = std::thread::scope(|s| {
         let other = s.spawn(|| {
             let mut phrase_out = FamilyOutput::default();
-            phrases(d, cfg, &order, &mut phrase_out);
+            phrase_findings(d, cfg, (&cands, &mixes), (&catalog, n_cat), &mut phrase_out);
             let mut incentive_out = FamilyOutput::default();
-            incentives(d, cfg, &mut incentive_out);
+            incentive_findings(d, cfg, incentive, &mut incentive_out);
             (phrase_out, incentive_out)
         });
-        let TextPass { words, sigs } = text_pass(d, cfg, &order);
         duplicates(d, cfg, &words, sigs, &mut out);
         let mut word_out = FamilyOutput::default();
         word_counts(d, cfg, &words, &mut word_out);
@@ -831,23 +881,27 @@ struct PhraseCandidate {
     here: [u64; 6],
 }
 
-/// Pass 1 of `phrases` for one product: its star mix, and its phrases repeated by enough of its
-/// reviews (the product's own name — words in most of its reviews — is not substantive).
+/// The per-product pass for one product: its audited reviews whose text carries an incentive
+/// disclaimer (`incentive`) and its number of audited reviews; and when enough of them have a
+/// text, its star mix and the phrases repeated by enough of its reviews (the product's own name —
+/// words in most of its reviews — is not substantive).
 fn product_phrases(
     d: &AuditData,
     cfg: &AuditConfig,
     p: usize,
     mix: &mut [u64; 6],
     cands: &mut Vec<PhraseCandidate>,
-) {
+    incentive: &(dyn Fn(&str) -> bool + Sync),
+) -> (Vec<u32>, u64) {
+    let mut audited = 0u64;
     let revs: Vec<u32> = d
         .audited_of(p)
+        .inspect(|_| audited += 1)
         .filter(|&i| d.reviews[i as usize].text.is_some())
         .collect();
     let n = revs.len() as u64;
-    if n < cfg.min_reviews as u64 {
-        return;
-    }
+    let phrases_here = n >= cfg.min_reviews as u64;
+    let mut hits: Vec<u32> = Vec::new();
     // Counts per star rating as u32 (a product has far fewer reviews): smaller entries, fewer
     // cache misses on a map of every phrase of the product.
     let mut local: FxHashMap<Phrase, [u32; 6]> = FxHashMap::default();
@@ -857,8 +911,15 @@ fn product_phrases(
         touch_texts(d, batch);
         for &i in batch {
             let r = &d.reviews[i as usize];
+            let text = d.text(r).unwrap_or("");
+            if incentive(text) {
+                hits.push(i);
+            }
+            if !phrases_here {
+                continue;
+            }
             mix[r.rating as usize] += 1;
-            word_hashes_into(d.text(r).unwrap_or(""), &mut w);
+            word_hashes_into(text, &mut w);
             phrase_set_into(&w, &mut phrases);
             for &ph in &phrases {
                 local.entry(ph).or_default()[r.rating as usize] += 1;
@@ -869,6 +930,9 @@ fn product_phrases(
                 *word_df.entry(x).or_default() += 1;
             }
         }
+    }
+    if !phrases_here {
+        return (hits, audited);
     }
     // The product's name, where an export gives it: a phrase with one of its words ("garlic press
     // for") is how shoppers name the product, not a repeated message.
@@ -905,87 +969,126 @@ fn product_phrases(
             });
         }
     }
+    (hits, audited)
 }
 
-fn phrases(d: &AuditData, cfg: &AuditConfig, order: &[u32], out: &mut FamilyOutput) {
-    // Pass 1, per product: phrases repeated by enough of its reviews (the product's own name —
-    // words in most of its reviews — is not substantive). Words and phrases are hashes, so this
-    // allocates per review, not per word.
-    // Products are independent: split between threads, joined back in product order.
-    let mut cands: Vec<PhraseCandidate> = Vec::new();
-    let mut mixes: Vec<[u64; 6]> = Vec::with_capacity(d.products.len());
-    for (chunk_cands, chunk_mixes) in super::in_chunks(d.products.len(), 8, |range| {
+/// What the per-product pass gives: the candidate phrases (pass 1 of the phrase test), each
+/// product's star mix, and per product its reviews with an incentive disclaimer and its number of
+/// audited reviews.
+struct ProductPass {
+    cands: Vec<PhraseCandidate>,
+    mixes: Vec<[u64; 6]>,
+    incentive: Vec<(Vec<u32>, u64)>,
+}
+
+/// Products per job of `product_pass`: products differ in size by orders of magnitude, so the
+/// threads take small runs of them in turn rather than half the catalog each.
+const PRODUCTS_PER_JOB: usize = 16;
+
+/// Each product's texts read once for the phrase candidates and the incentive disclaimers.
+/// Products are independent: taken by the threads a run at a time, joined back in product order.
+fn product_pass(d: &AuditData, cfg: &AuditConfig) -> ProductPass {
+    // ASCII texts (almost all) are searched for every disclaimer at once, ignoring ASCII case;
+    // others are lower-cased first. The disclaimers are ASCII, so both find the same matches.
+    let ascii = aho_corasick::AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(INCENTIVE)
+        .ok();
+    let incentive = |t: &str| match (&ascii, t.is_ascii()) {
+        (Some(ac), true) => ac.is_match(t),
+        _ => {
+            let l = t.to_lowercase();
+            INCENTIVE.iter().any(|k| l.contains(k))
+        }
+    };
+    let jobs: Vec<std::ops::Range<usize>> = (0..d.products.len())
+        .step_by(PRODUCTS_PER_JOB)
+        .map(|p| p..(p + PRODUCTS_PER_JOB).min(d.products.len()))
+        .collect();
+    let mut pass = ProductPass {
+        cands: Vec::new(),
+        mixes: Vec::with_capacity(d.products.len()),
+        incentive: Vec::with_capacity(d.products.len()),
+    };
+    for (cands, mixes, incentive) in super::in_pool(&jobs, 2, |range| {
         let mut cands: Vec<PhraseCandidate> = Vec::new();
         let mut mixes: Vec<[u64; 6]> = vec![[0; 6]; range.len()];
-        for (p, mix) in range.zip(mixes.iter_mut()) {
-            product_phrases(d, cfg, p, mix, &mut cands);
-        }
-        (cands, mixes)
+        let per: Vec<(Vec<u32>, u64)> = range
+            .clone()
+            .zip(mixes.iter_mut())
+            .map(|(p, mix)| product_phrases(d, cfg, p, mix, &mut cands, &incentive))
+            .collect();
+        (cands, mixes, per)
     }) {
-        cands.extend(chunk_cands);
-        mixes.extend(chunk_mixes);
+        pass.cands.extend(cands);
+        pass.mixes.extend(mixes);
+        pass.incentive.extend(incentive);
     }
-    if cands.is_empty() {
-        return;
+    pass
+}
+
+/// Pass 2 of the phrase test: the catalog's use of the candidate phrases per star rating (only
+/// those phrases are counted, so memory does not grow with the vocabulary), in `text_pass`.
+struct PhraseCounter {
+    /// Every candidate phrase with zero counts: each part of the pass starts from a copy.
+    empty: FxHashMap<Phrase, [u64; 6]>,
+    /// The candidates' first words as a bit per value of a word hash's top 16 bits: most windows
+    /// start with no candidate's first word and are passed over without a map lookup.
+    first_words: Vec<u64>,
+}
+
+impl PhraseCounter {
+    fn new(cands: &[PhraseCandidate]) -> Self {
+        let mut first_words = vec![0u64; 1 << 10];
+        for c in cands {
+            let b = (c.phrase.0 >> 48) as usize;
+            first_words[b >> 6] |= 1 << (b & 63);
+        }
+        PhraseCounter {
+            empty: cands.iter().map(|c| (c.phrase, [0u64; 6])).collect(),
+            first_words,
+        }
     }
-    // Pass 2: the catalog's use of the candidate phrases per star rating (only those phrases are
-    // counted, so memory does not grow with the vocabulary).
-    // Counted per chunk of reviews on several threads, then summed.
-    let empty: FxHashMap<Phrase, [u64; 6]> = cands.iter().map(|c| (c.phrase, [0u64; 6])).collect();
-    // The candidates' first words as a bit per value of a word hash's top 16 bits: most windows
-    // start with no candidate's first word and are passed over without a map lookup.
-    let mut first_words = vec![0u64; 1 << 10];
-    for c in &cands {
-        let b = (c.phrase.0 >> 48) as usize;
-        first_words[b >> 6] |= 1 << (b & 63);
+
+    fn may_start(&self, w: u64) -> bool {
+        self.first_words[(w >> 54) as usize] >> ((w >> 48) & 63) & 1 == 1
     }
-    let may_start = |w: u64| first_words[(w >> 54) as usize] >> ((w >> 48) & 63) & 1 == 1;
-    let mut catalog = empty.clone();
-    let mut n_cat = [0u64; 6];
-    // Texts in memory order (the counts do not depend on the order).
-    for (part, part_n) in super::in_chunks(order.len(), 25_000, |range| {
-        let mut catalog = empty.clone();
-        let mut n_cat = [0u64; 6];
-        let mut hits: Vec<Phrase> = Vec::new();
-        let mut w: Vec<u64> = Vec::new();
-        for batch in order[range].chunks(TEXTS_AHEAD) {
-            touch_texts(d, batch);
-            for r in batch.iter().map(|&i| &d.reviews[i as usize]) {
-                let (true, Some(t)) = (r.audited, d.text(r)) else {
-                    continue;
-                };
-                n_cat[r.rating as usize] += 1;
-                // Only candidate phrases are looked up, each counted once per review.
-                word_hashes_into(t, &mut w);
-                hits.clear();
-                hits.extend(
-                    w.windows(3)
-                        .filter(|w| may_start(w[0]))
-                        .map(|w| (w[0], w[1], w[2]))
-                        .filter(|ph| catalog.contains_key(ph)),
-                );
-                hits.sort_unstable();
-                hits.dedup();
-                for ph in &hits {
-                    if let Some(c) = catalog.get_mut(ph) {
-                        c[r.rating as usize] += 1;
-                    }
-                }
+
+    /// Count the candidate phrases of one text (its word hashes `w`), each once, under its star
+    /// rating. `hits` is a buffer the caller reuses.
+    fn count(
+        &self,
+        catalog: &mut FxHashMap<Phrase, [u64; 6]>,
+        hits: &mut Vec<Phrase>,
+        w: &[u64],
+        rating: u8,
+    ) {
+        hits.clear();
+        hits.extend(
+            w.windows(3)
+                .filter(|w| self.may_start(w[0]))
+                .map(|w| (w[0], w[1], w[2]))
+                .filter(|ph| catalog.contains_key(ph)),
+        );
+        hits.sort_unstable();
+        hits.dedup();
+        for ph in hits.iter() {
+            if let Some(c) = catalog.get_mut(ph) {
+                c[rating as usize] += 1;
             }
         }
-        (catalog, n_cat)
-    }) {
-        for (ph, counts) in part {
-            if let Some(c) = catalog.get_mut(&ph) {
-                for (x, y) in c.iter_mut().zip(counts) {
-                    *x += y;
-                }
-            }
-        }
-        for (x, y) in n_cat.iter_mut().zip(part_n) {
-            *x += y;
-        }
     }
+}
+
+/// Pass 3 of the phrase test: per product, its most surprising candidate phrase against its
+/// rating mix (`cands` and `mixes` from `product_pass`; `catalog` and `n_cat` from `text_pass`).
+fn phrase_findings(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    (cands, mixes): (&[PhraseCandidate], &[[u64; 6]]),
+    (catalog, n_cat): (&FxHashMap<Phrase, [u64; 6]>, [u64; 6]),
+    out: &mut FamilyOutput,
+) {
     // Pass 3: per product, the most surprising candidate against its rating mix.
     let mut best: BTreeMap<usize, (f64, usize, f64)> = BTreeMap::new(); // product → (p, cand, λ)
     let mut tested: BTreeMap<usize, f64> = BTreeMap::new();
@@ -1114,38 +1217,14 @@ fn word_counts(d: &AuditData, cfg: &AuditConfig, words: &[u32], out: &mut Family
     }
 }
 
-fn incentives(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
-    // ASCII texts (almost all) are searched for every phrase at once, ignoring ASCII case; others
-    // are lower-cased first as before. The phrases are ASCII, so both find the same matches.
-    let ascii = aho_corasick::AhoCorasick::builder()
-        .ascii_case_insensitive(true)
-        .build(INCENTIVE)
-        .ok();
-    let hit = |i: u32| -> bool {
-        d.text(&d.reviews[i as usize])
-            .is_some_and(|t| match (&ascii, t.is_ascii()) {
-                (Some(ac), true) => ac.is_match(t),
-                _ => {
-                    let l = t.to_lowercase();
-                    INCENTIVE.iter().any(|k| l.contains(k))
-                }
-            })
-    };
-    // Per product (split between threads, joined back in product order): its audited reviews
-    // with a disclaimer, and how many audited reviews it has.
-    let per: Vec<(Vec<u32>, u64)> = super::concat(super::in_chunks(d.products.len(), 8, |range| {
-        range
-            .map(|p| {
-                let audited: Vec<u32> = d.audited_of(p).collect();
-                let mut hits: Vec<u32> = Vec::new();
-                for batch in audited.chunks(TEXTS_AHEAD) {
-                    touch_texts(d, batch);
-                    hits.extend(batch.iter().copied().filter(|&i| hit(i)));
-                }
-                (hits, audited.len() as u64)
-            })
-            .collect()
-    }));
+/// The incentive-disclaimer test from `product_pass`'s results: per product (in product order),
+/// its audited reviews with a disclaimer and its number of audited reviews.
+fn incentive_findings(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    per: Vec<(Vec<u32>, u64)>,
+    out: &mut FamilyOutput,
+) {
     let k_all: u64 = per.iter().map(|x| x.0.len() as u64).sum();
     let n_all: u64 = per.iter().map(|x| x.1).sum();
     for (p, (hits, n)) in per.into_iter().enumerate() {
