@@ -619,8 +619,10 @@ pub fn in_pool<J: Sync, T: Send>(jobs: &[J], threads: usize, f: impl Fn(&J) -> T
 }
 
 /// `in_chunks` over `0..n` in rounds of `round` items: each round's chunk results go to `take` in
-/// order, and are freed, before the next round is computed — at scale the results of all chunks
-/// never stand beside what `take` builds from them. `f` gets ranges of `0..n`.
+/// order, and are freed, while the next round is computed (on other threads: `take`, often a copy
+/// into a large result, does not leave the cores idle) — at most two rounds' results stand at
+/// once, so at scale the results of all chunks never stand beside what `take` builds from them.
+/// `f` gets ranges of `0..n`.
 pub fn in_rounds<T: Send>(
     n: usize,
     round: usize,
@@ -628,12 +630,23 @@ pub fn in_rounds<T: Send>(
     f: impl Fn(std::ops::Range<usize>) -> T + Sync,
     mut take: impl FnMut(T),
 ) {
-    for start in (0..n).step_by(round.max(1)) {
-        let len = round.max(1).min(n - start);
-        for part in in_chunks(len, min_per_thread, |r| f(start + r.start..start + r.end)) {
-            take(part);
+    let round = round.max(1);
+    let f = &f;
+    let compute = move |start: usize| {
+        let len = round.min(n - start);
+        in_chunks(len, min_per_thread, |r| f(start + r.start..start + r.end))
+    };
+    let mut starts = (0..n).step_by(round);
+    std::thread::scope(|s| {
+        let mut pending = starts.next().map(|start| s.spawn(move || compute(start)));
+        while let Some(h) = pending {
+            let parts = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            pending = starts.next().map(|start| s.spawn(move || compute(start)));
+            for part in parts {
+                take(part);
+            }
         }
-    }
+    });
 }
 
 pub fn round_sig(x: f64) -> f64 {
