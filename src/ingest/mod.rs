@@ -2006,6 +2006,10 @@ fn merge_reviews(
     let mut reviews: Vec<Review> = Vec::new();
     let mut strings = schema::ReviewStrings::default();
     let mut products = schema::Products::default();
+    let mut dup: Vec<bool> = Vec::new();
+    let n: usize = parts.iter().map(|p| p.0.len()).sum();
+    let mut seen_ids = Seen::with_capacity(n);
+    let mut seen_content = Seen::with_capacity(if any_assigned { n } else { 0 });
     for (mut part, part_strings, part_products) in parts {
         let by = strings.append(part_strings);
         if by != (0, 0) {
@@ -2013,95 +2017,66 @@ fn merge_reviews(
         }
         let map = products.absorb(&part_products);
         schema::renumber_products(&mut part, &map, |r| &mut r.product);
+        let base = reviews.len();
         append(&mut reviews, part);
-    }
-    // Every review after the first with its id is a copy of that first one (pairs in `copies`,
-    // noted in file order below). Keys are 64-bit hashes of the id, confirmed against the stored
-    // record.
-    let n = reviews.len();
-    let key = |r: &Review| hash_of(&[&r.review_id], 0);
-    let touch = |j: u32| reviews[j as usize].created_at as u64;
-    let first_with_id = |seen: &Seen, i: usize, k: u64| {
-        seen.find(k, |j| reviews[j as usize].review_id == reviews[i].review_id)
-    };
-    let mut copies: Vec<(u32, u32)> = Vec::new();
-    let mut dup = vec![false; n];
-    if !any_assigned {
-        // By id alone, in two halves split by the key's lowest bit, one after the other with a
-        // table of half the size (this is the loading's memory peak at scale): all copies of a
-        // review fall in one half and are met there in file order, so every later copy is paired
-        // with the first, as in one pass.
-        let mut seen = Seen::with_capacity(n / 2 + 1);
-        for half in 0..2 {
-            seen.clear();
-            let in_half = (0..n)
-                .map(|i| (i, key(&reviews[i])))
-                .filter(|&(_, k)| k & 1 == half);
-            each_read_ahead(
-                &mut seen,
-                in_half,
-                touch,
-                |seen, i, k| match first_with_id(seen, i, k) {
-                    Some(j) => copies.push((i as u32, j)),
-                    None => seen.insert(k, i as u32),
-                },
-            );
-        }
-        copies.sort_unstable();
-    } else {
-        // Sources without ids: the same review in two overlapping downloads is also found by
-        // product, reviewer and time (only for reviews whose id revaudit assigned; such a copy is
-        // counted, not listed, and its id is not recorded).
-        let mut seen_ids = Seen::with_capacity(n);
-        let mut seen_content = Seen::with_capacity(n);
-        let ids = &strings.reviewer_ids;
-        let by_id = (0..n).map(|i| (i, key(&reviews[i])));
-        each_read_ahead(&mut seen_ids, by_id, touch, |seen_ids, i, id_key| {
-            if let Some(j) = first_with_id(seen_ids, i, id_key) {
-                copies.push((i as u32, j));
-                return;
-            }
-            let r = &reviews[i];
-            let reviewer = ids.str(r.reviewer_id);
-            let content_key = hash_of(&[products.id(r.product), reviewer], r.created_at);
-            let same_content = |j: u32| {
-                let q = &reviews[j as usize];
-                q.product == r.product
-                    && ids.str(q.reviewer_id) == reviewer
-                    && q.created_at == r.created_at
-            };
-            if r.assigned_id && seen_content.find(content_key, same_content).is_some() {
-                dup[i] = true;
-                report.duplicate_reviews += 1;
-                return;
-            }
-            seen_content.insert(content_key, i as u32);
-            seen_ids.insert(id_key, i as u32);
-        });
-    }
-    for (i, j) in copies {
-        dup[i as usize] = true;
-        report.duplicate_reviews += 1;
-        let (r, prev) = (&reviews[i as usize], &reviews[j as usize]);
-        let what = if prev.rating != r.rating {
-            Some(format!("rating {} vs {}", r.rating, prev.rating))
-        } else if prev.created_at != r.created_at {
-            Some("date".to_string())
-        } else if prev.product != r.product {
-            Some("product".to_string())
-        } else if strings.texts.get(prev.text) != strings.texts.get(r.text) {
-            Some("text".to_string())
-        } else {
-            None
-        };
-        note_conflict(
-            &mut report,
-            what,
-            format!("review '{}'", short_value(&r.review_id)),
-            (r.line.into(), path_of(r.source)),
-            (prev.line.into(), path_of(prev.source)),
+        dup.resize(reviews.len(), false);
+        let key = |r: &Review| hash_of(&[&r.review_id], 0);
+        let touch = |j: u32| reviews[j as usize].created_at as u64;
+        each_read_ahead(
+            &mut seen_ids,
+            (base..reviews.len()).map(|i| (i, key(&reviews[i]))),
+            touch,
+            |seen_ids, i, id_key| {
+                let dup = &mut dup[i];
+                let r = &reviews[i];
+                let same_id =
+                    seen_ids.find(id_key, |j| reviews[j as usize].review_id == r.review_id);
+                if let Some(j) = same_id {
+                    *dup = true;
+                    report.duplicate_reviews += 1;
+                    let prev = &reviews[j as usize];
+                    let what = if prev.rating != r.rating {
+                        Some(format!("rating {} vs {}", r.rating, prev.rating))
+                    } else if prev.created_at != r.created_at {
+                        Some("date".to_string())
+                    } else if prev.product != r.product {
+                        Some("product".to_string())
+                    } else if strings.texts.get(prev.text) != strings.texts.get(r.text) {
+                        Some("text".to_string())
+                    } else {
+                        None
+                    };
+                    note_conflict(
+                        &mut report,
+                        what,
+                        format!("review '{}'", short_value(&r.review_id)),
+                        (r.line.into(), path_of(r.source)),
+                        (prev.line.into(), path_of(prev.source)),
+                    );
+                    return;
+                }
+                if any_assigned {
+                    let ids = &strings.reviewer_ids;
+                    let reviewer = ids.str(r.reviewer_id);
+                    let content_key = hash_of(&[products.id(r.product), reviewer], r.created_at);
+                    let same_content = |j: u32| {
+                        let q = &reviews[j as usize];
+                        q.product == r.product
+                            && ids.str(q.reviewer_id) == reviewer
+                            && q.created_at == r.created_at
+                    };
+                    if r.assigned_id && seen_content.find(content_key, same_content).is_some() {
+                        *dup = true;
+                        report.duplicate_reviews += 1;
+                        return;
+                    }
+                    seen_content.insert(content_key, i as u32);
+                }
+                seen_ids.insert(id_key, i as u32);
+            },
         );
     }
+    drop((seen_ids, seen_content));
     remove_marked(&mut reviews, &dup);
     drop(dup);
     sort_records(
@@ -2271,14 +2246,6 @@ impl Seen {
         }
     }
 
-    /// Empty the table, keeping its size.
-    fn clear(&mut self) {
-        if self.len > 0 {
-            self.slots.as_mut_slice().fill(Self::EMPTY);
-            self.len = 0;
-        }
-    }
-
     /// The first empty slot of `key`'s probe run.
     fn free_slot(&self, key: u64) -> usize {
         let slots = self.slots.as_slice();
@@ -2397,19 +2364,9 @@ fn each_read_ahead(
 /// one. With tens of millions of records the tables and records are gigabytes: this is most of
 /// the time of de-duplication and linking.
 pub(crate) fn read_ahead(seen: &Seen, keys: &[u64], touch: impl Fn(u32) -> u64) {
-    read_ahead_in(std::slice::from_ref(seen), |_| 0, keys, touch);
-}
-
-/// `read_ahead` over keys split between several tables: `table(key)` is the one holding `key`.
-fn read_ahead_in(
-    tables: &[Seen],
-    table: impl Fn(u64) -> usize,
-    keys: &[u64],
-    touch: impl Fn(u32) -> u64,
-) {
     let acc = keys
         .iter()
-        .filter_map(|&k| tables[table(k)].peek(k))
+        .filter_map(|&k| seen.peek(k))
         .fold(0u64, |acc, j| acc ^ touch(j));
     std::hint::black_box(acc);
 }
@@ -2646,38 +2603,23 @@ fn permute_part<T>(v: &mut [T], perm: &mut [u32], base: usize) {
     }
 }
 
-/// Tables of `order_runs`: keys are split between them by `table_of`.
-const RUN_TABLES: usize = 2;
-
-/// The table of `order_runs` that holds `key`.
-fn table_of(key: u64) -> usize {
-    (key % RUN_TABLES as u64) as usize
-}
-
 /// The order-id index of linking: the lines of one order sit next to each other (orders are
 /// sorted by time, then id), so the first line of each run of equal ids is indexed, by a hash of
-/// the id — in `RUN_TABLES` tables split by `table_of`, filled on as many cores.
-fn order_runs(orders: &[OrderLine]) -> Vec<Seen> {
-    crate::analyze::concat(crate::analyze::in_chunks(RUN_TABLES, 1, |tables| {
-        tables
-            .map(|t| {
-                let mut runs = Seen::with_capacity(orders.len() / RUN_TABLES + 1);
-                // Inserted a batch at a time, the batch's home slots read first
-                // (`each_read_ahead`): each insert is otherwise a cache miss waited for alone.
-                let starts = (0..orders.len())
-                    .filter(|&i| i == 0 || orders[i - 1].order_id != orders[i].order_id)
-                    .map(|i| (i, order_key(&orders[i].order_id).get()))
-                    .filter(|&(_, key)| table_of(key) == t);
-                each_read_ahead(
-                    &mut runs,
-                    starts,
-                    |_| 0,
-                    |runs, i, key| runs.insert(key, i as u32),
-                );
-                runs
-            })
-            .collect::<Vec<Seen>>()
-    }))
+/// the id.
+fn order_runs(orders: &[OrderLine]) -> Seen {
+    let mut runs = Seen::with_capacity(orders.len());
+    // Inserted a batch at a time, the batch's home slots read first (`each_read_ahead`): each
+    // insert is otherwise a cache miss waited for alone.
+    let starts = (0..orders.len())
+        .filter(|&i| i == 0 || orders[i - 1].order_id != orders[i].order_id)
+        .map(|i| (i, order_key(&orders[i].order_id).get()));
+    each_read_ahead(
+        &mut runs,
+        starts,
+        |_| 0,
+        |runs, i, key| runs.insert(key, i as u32),
+    );
+    runs
 }
 
 /// Link each review to an order: by order id where the review carries one, else by buyer key +
@@ -2697,9 +2639,7 @@ pub fn link_reviews(ds: &mut Dataset) {
             for batch in ds.reviews[range].chunks(READ_AHEAD) {
                 keys.clear();
                 keys.extend(batch.iter().map(|r| r.order_key.map_or(0, |k| k.get())));
-                read_ahead_in(&runs, table_of, &keys, |j| {
-                    orders[j as usize].purchased_at as u64
-                });
+                read_ahead(&runs, &keys, |j| orders[j as usize].purchased_at as u64);
                 for (r, &key) in batch.iter().zip(&keys) {
                     let Some(want) = r.order_key else {
                         part.push(OptIdx::NONE);
@@ -2707,8 +2647,7 @@ pub fn link_reviews(ds: &mut Dataset) {
                     };
                     let mut first = None;
                     let mut same_product = None;
-                    let starts = runs[table_of(key)]
-                        .all(key, |j| order_key(&orders[j as usize].order_id) == want);
+                    let starts = runs.all(key, |j| order_key(&orders[j as usize].order_id) == want);
                     'runs: for start in starts {
                         let oid = &orders[start as usize].order_id;
                         for (k, o) in orders.iter().enumerate().skip(start as usize) {
