@@ -240,24 +240,31 @@ pub fn write_all(
     d: &AuditData,
     comparison: Option<&compare::Comparison>,
 ) -> Result<()> {
-    // The score tables and the snapshot are independent files: written side by side.
-    let (tables, snapshot) = std::thread::scope(|s| {
+    // The score tables, the snapshot and the charts with the page are independent files: made side
+    // by side (the charts and the page, drawn last, left a core idle at scale). Errors are
+    // reported in that order.
+    let (tables, snapshot, page) = std::thread::scope(|s| {
         let t = s.spawn(|| tables::write(dir, file, a, d));
-        let snap = compare::write_snapshot(dir, file, a, d, comparison);
-        (t.join(), snap)
+        let snap = s.spawn(|| compare::write_snapshot(dir, file, a, d, comparison));
+        let page = (|| -> Result<()> {
+            let charts_dir = dir.join("charts");
+            make_subdir(&charts_dir)?;
+            let specs = plan(file, a, d);
+            let charts = draw_all(&specs, d, &charts_dir)?;
+            std::fs::write(
+                dir.join("index.html"),
+                html::render(file, a, d, &charts, comparison),
+            )?;
+            Ok(())
+        })();
+        (t.join(), snap.join(), page)
     });
-    match tables {
-        Ok(r) => r?,
-        Err(e) => std::panic::resume_unwind(e),
+    for r in [tables, snapshot] {
+        match r {
+            Ok(r) => r?,
+            Err(e) => std::panic::resume_unwind(e),
+        }
     }
-    snapshot?;
-    let charts_dir = dir.join("charts");
-    make_subdir(&charts_dir)?;
-    let specs = plan(file, a, d);
-    let charts = draw_all(&specs, d, &charts_dir)?;
-    std::fs::write(
-        dir.join("index.html"),
-        html::render(file, a, d, &charts, comparison),
-    )?;
+    page?;
     Ok(())
 }
