@@ -566,6 +566,14 @@ pub fn concat<T>(parts: Vec<Vec<T>>) -> Vec<T> {
     all
 }
 
+/// Threads for work split across cores: the machine's, at most 4.
+pub fn worker_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|t| t.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
+}
+
 /// Run `f` over consecutive chunks of `0..n` on up to `available_parallelism` threads (at most 4)
 /// and return the chunks' results in order, so callers combine them exactly as a single pass
 /// would. Inputs under `min_per_thread` items per thread run on the calling thread.
@@ -574,10 +582,7 @@ pub fn in_chunks<T: Send>(
     min_per_thread: usize,
     f: impl Fn(std::ops::Range<usize>) -> T + Sync,
 ) -> Vec<T> {
-    let threads = std::thread::available_parallelism()
-        .map(|t| t.get())
-        .unwrap_or(1)
-        .clamp(1, 4);
+    let threads = worker_threads();
     if threads == 1 || n < 2 * min_per_thread.max(1) {
         return vec![f(0..n)];
     }

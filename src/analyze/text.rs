@@ -1010,7 +1010,7 @@ fn product_pass(d: &AuditData, cfg: &AuditConfig) -> ProductPass {
         mixes: Vec::with_capacity(d.products.len()),
         incentive: Vec::with_capacity(d.products.len()),
     };
-    for (cands, mixes, incentive) in super::in_pool(&jobs, 2, |range| {
+    for (cands, mixes, incentive) in super::in_pool(&jobs, super::worker_threads(), |range| {
         let mut cands: Vec<PhraseCandidate> = Vec::new();
         let mut mixes: Vec<[u64; 6]> = vec![[0; 6]; range.len()];
         let per: Vec<(Vec<u32>, u64)> = range

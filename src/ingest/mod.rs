@@ -3035,14 +3035,18 @@ mod tests {
         }
     }
 
+    /// A fixed stream of well-mixed 64-bit values from `seed`.
+    fn stream(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state = avalanche(state);
+            state
+        }
+    }
+
     /// Records come out ordered by time, then tie, whichever key layout the time span picks.
     #[test]
     fn records_sort_by_time_then_tie() {
-        let mut state = 7u64;
-        let mut next = || {
-            state = avalanche(state);
-            state
-        };
+        let mut next = stream(7);
         for span in [1_000i64, 1 << 40] {
             let mut v: Vec<(i64, u32)> = (0..2000)
                 .map(|_| {
@@ -3063,11 +3067,7 @@ mod tests {
     /// and shuffled whole give the reordering a plain gather gives.
     #[test]
     fn permutations_apply_whole_or_in_halves() {
-        let mut state = 11u64;
-        let mut next = || {
-            state = avalanche(state);
-            state
-        };
+        let mut next = stream(11);
         let n = 200_000usize;
         for block in [1usize, 1000, 70_001, n] {
             let mut perm: Vec<u32> = (0..n as u32).collect();

@@ -134,10 +134,7 @@ pub fn write_in_blocks(
     let cannot = || format!("cannot write {}", path.display());
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).with_context(cannot)?);
     f.write_all(head).with_context(cannot)?;
-    let threads = std::thread::available_parallelism()
-        .map(|t| t.get())
-        .unwrap_or(1)
-        .clamp(1, 4);
+    let threads = crate::analyze::worker_threads();
     // Batches of `threads` blocks; the next batch is made while the current one is written.
     let mut batches = (0..n).step_by(threads * BLOCK_ROWS).map(|start| {
         let end = (start + threads * BLOCK_ROWS).min(n);
