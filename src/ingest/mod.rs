@@ -1428,9 +1428,11 @@ fn load_opened(
         }
         let cells = Cells::Csv(&record);
         if spec.fill_forward_by_order {
+            // Per row: the order id's column by number (`FieldIndex::cols`), not by name.
             let oid = index
-                .get("order_id")
-                .and_then(|c| cells.get(c[0]))
+                .cols(field!("order_id"))
+                .first()
+                .and_then(|&c| cells.get(c))
                 .map(|s| s.trim().to_string());
             if oid.is_none() || oid != last_order {
                 filled.clear();

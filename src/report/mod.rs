@@ -246,17 +246,7 @@ pub fn write_all(
     let (tables, snapshot, page) = std::thread::scope(|s| {
         let t = s.spawn(|| tables::write(dir, file, a, d));
         let snap = s.spawn(|| compare::write_snapshot(dir, file, a, d, comparison));
-        let page = (|| -> Result<()> {
-            let charts_dir = dir.join("charts");
-            make_subdir(&charts_dir)?;
-            let specs = plan(file, a, d);
-            let charts = draw_all(&specs, d, &charts_dir)?;
-            std::fs::write(
-                dir.join("index.html"),
-                html::render(file, a, d, &charts, comparison),
-            )?;
-            Ok(())
-        })();
+        let page = write_page(dir, file, a, d, comparison);
         (t.join(), snap.join(), page)
     });
     for r in [tables, snapshot] {
@@ -265,6 +255,24 @@ pub fn write_all(
             Err(e) => std::panic::resume_unwind(e),
         }
     }
-    page?;
+    page
+}
+
+/// `charts/*.png` and `index.html`, which shows them.
+fn write_page(
+    dir: &Path,
+    file: &tables::FindingsFile,
+    a: &Analysis,
+    d: &AuditData,
+    comparison: Option<&compare::Comparison>,
+) -> Result<()> {
+    let charts_dir = dir.join("charts");
+    make_subdir(&charts_dir)?;
+    let specs = plan(file, a, d);
+    let charts = draw_all(&specs, d, &charts_dir)?;
+    std::fs::write(
+        dir.join("index.html"),
+        html::render(file, a, d, &charts, comparison),
+    )?;
     Ok(())
 }
