@@ -1363,7 +1363,7 @@ fn month_over_month() {
     };
     let out = month(&sep, "2026-09", &prev, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(prev.join("snapshot/reviews.csv.gz").is_file());
+    assert!(prev.join("snapshot/other_reviews.csv.gz").is_file());
     assert!(prev.join("snapshot/verdicts.csv").is_file());
     // October's export: three September reviews are gone and one changed its rating.
     let mut lines: Vec<String> = text.lines().map(|l| l.to_string()).collect();
@@ -1491,7 +1491,7 @@ fn month_over_month() {
     // No snapshot of personal data: the snapshot has ids, product, reviewer, stars, time only.
     let mut snap = String::new();
     flate2::read::MultiGzDecoder::new(
-        std::fs::File::open(cur.join("snapshot/reviews.csv.gz")).unwrap(),
+        std::fs::File::open(cur.join("snapshot/other_reviews.csv.gz")).unwrap(),
     )
     .read_to_string(&mut snap)
     .unwrap();
@@ -1773,7 +1773,7 @@ fn audit_is_deterministic() {
         "findings.json",
         "scores/reviews.csv",
         "index.html",
-        "snapshot/reviews.csv.gz",
+        "snapshot/other_reviews.csv.gz",
     ] {
         assert!(files.contains(&PathBuf::from(want)), "{want}");
     }

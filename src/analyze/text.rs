@@ -207,7 +207,27 @@ static PERM_COEFFS: std::sync::LazyLock<([u32; PERMS], [u32; PERMS])> =
         (a, b)
     });
 
+/// The MinHash of a shingle set. Where the processor has AVX2 the same arithmetic runs eight
+/// 32-bit lanes at a time with one multiply instruction (x86-64's baseline, SSE2, has no 32-bit
+/// lane multiply and emulates it): the same values, a fraction of the time.
 fn minhash(set: &[u64]) -> [u32; PERMS] {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2 (checked just above; the answer is cached).
+        return unsafe { minhash_avx2(set) };
+    }
+    minhash_portable(set)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn minhash_avx2(set: &[u64]) -> [u32; PERMS] {
+    minhash_portable(set)
+}
+
+/// `minhash` for any processor (inlined into `minhash_avx2`, which compiles it for AVX2).
+#[inline(always)]
+fn minhash_portable(set: &[u64]) -> [u32; PERMS] {
     let (a, b) = &*PERM_COEFFS;
     let mut sig = [u32::MAX; PERMS];
     for &s in set {
@@ -1347,6 +1367,16 @@ mod tests {
             texts,
             BTreeSet::from(["quick brown fox".to_string(), "the quick brown".to_string()])
         );
+    }
+
+    /// The AVX2 build of the MinHash gives the portable one's values (where the processor has
+    /// AVX2; elsewhere both calls are the portable code).
+    #[test]
+    fn minhash_is_the_same_on_every_processor() {
+        for n in [0usize, 1, 3, 17, 64, 250] {
+            let set: Vec<u64> = (0..n as u64).map(|i| mix(i * 7919 + n as u64)).collect();
+            assert_eq!(minhash(&set), minhash_portable(&set), "{n} shingles");
+        }
     }
 
     #[test]

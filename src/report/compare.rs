@@ -1,7 +1,9 @@
-//! Month over month. Every report folder keeps a compact snapshot of what it saw
-//! (`snapshot/reviews.csv.gz`: review id, product, reviewer, stars, time — no text, personal fields
-//! were hashed at load; `snapshot/verdicts.csv`: the verdict of each product in this and up to 11
-//! earlier periods). `--previous DIR` reads last month's folder and says which findings are new,
+//! Month over month. Every report folder keeps what it saw: the audited period's reviews are in
+//! `scores/reviews.csv`, the others (earlier data that served as baseline) in
+//! `snapshot/other_reviews.csv.gz` (review id, product, reviewer, stars, time — no text, personal
+//! fields were hashed at load; folders of earlier versions have every review in
+//! `snapshot/reviews.csv.gz`, still read), and `snapshot/verdicts.csv` the verdict of each product
+//! in this and up to 11 earlier periods. `--previous DIR` reads last month's folder and says which findings are new,
 //! persisting or resolved, which reviews disappeared and which ratings changed, and carries the
 //! verdict trend forward.
 //!
@@ -180,8 +182,7 @@ impl Previous {
             }
         }
         let snap = dir.join("snapshot");
-        let reviews =
-            read_reviews(&snap.join("reviews.csv.gz")).map_err(|e| usage(dir, format!("{e:#}")))?;
+        let reviews = read_previous_reviews(dir).map_err(|e| usage(dir, format!("{e:#}")))?;
         let history =
             read_history(&snap.join("verdicts.csv")).map_err(|e| usage(dir, format!("{e:#}")))?;
         Ok(Previous {
@@ -202,46 +203,80 @@ fn rank(v: &str) -> u8 {
     }
 }
 
-fn read_reviews(path: &Path) -> Result<Vec<SnapReview>> {
-    let f = std::fs::File::open(path)
-        .with_context(|| format!("cannot open snapshot/{}", file_name(path)))?;
-    let mut r = csv::Reader::from_reader(BufReader::new(flate2::read::MultiGzDecoder::new(f)));
-    let want = [
-        "review_id",
-        "product_id",
-        "reviewer_id",
-        "rating",
-        "created_at",
-    ];
+/// The snapshot's reviews outside the audited period (`scores/reviews.csv` lists the others).
+const OTHER_REVIEWS: &str = "snapshot/other_reviews.csv.gz";
+/// Every review, in report folders written before the snapshot left out the scored ones.
+const ALL_REVIEWS: &str = "snapshot/reviews.csv.gz";
+/// The columns a snapshot of reviews has, in this order.
+const SNAPSHOT_COLUMNS: [&str; 5] = [
+    "review_id",
+    "product_id",
+    "reviewer_id",
+    "rating",
+    "created_at",
+];
+
+/// Every review last month's folder saw, in time order: the scored ones from
+/// `scores/reviews.csv` (cells neutralised against formulas there are read back as they were),
+/// the rest from `OTHER_REVIEWS`; or all from `ALL_REVIEWS` in an older folder.
+fn read_previous_reviews(dir: &Path) -> Result<Vec<SnapReview>> {
+    let mut out = Vec::new();
+    if dir.join(ALL_REVIEWS).is_file() {
+        read_reviews(dir, ALL_REVIEWS, true, &mut out)?;
+    } else {
+        read_reviews(dir, "scores/reviews.csv", false, &mut out)?;
+        read_reviews(dir, OTHER_REVIEWS, true, &mut out)?;
+    }
+    // RFC 3339 UTC times of one format: text order is time order.
+    out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    Ok(out)
+}
+
+/// Append the reviews of `dir/name` (gzip-compressed or not) to `out`: the `SNAPSHOT_COLUMNS`,
+/// found by name.
+fn read_reviews(dir: &Path, name: &str, gz: bool, out: &mut Vec<SnapReview>) -> Result<()> {
+    let path = dir.join(name);
+    let f = std::fs::File::open(&path).with_context(|| format!("cannot open {name}"))?;
+    let input: Box<dyn std::io::Read> = if gz {
+        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(f)))
+    } else {
+        Box::new(BufReader::new(f))
+    };
+    let mut r = csv::Reader::from_reader(input);
     let header = r
         .headers()
-        .context("snapshot/reviews.csv.gz is unreadable")?;
-    if header.iter().collect::<Vec<_>>() != want {
-        anyhow::bail!("snapshot/reviews.csv.gz has an unexpected header");
+        .with_context(|| format!("{name} is unreadable"))?;
+    let mut at = [0usize; 5];
+    for (k, col) in SNAPSHOT_COLUMNS.iter().enumerate() {
+        at[k] = header
+            .iter()
+            .position(|h| h == *col)
+            .with_context(|| format!("{name} has no {col} column"))?;
     }
-    let mut out = Vec::new();
+    let unescape = |s: &str| {
+        if gz {
+            s.to_string()
+        } else {
+            super::tables::csv_unsafe(s).to_string()
+        }
+    };
     for (k, rec) in r.records().enumerate() {
-        let rec = rec.with_context(|| format!("snapshot/reviews.csv.gz line {}", k + 2))?;
-        let rating: u8 = rec[3]
+        let rec = rec.with_context(|| format!("{name} line {}", k + 2))?;
+        let cell = |c: usize| rec.get(at[c]).unwrap_or("");
+        let rating: u8 = cell(3)
             .parse()
             .ok()
             .filter(|x| (1..=5).contains(x))
-            .with_context(|| {
-                format!(
-                    "snapshot/reviews.csv.gz line {}: rating '{}' is not 1–5",
-                    k + 2,
-                    &rec[3]
-                )
-            })?;
+            .with_context(|| format!("{name} line {}: rating '{}' is not 1–5", k + 2, cell(3)))?;
         out.push(SnapReview {
-            review_id: rec[0].to_string(),
-            product_id: rec[1].to_string(),
-            reviewer_id: rec[2].to_string(),
+            review_id: unescape(cell(0)),
+            product_id: unescape(cell(1)),
+            reviewer_id: unescape(cell(2)),
             rating,
-            created_at: rec[4].to_string(),
+            created_at: cell(4).to_string(),
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 fn file_name(p: &Path) -> String {
@@ -457,9 +492,14 @@ pub fn write_snapshot(
 ) -> Result<()> {
     let snap: PathBuf = dir.join("snapshot");
     super::make_subdir(&snap)?;
-    let path = snap.join("reviews.csv.gz");
-    // One gzip member per block of rows, compressed on all cores (gzip readers read the members
-    // as one stream). No file name and mtime 0 in the gzip headers: same reviews, same bytes.
+    let path = dir.join(OTHER_REVIEWS);
+    // The reviews outside the audited period (`scores/reviews.csv` has the others), in time
+    // order. One gzip member per block of rows, compressed on all cores (gzip readers read the
+    // members as one stream). No file name and mtime 0 in the gzip headers: same reviews, same
+    // bytes.
+    let others: Vec<u32> = (0..d.reviews.len() as u32)
+        .filter(|&k| !d.reviews[k as usize].audited)
+        .collect();
     let gzip = |csv: Vec<u8>| -> Result<Vec<u8>> {
         let mut gz = flate2::GzBuilder::new().write(
             Vec::with_capacity(csv.len() / 3),
@@ -470,24 +510,14 @@ pub fn write_snapshot(
     };
     let mut head = Vec::new();
     let raw = super::tables::as_is;
-    super::tables::put_row(
-        &mut head,
-        [
-            "review_id",
-            "product_id",
-            "reviewer_id",
-            "rating",
-            "created_at",
-        ],
-        raw,
-    );
+    super::tables::put_row(&mut head, SNAPSHOT_COLUMNS, raw);
     let head = gzip(head)?;
-    super::tables::write_in_blocks(&path, &head, d.reviews.len(), |range| {
+    super::tables::write_in_blocks(&path, &head, others.len(), |range| {
         use super::tables::{Cell, Short};
         let mut csv = Vec::with_capacity(range.len() * 90);
         // The reviewer names, scattered over the name table, are read ahead of the rows.
         let name = |k: usize| {
-            let r = &d.reviews[k];
+            let r = &d.reviews[others[k] as usize];
             d.reviewers[r.reviewer as usize]
                 .as_bytes()
                 .first()
@@ -495,7 +525,7 @@ pub fn write_snapshot(
                 .unwrap_or(0) as u64
         };
         super::tables::each_read_ahead(range, &[&name], |k| {
-            let r = &d.reviews[k];
+            let r = &d.reviews[others[k] as usize];
             super::tables::put_row(
                 &mut csv,
                 [
@@ -565,5 +595,59 @@ mod tests {
         assert_eq!(periods[0], "p3");
         assert!(!hist.contains_key("gone"));
         assert_eq!(hist["kept"].len(), HISTORY);
+    }
+
+    /// Last month's reviews come from the score table (ids read back as they were before the
+    /// formula guard) and the snapshot of the others, in time order; an older folder's full
+    /// snapshot is read as it is.
+    #[test]
+    fn previous_reviews_from_either_folder_layout() {
+        use std::io::Write as _;
+        let gz = |text: &str| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(text.as_bytes()).unwrap();
+            e.finish().unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("scores")).unwrap();
+        std::fs::create_dir_all(p.join("snapshot")).unwrap();
+        std::fs::write(
+            p.join("scores/reviews.csv"),
+            "review_id,product_id,reviewer_id,created_at,rating,score,reasons\n\
+             '=r2,B01,'-bob,2026-09-03T00:00:00Z,1,0.9,burst\n\
+             r1,B01,''al,2026-09-02T10:00:00Z,5,0.1,\n",
+        )
+        .unwrap();
+        std::fs::write(
+            p.join(OTHER_REVIEWS),
+            gz("review_id,product_id,reviewer_id,rating,created_at\n\
+                r0,B02,cy,4,2026-08-30T08:00:00Z\n"),
+        )
+        .unwrap();
+        let got = read_previous_reviews(p).unwrap();
+        let ids: Vec<(&str, &str, u8)> = got
+            .iter()
+            .map(|r| (r.review_id.as_str(), r.reviewer_id.as_str(), r.rating))
+            .collect();
+        assert_eq!(ids, [("r0", "cy", 4), ("r1", "'al", 5), ("=r2", "-bob", 1)]);
+        // An older folder: every review in snapshot/reviews.csv.gz, the score table not read.
+        std::fs::write(p.join("scores/reviews.csv"), "not,a,table\n").unwrap();
+        std::fs::write(
+            p.join(ALL_REVIEWS),
+            gz("review_id,product_id,reviewer_id,rating,created_at\n\
+                x1,B03,dee,2,2026-07-01T00:00:00Z\n"),
+        )
+        .unwrap();
+        let got = read_previous_reviews(p).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].review_id, "x1");
+        // A folder whose score table lost a column: the error names the file and the column.
+        std::fs::remove_file(p.join(ALL_REVIEWS)).unwrap();
+        let e = read_previous_reviews(p).unwrap_err().to_string();
+        assert!(
+            e.contains("scores/reviews.csv has no review_id column"),
+            "{e}"
+        );
     }
 }

@@ -109,12 +109,19 @@ pub fn generated_at() -> String {
     crate::ingest::timestamp::format_utc(secs)
 }
 
-/// Neutralise a CSV cell a spreadsheet would evaluate.
+/// Neutralise a CSV cell a spreadsheet would evaluate: a leading apostrophe. A cell that starts
+/// with an apostrophe itself gets one more, so the change can be undone (`csv_unsafe`: next
+/// month's `--previous` reads the ids of `scores/reviews.csv` back).
 pub fn csv_safe(s: &str) -> std::borrow::Cow<'_, str> {
     match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}").into(),
+        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\'') => format!("'{s}").into(),
         _ => s.into(),
     }
+}
+
+/// A cell as it was before `csv_safe`.
+pub fn csv_unsafe(s: &str) -> &str {
+    s.strip_prefix('\'').unwrap_or(s)
 }
 
 /// Rows per block of `write_in_blocks`.
@@ -639,9 +646,9 @@ mod tests {
         }
 
         /// Whatever a review or id contains (quotes, commas, newlines, formulas), the CSV reads back
-        /// as the neutralised cell, one record per row.
+        /// as the neutralised cell, one record per row, and `csv_unsafe` gives the cell back.
         #[test]
-        fn csv_cells_round_trip(cells in proptest::collection::vec("\\PC{0,30}|[=+@-][^\n]{0,10}|[\",\n]{1,4}", 1..6)) {
+        fn csv_cells_round_trip(cells in proptest::collection::vec("\\PC{0,30}|[=+@'-][^\n]{0,10}|[\",\n]{1,4}", 1..6)) {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("t.csv");
             let header: Vec<String> = (0..cells.len()).map(|i| format!("c{i}")).collect();
@@ -652,7 +659,9 @@ mod tests {
             prop_assert_eq!(rows.len(), 1);
             let got: Vec<String> = rows[0].iter().map(str::to_string).collect();
             let want: Vec<String> = cells.iter().map(|c| csv_safe(c).into_owned()).collect();
-            prop_assert_eq!(got, want);
+            prop_assert_eq!(&got, &want);
+            let back: Vec<&str> = got.iter().map(|c| csv_unsafe(c)).collect();
+            prop_assert_eq!(back, cells.iter().map(|c| c.as_str()).collect::<Vec<_>>());
         }
     }
 
@@ -695,5 +704,9 @@ mod tests {
         assert_eq!(csv_safe("-2"), "'-2");
         assert_eq!(csv_safe("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(csv_safe("B00X"), "B00X");
+        assert_eq!(csv_safe("'quoted"), "''quoted");
+        for x in ["=1", "'=1", "''", "'", "", "B00X", "-", "\tx"] {
+            assert_eq!(csv_unsafe(&csv_safe(x)), x);
+        }
     }
 }
