@@ -130,6 +130,45 @@ pub fn series(d: &AuditData, p: usize, pmf: &[f64]) -> Series {
     }
 }
 
+/// Products per thread below which a per-product pass runs on one thread.
+const PRODUCTS_PER_THREAD: usize = 64;
+
+/// Every burst window of product `p` (series `s`) with at least one review, tested, appended to
+/// `raw` in window-length then start order.
+fn windows_of(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    p: usize,
+    s: &Series,
+    r_cat: f64,
+    raw: &mut Vec<RawWindow>,
+) {
+    let off = |day: i64| (day - d.first_day) as usize;
+    let n_days = s.reviews.len();
+    for &w in &cfg.burst_windows {
+        let w = w as usize;
+        let mut start = d.from_day;
+        while start <= d.to_day {
+            let st = off(start);
+            let end = (st + w).min(n_days);
+            let x: u64 = s.reviews[st..end].iter().sum();
+            if x > 0 {
+                let lambda =
+                    lambda_at_window(d, s, start, start + (end - st) as i64 - 1, cfg, r_cat);
+                raw.push(RawWindow {
+                    product: p,
+                    start,
+                    len: (end - st) as i64,
+                    x,
+                    lambda,
+                    p: poisson_upper(x, lambda),
+                });
+            }
+            start += 1;
+        }
+    }
+}
+
 struct RawWindow {
     product: usize,
     start: i64,
@@ -146,7 +185,13 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         return out;
     }
     let (pmf, _) = lag_pmf(d, cfg);
-    let all: Vec<Series> = (0..d.products.len()).map(|p| series(d, p, &pmf)).collect();
+    // Per product on all cores (each product's values are its own), joined in product order.
+    let all: Vec<Series> = super::in_chunks(d.products.len(), PRODUCTS_PER_THREAD, |range| {
+        range.map(|p| series(d, p, &pmf)).collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     // Catalog review rate per expected order.
     let (mut r_sum, mut e_sum) = (0.0, 0.0);
     for s in &all {
@@ -169,32 +214,16 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
             .push(not_run(FAMILY, "review_rate", "no orders were given"));
     }
     let off = |day: i64| (day - d.first_day) as usize;
-    let mut raw: Vec<RawWindow> = Vec::new();
-    for (p, s) in all.iter().enumerate() {
-        let n_days = s.reviews.len();
-        for &w in &cfg.burst_windows {
-            let w = w as usize;
-            let mut start = d.from_day;
-            while start <= d.to_day {
-                let st = off(start);
-                let end = (st + w).min(n_days);
-                let x: u64 = s.reviews[st..end].iter().sum();
-                if x > 0 {
-                    let lambda =
-                        lambda_at_window(d, s, start, start + (end - st) as i64 - 1, cfg, r_cat);
-                    raw.push(RawWindow {
-                        product: p,
-                        start,
-                        len: (end - st) as i64,
-                        x,
-                        lambda,
-                        p: poisson_upper(x, lambda),
-                    });
-                }
-                start += 1;
-            }
+    let raw: Vec<RawWindow> = super::in_chunks(all.len(), PRODUCTS_PER_THREAD, |range| {
+        let mut raw = Vec::new();
+        for p in range {
+            windows_of(d, cfg, p, &all[p], r_cat, &mut raw);
         }
-    }
+        raw
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     let q = benjamini_hochberg(&raw.iter().map(|r| r.p).collect::<Vec<_>>());
     // Merge significant windows per product.
     let mut sig: Vec<(usize, i64, i64, f64, f64, u64, f64)> = Vec::new(); // product, from, to, p, q, x, λ
@@ -417,96 +446,113 @@ fn trend(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         .map(|v| v.first().copied().unwrap_or(u32::MAX))
         .collect();
     let normal = Normal::new(0.0, 1.0).ok();
-    for p in 0..d.products.len() {
-        let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); weeks];
-        for i in d.audited_of(p) {
-            let w = ((d.reviews[i as usize].day() - d.from_day) / 7) as usize;
-            if w < weeks {
-                buckets[w].push(i);
-            }
+    // Per product on all cores, joined in product order.
+    let parts = super::in_chunks(d.products.len(), PRODUCTS_PER_THREAD, |range| {
+        range
+            .filter_map(|p| week_candidate(d, cfg, p, weeks, &first_of, normal.as_ref()))
+            .collect::<Vec<_>>()
+    });
+    out.candidates.extend(parts.into_iter().flatten());
+}
+
+/// The weekly-trend candidate of product `p`: its most extreme week where the review count and
+/// the rating mix both moved (robust z), if any. `first_of`: each reviewer's first review.
+fn week_candidate(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    p: usize,
+    weeks: usize,
+    first_of: &[u32],
+    normal: Option<&Normal>,
+) -> Option<Candidate> {
+    let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); weeks];
+    for i in d.audited_of(p) {
+        let w = ((d.reviews[i as usize].day() - d.from_day) / 7) as usize;
+        if w < weeks {
+            buckets[w].push(i);
         }
-        let active = buckets.iter().filter(|b| !b.is_empty()).count();
-        if active < cfg.trend_min_weeks {
+    }
+    let active = buckets.iter().filter(|b| !b.is_empty()).count();
+    if active < cfg.trend_min_weeks {
+        return None;
+    }
+    let count: Vec<f64> = buckets.iter().map(|b| b.len() as f64).collect();
+    let zc = robust_z(&count, 1.0);
+    let series = |f: &dyn Fn(&[u32]) -> f64| -> Vec<f64> {
+        buckets
+            .iter()
+            .map(|b| if b.len() >= 3 { f(b) } else { f64::NAN })
+            .collect()
+    };
+    let mean = series(&|b| super::mean_rating(d, b));
+    let s5 = series(&|b| {
+        b.iter()
+            .filter(|&&i| d.reviews[i as usize].rating == 5)
+            .count() as f64
+            / b.len() as f64
+    });
+    let s1 = series(&|b| {
+        b.iter()
+            .filter(|&&i| d.reviews[i as usize].rating == 1)
+            .count() as f64
+            / b.len() as f64
+    });
+    let newr = series(&|b| {
+        b.iter()
+            .filter(|&&i| first_of[d.reviews[i as usize].reviewer as usize] == i)
+            .count() as f64
+            / b.len() as f64
+    });
+    let zs: Vec<Vec<f64>> = [(&mean, 0.5), (&s5, 0.15), (&s1, 0.15), (&newr, 0.15)]
+        .iter()
+        .map(|(v, floor)| {
+            let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+            let zf = robust_z(&finite, *floor);
+            let mut it = zf.into_iter();
+            v.iter()
+                .map(|x| {
+                    if x.is_finite() {
+                        it.next().unwrap_or(0.0)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let mut best: Option<(usize, f64)> = None;
+    for w in 0..weeks {
+        if zc[w] <= cfg.trend_z {
             continue;
         }
-        let count: Vec<f64> = buckets.iter().map(|b| b.len() as f64).collect();
-        let zc = robust_z(&count, 1.0);
-        let series = |f: &dyn Fn(&[u32]) -> f64| -> Vec<f64> {
-            buckets
-                .iter()
-                .map(|b| if b.len() >= 3 { f(b) } else { f64::NAN })
-                .collect()
-        };
-        let mean = series(&|b| super::mean_rating(d, b));
-        let s5 = series(&|b| {
-            b.iter()
-                .filter(|&&i| d.reviews[i as usize].rating == 5)
-                .count() as f64
-                / b.len() as f64
-        });
-        let s1 = series(&|b| {
-            b.iter()
-                .filter(|&&i| d.reviews[i as usize].rating == 1)
-                .count() as f64
-                / b.len() as f64
-        });
-        let newr = series(&|b| {
-            b.iter()
-                .filter(|&&i| first_of[d.reviews[i as usize].reviewer as usize] == i)
-                .count() as f64
-                / b.len() as f64
-        });
-        let zs: Vec<Vec<f64>> = [(&mean, 0.5), (&s5, 0.15), (&s1, 0.15), (&newr, 0.15)]
-            .iter()
-            .map(|(v, floor)| {
-                let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-                let zf = robust_z(&finite, *floor);
-                let mut it = zf.into_iter();
-                v.iter()
-                    .map(|x| {
-                        if x.is_finite() {
-                            it.next().unwrap_or(0.0)
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut best: Option<(usize, f64)> = None;
-        for w in 0..weeks {
-            if zc[w] <= cfg.trend_z {
-                continue;
-            }
-            let zr = zs.iter().map(|z| z[w].abs()).fold(0.0, f64::max);
-            if zr > cfg.trend_z {
-                let m = zc[w].min(zr);
-                if best.is_none_or(|(_, b)| m > b) {
-                    best = Some((w, m));
-                }
+        let zr = zs.iter().map(|z| z[w].abs()).fold(0.0, f64::max);
+        if zr > cfg.trend_z {
+            let m = zc[w].min(zr);
+            if best.is_none_or(|(_, b)| m > b) {
+                best = Some((w, m));
             }
         }
-        let Some((w, m)) = best else { continue };
-        let pv = (2.0 * normal.as_ref().map(|n| n.sf(m)).unwrap_or(1.0) * weeks as f64).min(1.0);
-        let from = d.from_day + 7 * w as i64;
-        let mut c = Candidate::new(
-            FAMILY,
-            "weekly_trend",
-            Subject::Product(d.products[p].clone()),
-            pv,
-            Effect { name: "robust z".into(), value: m },
-            format!(
-                "In the week of {} {} had {} reviews (robust z {:.1}) and its rating mix moved at the same time.",
-                day_str(from),
-                d.products[p],
-                buckets[w].len(),
-                zc[w]
-            ),
-        );
-        c.window = Some((from, from + 6));
-        c.max_verdict = Verdict::Warn;
-        c.reviews = buckets[w].clone();
-        c.review_strength = 0.3;
-        out.candidates.push(c);
     }
+    let (w, m) = best?;
+    let pv = (2.0 * normal.map(|n| n.sf(m)).unwrap_or(1.0) * weeks as f64).min(1.0);
+    let from = d.from_day + 7 * w as i64;
+    let mut c = Candidate::new(
+        FAMILY,
+        "weekly_trend",
+        Subject::Product(d.products[p].clone()),
+        pv,
+        Effect { name: "robust z".into(), value: m },
+        format!(
+            "In the week of {} {} had {} reviews (robust z {:.1}) and its rating mix moved at the same time.",
+            day_str(from),
+            d.products[p],
+            buckets[w].len(),
+            zc[w]
+        ),
+    );
+    c.window = Some((from, from + 6));
+    c.max_verdict = Verdict::Warn;
+    c.reviews = buckets[w].clone();
+    c.review_strength = 0.3;
+    Some(c)
 }
