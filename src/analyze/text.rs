@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::config::AuditConfig;
 use crate::findings::{Effect, Subject, Verdict};
@@ -840,29 +840,52 @@ type Phrase = (u64, u64, u64);
 
 // Word and phrase keys are already hashes: maps over them use the fast Fx hasher (SipHash was a
 // fifth of the phrase passes at 10M reviews). Their iteration order is never used.
-static STOP_HASHES: std::sync::LazyLock<FxHashSet<u64>> =
-    std::sync::LazyLock::new(|| STOP.iter().map(|w| word_hash(w)).collect());
+static STOP_HASHES: std::sync::LazyLock<StopWords> =
+    std::sync::LazyLock::new(|| StopWords::new(STOP.iter().map(|w| word_hash(w))));
 
-/// `phrase_set_into` into a new vector.
-#[cfg(test)]
-fn phrase_set(words: &[u64]) -> Vec<Phrase> {
-    let mut v = Vec::new();
-    phrase_set_into(words, &mut v);
-    v
+/// A set of a few word hashes asked about for every word of every text: a 64K-bit table on the
+/// hashes' top 16 bits (8 KB, stays in the first-level cache) answers "no" for nearly every word
+/// at once; a set bit is confirmed in the sorted hashes.
+struct StopWords {
+    bits: Vec<u64>,
+    hashes: Vec<u64>,
 }
 
-/// The substantive 3-word phrases of a text's words (not all stop words), sorted and
-/// de-duplicated, into a buffer the caller reuses (cleared first).
-fn phrase_set_into(words: &[u64], v: &mut Vec<Phrase>) {
-    v.clear();
-    v.extend(
-        words
-            .windows(3)
-            .filter(|w| w.iter().any(|x| !STOP_HASHES.contains(x)))
-            .map(|w| (w[0], w[1], w[2])),
-    );
+impl StopWords {
+    fn new(hashes: impl Iterator<Item = u64>) -> Self {
+        let mut hashes: Vec<u64> = hashes.collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        let mut bits = vec![0u64; (1 << 16) / 64];
+        for &h in &hashes {
+            let k = (h >> 48) as usize;
+            bits[k / 64] |= 1 << (k % 64);
+        }
+        StopWords { bits, hashes }
+    }
+
+    fn contains(&self, h: &u64) -> bool {
+        let k = (h >> 48) as usize;
+        self.bits[k / 64] >> (k % 64) & 1 == 1 && self.hashes.binary_search(h).is_ok()
+    }
+}
+
+/// Whether a 3-word window of a text is a substantive phrase: not all stop words.
+fn substantive(window: &[u64]) -> bool {
+    window.iter().any(|x| !STOP_HASHES.contains(x))
+}
+
+/// The substantive 3-word phrases of a text's words, sorted and de-duplicated.
+#[cfg(test)]
+fn phrase_set(words: &[u64]) -> Vec<Phrase> {
+    let mut v: Vec<Phrase> = words
+        .windows(3)
+        .filter(|w| substantive(w))
+        .map(|w| (w[0], w[1], w[2]))
+        .collect();
     v.sort_unstable();
     v.dedup();
+    v
 }
 
 /// The text of a phrase, recovered from a review that contains it.
@@ -923,10 +946,12 @@ fn product_phrases(
     let phrases_here = n >= cfg.min_reviews as u64;
     let mut hits: Vec<u32> = Vec::new();
     // Counts per star rating as u32 (a product has far fewer reviews): smaller entries, fewer
-    // cache misses on a map of every phrase of the product.
-    let mut local: FxHashMap<Phrase, [u32; 6]> = FxHashMap::default();
-    let mut word_df: FxHashMap<u64, u64> = FxHashMap::default();
-    let (mut w, mut phrases) = (Vec::new(), Vec::new());
+    // cache misses on a map of every phrase of the product. Each entry also holds the last review
+    // that counted it, so a phrase (or word) is counted once per review without sorting the
+    // review's phrases first.
+    let mut local: FxHashMap<Phrase, ([u32; 6], u32)> = FxHashMap::default();
+    let mut word_df: FxHashMap<u64, (u64, u32)> = FxHashMap::default();
+    let mut w = Vec::new();
     for batch in revs.chunks(TEXTS_AHEAD) {
         touch_texts(d, batch);
         for &i in batch {
@@ -940,14 +965,21 @@ fn product_phrases(
             }
             mix[r.rating as usize] += 1;
             word_hashes_into(text, &mut w);
-            phrase_set_into(&w, &mut phrases);
-            for &ph in &phrases {
-                local.entry(ph).or_default()[r.rating as usize] += 1;
+            for win in w.windows(3).filter(|win| substantive(win)) {
+                let e = local
+                    .entry((win[0], win[1], win[2]))
+                    .or_insert(([0; 6], u32::MAX));
+                if e.1 != i {
+                    e.1 = i;
+                    e.0[r.rating as usize] += 1;
+                }
             }
-            w.sort_unstable();
-            w.dedup();
             for &x in &w {
-                *word_df.entry(x).or_default() += 1;
+                let e = word_df.entry(x).or_insert((0, u32::MAX));
+                if e.1 != i {
+                    e.1 = i;
+                    e.0 += 1;
+                }
             }
         }
     }
@@ -967,7 +999,7 @@ fn product_phrases(
         [ph.0, ph.1, ph.2].iter().any(|w| {
             !STOP_HASHES.contains(w)
                 && (name_words.contains(w)
-                    || word_df.get(w).copied().unwrap_or(0) as f64 > 0.5 * n as f64)
+                    || word_df.get(w).map_or(0, |e| e.0) as f64 > 0.5 * n as f64)
         })
     };
     // Those repeated by enough reviews, sorted, so candidates (and ties between them) come out
@@ -976,7 +1008,7 @@ fn product_phrases(
         |k: u64| k >= cfg.phrase_min_reviews as u64 && k as f64 >= cfg.phrase_min_share * n as f64;
     let mut local: Vec<(Phrase, [u64; 6])> = local
         .into_iter()
-        .map(|(phrase, here)| (phrase, here.map(u64::from)))
+        .map(|(phrase, (here, _))| (phrase, here.map(u64::from)))
         .filter(|(_, here)| repeated(here.iter().sum()))
         .collect();
     local.sort_unstable_by_key(|x| x.0);
@@ -1367,6 +1399,28 @@ mod tests {
             texts,
             BTreeSet::from(["quick brown fox".to_string(), "the quick brown".to_string()])
         );
+    }
+
+    /// The stop-word test answers as a plain set does, for the stop words and for other words.
+    #[test]
+    fn stop_words_are_recognised_exactly() {
+        let set: std::collections::HashSet<u64> = STOP.iter().map(|w| word_hash(w)).collect();
+        for w in STOP {
+            assert!(STOP_HASHES.contains(&word_hash(w)), "{w}");
+        }
+        for k in 0..100_000u64 {
+            let h = mix(k);
+            assert_eq!(STOP_HASHES.contains(&h), set.contains(&h));
+        }
+        // A hash sharing a stop word's top bits but not the word: confirmed, not taken.
+        let h = word_hash("the") ^ 1;
+        assert!(!STOP_HASHES.contains(&h));
+        for w in ["theme", "garlic", "press", "The"] {
+            assert_eq!(
+                STOP_HASHES.contains(&word_hash(w)),
+                set.contains(&word_hash(w))
+            );
+        }
     }
 
     /// The AVX2 build of the MinHash gives the portable one's values (where the processor has
