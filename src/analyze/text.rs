@@ -53,16 +53,33 @@ fn word_hash(s: &str) -> u64 {
 
 const WORD_SEED: u64 = 0xcbf2_9ce4_8422_2325;
 
-/// ASCII bytes that are letters or digits (word characters).
-const ASCII_WORD: [bool; 128] = {
-    let mut t = [false; 128];
-    let mut b = 0;
-    while b < 128 {
-        t[b] = (b as u8).is_ascii_alphanumeric();
-        b += 1;
+/// An ASCII letter or digit (a word character): `is_ascii_alphanumeric` as two range tests, which
+/// the compiler runs on many bytes at once.
+#[inline(always)]
+fn is_word_byte(b: u8) -> bool {
+    (b.wrapping_sub(b'0') < 10) | ((b | 0x20).wrapping_sub(b'a') < 26)
+}
+
+/// Bit k set: byte k of `block` (at most 64 bytes) is a word character. A full block is tested
+/// into a byte array first (a loop the compiler vectorises), then packed.
+#[inline(always)]
+fn word_mask(block: &[u8]) -> u64 {
+    match <&[u8; 64]>::try_from(block) {
+        Ok(full) => {
+            let mut bits = [0u8; 64];
+            for (bit, &b) in bits.iter_mut().zip(full) {
+                *bit = is_word_byte(b) as u8;
+            }
+            bits.iter()
+                .enumerate()
+                .fold(0, |m, (k, &bit)| m | (bit as u64) << k)
+        }
+        Err(_) => block
+            .iter()
+            .enumerate()
+            .fold(0, |m, (k, &b)| m | (is_word_byte(b) as u64) << k),
     }
-    t
-};
+}
 
 /// Hashes of a text's lower-case words, in order — the same values as `word_hash` of each of
 /// `tokens(text)` (except that characters are lower-cased one by one: a word-final Greek capital
@@ -99,13 +116,30 @@ fn word_hashes_into(text: &str, out: &mut Vec<u64>) {
 /// `word_hashes_into` for ASCII text without a branch per byte: for each block of 64 bytes a bit
 /// per byte marks letters and digits, the set bits of `m ^ (m << 1)` are where words start and
 /// end (visited with trailing-zero counts), and each word is read eight bytes at a time.
+///
+/// Where the processor has AVX2 the same code is compiled for it (the byte tests run 32 at a time):
+/// the same hashes, in less time.
 fn ascii_word_hashes(bytes: &[u8], out: &mut Vec<u64>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2 (checked just above; the answer is cached).
+        return unsafe { ascii_word_hashes_avx2(bytes, out) };
+    }
+    ascii_word_hashes_portable(bytes, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn ascii_word_hashes_avx2(bytes: &[u8], out: &mut Vec<u64>) {
+    ascii_word_hashes_portable(bytes, out)
+}
+
+/// `ascii_word_hashes` for any processor (inlined into `ascii_word_hashes_avx2`).
+#[inline(always)]
+fn ascii_word_hashes_portable(bytes: &[u8], out: &mut Vec<u64>) {
     let (mut in_word, mut start, mut carry) = (false, 0usize, 0u64);
     for (w, block) in bytes.chunks(64).enumerate() {
-        let mut m = 0u64;
-        for (k, &b) in block.iter().enumerate() {
-            m |= (ASCII_WORD[b as usize] as u64) << k;
-        }
+        let m = word_mask(block);
         // Bit k set: byte k starts or ends a word (bit 0 compares with the previous block's last
         // byte; a word reaching the end of a short last block ends at bit `block.len()`).
         let mut edges = m ^ ((m << 1) | carry);
@@ -1346,9 +1380,12 @@ mod tests {
         /// ASCII texts take the bit-mask path: words across 64-byte blocks, at either end, longer
         /// than eight bytes.
         #[test]
-        fn ascii_word_hashes_match_the_reference(t in "[a-zA-Z0-9 .,!'\\-]{0,300}|([a-zA-Z]{1,20}[ ,.]{1,2}){0,30}") {
+        fn ascii_word_hashes_match_the_reference(t in "[a-zA-Z0-9 .,!'\\-]{0,300}|([a-zA-Z]{1,20}[ ,.]{1,2}){0,30}|[ -~]{0,200}") {
             proptest::prop_assert!(t.is_ascii());
             proptest::prop_assert_eq!(word_hashes(&t), word_hashes_reference(&t));
+            let mut portable = Vec::new();
+            ascii_word_hashes_portable(t.as_bytes(), &mut portable);
+            proptest::prop_assert_eq!(word_hashes(&t), portable);
         }
     }
 
@@ -1399,6 +1436,13 @@ mod tests {
             texts,
             BTreeSet::from(["quick brown fox".to_string(), "the quick brown".to_string()])
         );
+    }
+
+    #[test]
+    fn word_bytes_are_ascii_letters_and_digits() {
+        for b in 0..=255u8 {
+            assert_eq!(is_word_byte(b), b.is_ascii_alphanumeric(), "{b}");
+        }
     }
 
     /// The stop-word test answers as a plain set does, for the stop words and for other words.
