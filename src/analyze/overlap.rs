@@ -641,22 +641,32 @@ fn product_overlap(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         })
         .collect();
     // Share of a product's reviewers who also reviewed other catalog products.
-    let (mut k_all, mut n_all) = (0u64, 0u64);
-    let per: Vec<(u64, u64, Vec<u32>)> = (0..d.products.len())
-        .map(|p| {
-            let mut seen = BTreeSet::new();
-            let mut sub = Vec::new();
-            for i in d.audited_of(p) {
-                let u = d.reviews[i as usize].reviewer;
-                if seen.insert(u) && multi[u as usize] {
-                    sub.push(i);
+    // Per product on all cores (joined in product order), a reviewer counted once per product by
+    // marking it with the product's number (one array per thread, no set per product).
+    let per: Vec<(u64, u64, Vec<u32>)> = super::in_chunks(d.products.len(), 64, |range| {
+        let mut mark = vec![u32::MAX; d.reviewers.len()];
+        range
+            .map(|p| {
+                let (mut n, mut sub) = (0u64, Vec::new());
+                for i in d.audited_of(p) {
+                    let u = d.reviews[i as usize].reviewer as usize;
+                    if mark[u] != p as u32 {
+                        mark[u] = p as u32;
+                        n += 1;
+                        if multi[u] {
+                            sub.push(i);
+                        }
+                    }
                 }
-            }
-            k_all += sub.len() as u64;
-            n_all += seen.len() as u64;
-            (sub.len() as u64, seen.len() as u64, sub)
-        })
-        .collect();
+                (sub.len() as u64, n, sub)
+            })
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    let k_all: u64 = per.iter().map(|x| x.0).sum();
+    let n_all: u64 = per.iter().map(|x| x.1).sum();
     for (p, (k, n, sub)) in per.into_iter().enumerate() {
         if n < cfg.min_reviews as u64 {
             continue;
@@ -714,13 +724,26 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
                 }
             }
         };
-        let mut rows: Vec<(u32, u32, u32)> = d
-            .reviews
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.audited)
-            .filter_map(|(i, r)| key_of(r).map(|k| (k, r.reviewer, i as u32)))
-            .collect();
+        // In blocks whose linked orders (scattered over the order table) are read first:
+        // independent reads the processor overlaps, where each key would wait for its own.
+        let mut rows: Vec<(u32, u32, u32)> = Vec::new();
+        for (b, block) in d.reviews.chunks(crate::ingest::READ_AHEAD).enumerate() {
+            if !matches!(kind, "ip" | "email") {
+                let touched = block
+                    .iter()
+                    .filter_map(|r| r.order.get())
+                    .fold(0i64, |acc, o| acc ^ d.orders[o as usize].t);
+                std::hint::black_box(touched);
+            }
+            let first = b * crate::ingest::READ_AHEAD;
+            rows.extend(
+                block
+                    .iter()
+                    .zip(first as u32..)
+                    .filter(|(r, _)| r.audited)
+                    .filter_map(|(r, i)| key_of(r).map(|k| (k, r.reviewer, i))),
+            );
+        }
         if rows.is_empty() {
             continue;
         }
