@@ -152,9 +152,10 @@ impl Serialize for Reasons {
     }
 }
 
-/// The distinct reason lists seen so far (one table per thread of scoring).
+/// The distinct reason lists seen so far (one table per thread of scoring; looked up once per
+/// review, so with the fast Fx hash: the lists are revaudit's own codes, not attacker input).
 #[derive(Default)]
-pub struct ReasonTable(std::collections::HashSet<std::sync::Arc<String>>);
+pub struct ReasonTable(rustc_hash::FxHashSet<std::sync::Arc<String>>);
 
 impl ReasonTable {
     /// The reason list of `codes` joined by `;`, shared with every earlier equal list.

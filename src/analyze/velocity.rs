@@ -12,7 +12,7 @@ use statrs::distribution::{ContinuousCDF, Normal};
 use crate::config::AuditConfig;
 use crate::findings::{Effect, Subject, Verdict};
 
-use super::data::{day_str, AuditData};
+use super::data::{day_str, prefetch, AuditData, AHEAD};
 use super::stats::{benjamini_hochberg, poisson_upper, robust_z};
 use super::{not_run, rating_question, Candidate, FamilyOutput, ReviewSignal, SignalKind};
 
@@ -90,14 +90,22 @@ pub struct Series {
 pub fn series(d: &AuditData, p: usize, pmf: &[f64]) -> Series {
     let len = (d.to_day - d.first_day + 1).max(1) as usize;
     let mut reviews = vec![0u64; len];
-    for &i in &d.by_product[p] {
+    let list = &d.by_product[p];
+    for (n, &i) in list.iter().enumerate() {
+        if let Some(&j) = list.get(n + AHEAD) {
+            prefetch(&d.reviews[j as usize]);
+        }
         let k = (d.reviews[i as usize].day() - d.first_day) as usize;
         if k < len {
             reviews[k] += 1;
         }
     }
     let mut orders = vec![0u64; len];
-    for &o in &d.orders_by_product[p] {
+    let list = &d.orders_by_product[p];
+    for (n, &o) in list.iter().enumerate() {
+        if let Some(&j) = list.get(n + AHEAD) {
+            prefetch(&d.orders[j as usize]);
+        }
         let o = &d.orders[o as usize];
         let k = o.day() - d.first_day;
         if o.shipped && k >= 0 && (k as usize) < len {
