@@ -619,12 +619,11 @@ mod tests {
              r1,B01,''al,2026-09-02T10:00:00Z,5,0.1,\n",
         )
         .unwrap();
-        std::fs::write(
-            p.join(OTHER_REVIEWS),
-            gz("review_id,product_id,reviewer_id,rating,created_at\n\
-                r0,B02,cy,4,2026-08-30T08:00:00Z\n"),
-        )
-        .unwrap();
+        let snapshot = |name: &str, rows: &str| {
+            let head = "review_id,product_id,reviewer_id,rating,created_at\n";
+            std::fs::write(p.join(name), gz(&format!("{head}{rows}"))).unwrap();
+        };
+        snapshot(OTHER_REVIEWS, "r0,B02,cy,4,2026-08-30T08:00:00Z\n");
         let got = read_previous_reviews(p).unwrap();
         let ids: Vec<(&str, &str, u8)> = got
             .iter()
@@ -633,12 +632,7 @@ mod tests {
         assert_eq!(ids, [("r0", "cy", 4), ("r1", "'al", 5), ("=r2", "-bob", 1)]);
         // An older folder: every review in snapshot/reviews.csv.gz, the score table not read.
         std::fs::write(p.join("scores/reviews.csv"), "not,a,table\n").unwrap();
-        std::fs::write(
-            p.join(ALL_REVIEWS),
-            gz("review_id,product_id,reviewer_id,rating,created_at\n\
-                x1,B03,dee,2,2026-07-01T00:00:00Z\n"),
-        )
-        .unwrap();
+        snapshot(ALL_REVIEWS, "x1,B03,dee,2,2026-07-01T00:00:00Z\n");
         let got = read_previous_reviews(p).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].review_id, "x1");
