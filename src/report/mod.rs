@@ -196,9 +196,7 @@ type Drawn = Result<Option<Vec<u8>>>;
 /// PNG files into `charts_dir`.
 fn draw_all(specs: &[Spec], d: &AuditData, charts_dir: &Path) -> Result<Charts> {
     let base = charts::Baselines::new(d);
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let threads = crate::analyze::worker_threads();
     let results: Vec<Drawn> = crate::analyze::in_pool(specs, threads, |spec| {
         draw(&spec.job, d, &base).with_context(|| format!("cannot draw {}", spec.file))
     });
