@@ -229,6 +229,31 @@ impl Names {
     pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
         (0..self.len()).map(|i| &self[i])
     }
+
+    /// Request where string `i` starts and ends (`prefetch`), ahead of `Names::prefetch`.
+    pub fn prefetch_end(&self, i: usize) {
+        for e in self.end.get(i.saturating_sub(1)..=i).into_iter().flatten() {
+            prefetch(e);
+        }
+    }
+
+    /// Request the bytes of string `i` (`prefetch`); reads where it starts and ends, which
+    /// `prefetch_end` requested before.
+    pub fn prefetch(&self, i: usize) {
+        let start = if i == 0 {
+            0
+        } else {
+            self.end.get(i - 1).copied().unwrap_or(0)
+        };
+        let end = self.end.get(i).copied().unwrap_or(start);
+        let b = self.bytes.as_bytes();
+        if let Some(x) = b.get(start as usize) {
+            prefetch(x);
+        }
+        if let Some(x) = b.get((end as usize).saturating_sub(1)) {
+            prefetch(x);
+        }
+    }
 }
 
 impl std::ops::Index<usize> for Names {

@@ -29,25 +29,39 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
     }
     let audited = |o: &super::data::Ord| o.day() >= d.from_day && o.day() <= d.to_day;
     let linked = ReviewsOfOrder::new(d);
-    concentration(
-        d,
-        cfg,
-        &mut out,
-        ("postal_concentration", "postal code"),
-        |o| o.postal.get(),
-        &audited,
-        &linked,
-    );
-    concentration(
-        d,
-        cfg,
-        &mut out,
-        ("buyer_concentration", "buyer"),
-        |o| o.buyer.get(),
-        &audited,
-        &linked,
-    );
-    // Free orders.
+    // The four tests are independent: run on two threads (longest first), their outputs joined
+    // in the fixed order postal, buyer, free, bursts.
+    type Part<'a> = (usize, &'a (dyn Fn(&mut FamilyOutput) + Sync));
+    let postal = |out: &mut FamilyOutput| {
+        let test = ("postal_concentration", "postal code");
+        concentration(d, cfg, out, test, |o| o.postal.get(), &audited, &linked)
+    };
+    let buyer = |out: &mut FamilyOutput| {
+        let test = ("buyer_concentration", "buyer");
+        concentration(d, cfg, out, test, |o| o.buyer.get(), &audited, &linked)
+    };
+    let free = |out: &mut FamilyOutput| free_orders(d, cfg, out, &audited);
+    let bursts = |out: &mut FamilyOutput| order_bursts(d, cfg, out);
+    let parts: [Part; 4] = [(0, &postal), (3, &bursts), (2, &free), (1, &buyer)];
+    let mut done = super::in_pool(&parts, 2, |&(k, part)| {
+        let mut out = FamilyOutput::default();
+        part(&mut out);
+        (k, out)
+    });
+    done.sort_by_key(|x| x.0);
+    for (_, part) in done {
+        out.append(part);
+    }
+    out
+}
+
+/// Zero-price or fully discounted shipped orders: a product's share against the catalog's.
+fn free_orders(
+    d: &AuditData,
+    cfg: &AuditConfig,
+    out: &mut FamilyOutput,
+    audited: &(dyn Fn(&super::data::Ord) -> bool + Sync),
+) {
     let (mut k_all, mut n_all) = (0u64, 0u64);
     for o in d.orders.iter().filter(|o| audited(o) && o.shipped) {
         n_all += 1;
@@ -81,8 +95,6 @@ pub fn run(d: &AuditData, cfg: &AuditConfig) -> FamilyOutput {
         c.max_verdict = Verdict::Warn;
         out.candidates.push(c);
     }
-    order_bursts(d, cfg, &mut out);
-    out
 }
 
 /// Audited reviews linked to each order, in review order (one flat table for all orders).
@@ -128,7 +140,7 @@ fn concentration(
     out: &mut FamilyOutput,
     (test, what): (&'static str, &str),
     key: impl Fn(&super::data::Ord) -> Option<u32>,
-    audited: &dyn Fn(&super::data::Ord) -> bool,
+    audited: &(dyn Fn(&super::data::Ord) -> bool + Sync),
     reviews_of_order: &ReviewsOfOrder,
 ) {
     // Keys are dense indices: counted in a vector, not a map.

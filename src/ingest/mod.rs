@@ -2366,9 +2366,14 @@ fn each_read_ahead(
 /// one. With tens of millions of records the tables and records are gigabytes: this is most of
 /// the time of de-duplication and linking.
 pub(crate) fn read_ahead(seen: &Seen, keys: &[u64], touch: impl Fn(u32) -> u64) {
+    read_ahead_with(|k| seen.peek(k), keys, touch)
+}
+
+/// `read_ahead` where `first` finds a key's first candidate (`Seen::peek` of the key's table).
+fn read_ahead_with(first: impl Fn(u64) -> Option<u32>, keys: &[u64], touch: impl Fn(u32) -> u64) {
     let acc = keys
         .iter()
-        .filter_map(|&k| seen.peek(k))
+        .filter_map(|&k| first(k))
         .fold(0u64, |acc, j| acc ^ touch(j));
     std::hint::black_box(acc);
 }
@@ -2607,21 +2612,42 @@ fn permute_part<T>(v: &mut [T], perm: &mut [u32], base: usize) {
 
 /// The order-id index of linking: the lines of one order sit next to each other (orders are
 /// sorted by time, then id), so the first line of each run of equal ids is indexed, by a hash of
-/// the id.
-fn order_runs(orders: &[OrderLine]) -> Seen {
-    let mut runs = Seen::with_capacity(orders.len());
-    // Inserted a batch at a time, the batch's home slots read first (`each_read_ahead`): each
-    // insert is otherwise a cache miss waited for alone.
-    let starts = (0..orders.len())
-        .filter(|&i| i == 0 || orders[i - 1].order_id != orders[i].order_id)
-        .map(|i| (i, order_key(&orders[i].order_id).get()));
-    each_read_ahead(
-        &mut runs,
-        starts,
-        |_| 0,
-        |runs, i, key| runs.insert(key, i as u32),
-    );
-    runs
+/// the id. The index is two tables, split by a bit of the hash, each built on its own core from
+/// the runs in order (so the runs under one key keep their order, as in one table); together they
+/// take the memory of one.
+struct OrderRuns([Seen; 2]);
+
+impl OrderRuns {
+    fn new(orders: &[OrderLine]) -> Self {
+        let per_half = orders.len() / 2 + orders.len() / 64 + 16;
+        let halves = crate::analyze::in_pool(&[0, 1], 2, |&half| {
+            let mut runs = Seen::with_capacity(per_half);
+            // Inserted a batch at a time, the batch's home slots read first (`each_read_ahead`):
+            // each insert is otherwise a cache miss waited for alone.
+            let starts = (0..orders.len())
+                .filter(|&i| i == 0 || orders[i - 1].order_id != orders[i].order_id)
+                .map(|i| (i, order_key(&orders[i].order_id).get()))
+                .filter(|&(_, key)| Self::half(key) == half);
+            each_read_ahead(
+                &mut runs,
+                starts,
+                |_| 0,
+                |runs, i, key| runs.insert(key, i as u32),
+            );
+            runs
+        });
+        let [a, b]: [Seen; 2] = halves.try_into().unwrap_or_else(|_| unreachable!());
+        OrderRuns([a, b])
+    }
+
+    /// Which table a key is in (bit 1: bit 0 of an order key is always set).
+    fn half(key: u64) -> usize {
+        (key >> 1 & 1) as usize
+    }
+
+    fn of(&self, key: u64) -> &Seen {
+        &self.0[Self::half(key)]
+    }
 }
 
 /// Link each review to an order: by order id where the review carries one, else by buyer key +
@@ -2633,7 +2659,7 @@ pub fn link_reviews(ds: &mut Dataset) {
     let mut links: Vec<OptIdx> = vec![OptIdx::NONE; ds.reviews.len()];
     let mut methods: BTreeMap<String, u64> = BTreeMap::new();
     if ds.reviews.iter().any(|r| r.order_key.is_some()) {
-        let runs = order_runs(orders);
+        let runs = OrderRuns::new(orders);
         // Reviews are looked up on all cores (the index is only read), results joined in order.
         let found = crate::analyze::in_chunks(ds.reviews.len(), 50_000, |range| {
             let mut part: Vec<OptIdx> = Vec::with_capacity(range.len());
@@ -2641,7 +2667,8 @@ pub fn link_reviews(ds: &mut Dataset) {
             for batch in ds.reviews[range].chunks(READ_AHEAD) {
                 keys.clear();
                 keys.extend(batch.iter().map(|r| r.order_key.map_or(0, |k| k.get())));
-                read_ahead(&runs, &keys, |j| orders[j as usize].purchased_at as u64);
+                let first = |key| runs.of(key).peek(key);
+                read_ahead_with(first, &keys, |j| orders[j as usize].purchased_at as u64);
                 for (r, &key) in batch.iter().zip(&keys) {
                     let Some(want) = r.order_key else {
                         part.push(OptIdx::NONE);
@@ -2649,7 +2676,9 @@ pub fn link_reviews(ds: &mut Dataset) {
                     };
                     let mut first = None;
                     let mut same_product = None;
-                    let starts = runs.all(key, |j| order_key(&orders[j as usize].order_id) == want);
+                    let starts = runs
+                        .of(key)
+                        .all(key, |j| order_key(&orders[j as usize].order_id) == want);
                     'runs: for start in starts {
                         let oid = &orders[start as usize].order_id;
                         for (k, o) in orders.iter().enumerate().skip(start as usize) {

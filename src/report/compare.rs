@@ -515,16 +515,11 @@ pub fn write_snapshot(
     super::tables::write_in_blocks(&path, &head, others.len(), |range| {
         use super::tables::{Cell, Short};
         let mut csv = Vec::with_capacity(range.len() * 90);
-        // The reviewer names, scattered over the name table, are read ahead of the rows.
-        let name = |k: usize| {
-            let r = &d.reviews[others[k] as usize];
-            d.reviewers[r.reviewer as usize]
-                .as_bytes()
-                .first()
-                .copied()
-                .unwrap_or(0) as u64
-        };
-        super::tables::each_read_ahead(range, &[&name], |k| {
+        // The reviewer names, scattered over the name table, are requested ahead of the rows.
+        let reviewer = |k: usize| d.reviews[others[k] as usize].reviewer as usize;
+        let end = |k: usize| d.reviewers.prefetch_end(reviewer(k));
+        let name = |k: usize| d.reviewers.prefetch(reviewer(k));
+        super::tables::each_read_ahead(range, &[&end, &name], |k| {
             let r = &d.reviews[others[k] as usize];
             super::tables::put_row(
                 &mut csv,

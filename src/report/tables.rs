@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::analyze::data::AuditData;
+use crate::analyze::data::{prefetch, AuditData};
 use crate::analyze::{Analysis, GroupInfo, ProductPair, TestTally};
 use crate::config::AuditConfig;
 use crate::findings::{Finding, NotRun, Verdict};
@@ -226,15 +226,15 @@ const READ_AHEAD: usize = 256;
 /// score table is written this way.
 ///
 /// Rows in score order read records scattered over gigabytes, and formatting one row takes long
-/// enough that the processor never has the next row's reads in flight: `touch` passes (each
-/// returning something derived from what it read) run over `READ_AHEAD` rows first, their reads
-/// independent of each other so they overlap, and the rows are then formatted from cache. Each
-/// pass may follow pointers the previous one brought in.
+/// enough that the processor never has the next row's reads in flight: `stages` run over
+/// `READ_AHEAD` rows first, each only requesting memory (`data::prefetch`, which does not wait
+/// for it), so the requests of many rows are in flight at once, and the rows are then formatted
+/// from cache. Each stage follows pointers the stage before brought in.
 fn write_csv_blocks<R, C>(
     path: &Path,
     header: &[&str],
     n: usize,
-    touch: &[&(dyn Fn(usize) -> u64 + Sync)],
+    stages: &[&(dyn Fn(usize) + Sync)],
     row: impl Fn(usize) -> R + Sync,
 ) -> Result<()>
 where
@@ -245,23 +245,23 @@ where
     put_row(&mut head, header, as_is);
     write_in_blocks(path, &head, n, |range| {
         let mut out = Vec::with_capacity(range.len() * 112);
-        each_read_ahead(range, touch, |k| put_row(&mut out, row(k), csv_safe));
+        each_read_ahead(range, stages, |k| put_row(&mut out, row(k), csv_safe));
         Ok(out)
     })
 }
 
-/// Run `row(k)` for every k of `range` in order, `READ_AHEAD` rows at a time, after the `touch`
-/// passes over those rows (see `write_csv_blocks`).
+/// Run `row(k)` for every k of `range` in order, `READ_AHEAD` rows at a time, after the prefetch
+/// `stages` over those rows (see `write_csv_blocks`).
 pub fn each_read_ahead(
     range: std::ops::Range<usize>,
-    touch: &[&(dyn Fn(usize) -> u64 + Sync)],
+    stages: &[&(dyn Fn(usize) + Sync)],
     mut row: impl FnMut(usize),
 ) {
     let mut start = range.start;
     while start < range.end {
         let ahead = start..(start + READ_AHEAD).min(range.end);
-        for pass in touch {
-            std::hint::black_box(ahead.clone().fold(0u64, |acc, k| acc ^ pass(k)));
+        for stage in stages {
+            ahead.clone().for_each(stage);
         }
         ahead.clone().for_each(&mut row);
         start = ahead.end;
@@ -517,17 +517,15 @@ fn write_review_scores(scores: &Path, a: &Analysis, d: &AuditData) -> Result<()>
         ],
         order.len(),
         &[
+            &|k| prefetch(reviews(k)),
+            &|k| prefetch(&d.reviews[reviews(k).review as usize]),
             &|k| {
-                let s = reviews(k);
-                let r = &d.reviews[s.review as usize];
-                s.score.to_bits() ^ s.reasons.len() as u64 ^ r.reviewer as u64 ^ r.t as u64
+                d.reviewers
+                    .prefetch_end(d.reviews[reviews(k).review as usize].reviewer as usize)
             },
             &|k| {
-                let s = reviews(k);
-                let r = &d.reviews[s.review as usize];
-                let name = d.reviewers[r.reviewer as usize].as_bytes();
-                name.first().copied().unwrap_or(0) as u64
-                    ^ s.reasons.as_bytes().first().copied().unwrap_or(0) as u64
+                d.reviewers
+                    .prefetch(d.reviews[reviews(k).review as usize].reviewer as usize)
             },
         ],
         |k| {
@@ -558,18 +556,9 @@ fn write_reviewer_scores(
         &["reviewer_id", "n_reviews", "score", "reasons"],
         order.len(),
         &[
-            &|k| {
-                let r = reviewers(k);
-                r.score.to_bits()
-                    ^ r.reasons.len() as u64
-                    ^ d.reviewers[r.reviewer as usize].len() as u64
-            },
-            &|k| {
-                let r = reviewers(k);
-                let name = d.reviewers[r.reviewer as usize].as_bytes();
-                name.first().copied().unwrap_or(0) as u64
-                    ^ r.reasons.as_bytes().first().copied().unwrap_or(0) as u64
-            },
+            &|k| prefetch(reviewers(k)),
+            &|k| d.reviewers.prefetch_end(reviewers(k).reviewer as usize),
+            &|k| d.reviewers.prefetch(reviewers(k).reviewer as usize),
         ],
         |k| {
             let r = reviewers(k);
