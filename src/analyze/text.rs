@@ -1074,14 +1074,20 @@ const PRODUCTS_PER_JOB: usize = 16;
 /// Each product's texts read once for the phrase candidates and the incentive disclaimers.
 /// Products are independent: taken by the threads a run at a time, joined back in product order.
 fn product_pass(d: &AuditData, cfg: &AuditConfig) -> ProductPass {
-    // ASCII texts (almost all) are searched for every disclaimer at once, ignoring ASCII case;
-    // others are lower-cased first. The disclaimers are ASCII, so both find the same matches.
-    let ascii = aho_corasick::AhoCorasick::builder()
-        .ascii_case_insensitive(true)
-        .build(INCENTIVE)
-        .ok();
-    let incentive = |t: &str| match (&ascii, t.is_ascii()) {
-        (Some(ac), true) => ac.is_match(t),
+    // ASCII texts (almost all) are lower-cased into a buffer and searched for every disclaimer at
+    // once (a case-sensitive search can use the vectorised prefilter, which an ASCII-case-blind
+    // one cannot); others are lower-cased as Unicode first. The disclaimers are lower-case ASCII,
+    // so both find the same matches.
+    let lower_case = aho_corasick::packed::Searcher::new(INCENTIVE);
+    thread_local! {
+        static LOWER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let incentive = |t: &str| match (&lower_case, t.is_ascii()) {
+        (Some(ac), true) => LOWER.with_borrow_mut(|b| {
+            b.clear();
+            b.extend(t.bytes().map(|c| c.to_ascii_lowercase()));
+            ac.find(b.as_slice()).is_some()
+        }),
         _ => {
             let l = t.to_lowercase();
             INCENTIVE.iter().any(|k| l.contains(k))
