@@ -8,7 +8,9 @@
 //! Every other large array gets 2 MB pages from the C allocator, which the process asks for by
 //! restarting itself once with the glibc tunable set (`restart_with_large_pages`).
 //!
-//! Owns: that memory, and the restart. Must not: know what it stores.
+//! `prefetch` requests memory that scattered reads will need soon, without waiting for it.
+//!
+//! Owns: that memory, the restart and the prefetch hint. Must not: know what it stores.
 
 /// Plain-data values (`bytemuck::Pod`) up to a capacity fixed at creation, in 2 MB-page memory
 /// where the system grants it and in an ordinary heap vector where it does not. Room no value
@@ -87,6 +89,21 @@ impl<T: bytemuck::Pod> PageVec<T> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// Ask the processor to start loading the cache line of `x`, which will be read soon. Only a hint:
+/// no effect on any result.
+#[inline(always)]
+pub fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch instruction never faults and changes no memory; `x` is a valid reference.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (x as *const T).cast(),
+        )
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
 }
 
 /// The `GLIBC_TUNABLES` value that asks glibc's allocator for 2 MB pages, given the current one:

@@ -267,20 +267,7 @@ impl std::ops::Index<usize> for Names {
 /// How many items ahead of their use scattered records are requested (`prefetch`).
 pub const AHEAD: usize = 16;
 
-/// Ask the processor to start loading the cache line of `x`, which will be read soon. Only a hint:
-/// no effect on any result.
-#[inline(always)]
-pub fn prefetch<T>(x: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch instruction never faults and changes no memory; `x` is a valid reference.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            (x as *const T).cast(),
-        )
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
-}
+pub use crate::pages::prefetch;
 
 /// Day number of an instant.
 pub fn day_of(t: i64) -> i64 {
@@ -323,13 +310,7 @@ impl Interner {
     /// (`ingest::read_ahead`: with millions of names, each lookup otherwise waits for two or three
     /// cache misses in turn).
     fn read_ahead(&self, keys: &[u64]) {
-        crate::ingest::read_ahead(&self.seen, keys, |i| {
-            self.names[i as usize]
-                .as_bytes()
-                .first()
-                .copied()
-                .unwrap_or(0) as u64
-        });
+        crate::ingest::read_ahead(&self.seen, keys, |i| self.names.prefetch_end(i as usize));
     }
 }
 
@@ -485,14 +466,10 @@ fn intern_reviewers(
     let mut reviewers = Interner::new();
     let mut numbers = Vec::with_capacity(refs.len());
     let mut names: Vec<u64> = Vec::with_capacity(crate::ingest::READ_AHEAD);
-    // The ids lie in file order, read here in time order: a batch's first bytes are read while
-    // the batch before is worked on (independent reads the processor overlaps; the hashing would
-    // wait for each id in turn).
+    // The ids lie in file order, read here in time order: a batch's bytes are requested while
+    // the batch before is worked on (`prefetch`; the hashing would wait for each id in turn).
     let touch = |batch: &[crate::ingest::schema::StrRef]| {
-        let acc = batch.iter().fold(0u8, |acc, &r| {
-            acc ^ reviewer_ids.str(r).as_bytes().first().copied().unwrap_or(0)
-        });
-        std::hint::black_box(acc);
+        batch.iter().for_each(|&r| reviewer_ids.prefetch(r));
     };
     let mut batches = refs.chunks(crate::ingest::READ_AHEAD).peekable();
     while let Some(batch) = batches.next() {

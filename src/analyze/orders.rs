@@ -139,7 +139,7 @@ fn concentration(
     cfg: &AuditConfig,
     out: &mut FamilyOutput,
     (test, what): (&'static str, &str),
-    key: impl Fn(&super::data::Ord) -> Option<u32>,
+    key: impl Fn(&super::data::Ord) -> Option<u32> + Sync,
     audited: &(dyn Fn(&super::data::Ord) -> bool + Sync),
     reviews_of_order: &ReviewsOfOrder,
 ) {
@@ -163,7 +163,8 @@ fn concentration(
         ));
         return;
     }
-    for p in 0..d.products.len() {
+    // Products are independent: taken by the threads a run at a time, joined in product order.
+    let product = |p: usize| -> Option<Candidate> {
         let mine: Vec<u32> = d.orders_by_product[p]
             .iter()
             .copied()
@@ -171,7 +172,7 @@ fn concentration(
             .collect();
         let n = mine.len() as u64;
         if n < cfg.orders_min {
-            continue;
+            return None;
         }
         let mut counts: HashMap<u32, u64> = HashMap::new();
         for &i in &mine {
@@ -191,7 +192,7 @@ fn concentration(
                 best = Some((k, c, pv, f));
             }
         }
-        let Some((k, c, pv, f)) = best else { continue };
+        let (k, c, pv, f) = best?;
         let pv = (pv * counts.len() as f64).min(1.0);
         let orders_of_key: Vec<u32> = mine
             .iter()
@@ -221,9 +222,21 @@ fn concentration(
         cand.p_rating = rating_question(d, cfg, &subset, &rest);
         cand.reviews = subset;
         cand.review_strength = 0.6;
-        out.candidates.push(cand);
+        Some(cand)
+    };
+    let jobs: Vec<std::ops::Range<usize>> = (0..d.products.len())
+        .step_by(PRODUCTS_PER_JOB)
+        .map(|p| p..(p + PRODUCTS_PER_JOB).min(d.products.len()))
+        .collect();
+    for part in super::in_pool(&jobs, super::worker_threads(), |range| {
+        range.clone().filter_map(product).collect::<Vec<_>>()
+    }) {
+        out.candidates.extend(part);
     }
 }
+
+/// Products per job of the per-product concentration test.
+const PRODUCTS_PER_JOB: usize = 32;
 
 fn order_bursts(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     let len = (d.to_day - d.first_day + 1).max(1) as usize;

@@ -597,6 +597,7 @@ fn near_duplicates(
     cfg: &AuditConfig,
     words: &[u32],
     signatures: PageVec<Signature>,
+    searched: impl FnOnce(),
 ) -> Vec<u32> {
     let sigs = signatures.as_slice();
     let n = sigs.len();
@@ -675,6 +676,7 @@ fn near_duplicates(
     });
     // The signatures (hundreds of megabytes at scale) are not needed for what follows.
     drop(signatures);
+    searched();
     // Per cluster root: members, then distinct reviewers (clusters of two or more members only;
     // almost every review is its own root).
     drop(firsts);
@@ -728,13 +730,14 @@ const INCENTIVE: &[&str] = &[
     "sent to me for review",
 ];
 
-/// Run the text family, and `beside` once the near-duplicate search is done: the search's
-/// signatures (hundreds of megabytes at scale) are freed before `beside` starts, so what `beside`
-/// allocates never stands beside them. Returns the family's output and `beside`'s result.
-pub fn run_with<T>(
+/// Run the text family, and `beside` on another thread once the near-duplicate search is done: the
+/// search's signatures (hundreds of megabytes at scale) are freed before `beside` starts, so what
+/// `beside` allocates never stands beside them, and the rest of the text family runs alongside.
+/// Returns the family's output and `beside`'s result.
+pub fn run_with<T: Send>(
     d: &AuditData,
     cfg: &AuditConfig,
-    beside: impl FnOnce() -> T,
+    beside: impl FnOnce() -> T + Send,
 ) -> (FamilyOutput, T) {
     let mut out = FamilyOutput::default();
     if !d.has_text {
@@ -752,8 +755,8 @@ pub fn run_with<T>(
     // Every text is read twice: per product (phrase candidates, disclaimers), then in review order
     // (word counts, signatures, the catalog's use of the candidates), each pass on every core.
     // Then two lines of work side by side: the phrase and disclaimer findings on their own thread,
-    // and here the near-duplicate search and word-count test, then `beside`. Outputs are joined
-    // in a fixed order.
+    // and here the near-duplicate search and word-count test, `beside` starting on a third as soon
+    // as the search is done. Outputs are joined in a fixed order.
     let per_product = product_pass(d, cfg);
     let counter = (!per_product.cands.is_empty()).then(|| PhraseCounter::new(&per_product.cands));
     let order = with_text(d);
@@ -777,11 +780,19 @@ pub fn run_with<T>(
             incentive_findings(d, cfg, incentive, &mut incentive_out);
             (phrase_out, incentive_out)
         });
-        duplicates(d, cfg, &words, sigs, &mut out);
+        let mut beside = Some(beside);
+        let mut started = None;
+        duplicates(d, cfg, &words, sigs, &mut out, || {
+            started = beside.take().map(|b| s.spawn(b));
+        });
         let mut word_out = FamilyOutput::default();
         word_counts(d, cfg, &words, &mut word_out);
         drop(words);
-        let beside_out = beside();
+        let beside_out = match (started, beside) {
+            (Some(h), _) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            (None, Some(b)) => b(),
+            (None, None) => unreachable!("`beside` is either started or still here"),
+        };
         let (phrase_out, incentive_out) = other
             .join()
             .unwrap_or_else(|e| std::panic::resume_unwind(e));
@@ -800,14 +811,16 @@ pub fn run_with<T>(
     (out, other)
 }
 
+/// The near-duplicate test; `searched` runs once the search is done and its signatures are freed.
 fn duplicates(
     d: &AuditData,
     cfg: &AuditConfig,
     words: &[u32],
     sigs: PageVec<Signature>,
     out: &mut FamilyOutput,
+    searched: impl FnOnce(),
 ) {
-    let cluster_reviewers = near_duplicates(d, cfg, words, sigs);
+    let cluster_reviewers = near_duplicates(d, cfg, words, sigs, searched);
     let eligible = |i: u32| near_duplicate_eligible(d, cfg, words, i);
     for (i, &n) in cluster_reviewers.iter().enumerate() {
         if n > 0 {

@@ -1934,7 +1934,7 @@ fn merge_orders(
             .enumerate()
             .map(|(i, o)| (i, key(o)))
             .filter(|&(_, k)| halves.contains(&((k & 1) as usize)));
-        let touch = |j: u32| orders[j as usize].purchased_at as u64;
+        let touch = |j: u32| crate::pages::prefetch(&orders[j as usize]);
         each_read_ahead(&mut seen, in_halves, touch, |seen, i, k| {
             let o = &orders[i];
             let same = seen.find(k, |j| {
@@ -2023,7 +2023,7 @@ fn merge_reviews(
         append(&mut reviews, part);
         dup.resize(reviews.len(), false);
         let key = |r: &Review| hash_of(&[&r.review_id], 0);
-        let touch = |j: u32| reviews[j as usize].created_at as u64;
+        let touch = |j: u32| crate::pages::prefetch(&reviews[j as usize]);
         each_read_ahead(
             &mut seen_ids,
             (base..reviews.len()).map(|i| (i, key(&reviews[i]))),
@@ -2296,6 +2296,13 @@ impl Seen {
         self.candidates(key).filter(move |&j| same(j))
     }
 
+    /// Request the home slot of `key` (`pages::prefetch`) ahead of a lookup.
+    fn prefetch(&self, key: u64) {
+        if let Some(slot) = self.slots.as_slice().get(self.home(key)) {
+            crate::pages::prefetch(slot);
+        }
+    }
+
     /// The first candidate under `key`, unconfirmed: for reading a table slot (and what it points
     /// to) ahead of the real lookup, so that many such reads are in flight at once.
     pub(crate) fn peek(&self, key: u64) -> Option<u32> {
@@ -2334,12 +2341,12 @@ impl Seen {
 pub(crate) const READ_AHEAD: usize = 256;
 
 /// Run `body(seen, i, key)` for every `(i, key)` of `items`, in order, a batch of `READ_AHEAD` at a
-/// time whose keys' table slots (and, through `touch`, the records they point to) are read ahead
+/// time whose keys' table slots (and, through `touch`, the records they point to) are requested
 /// first (see `read_ahead`).
 fn each_read_ahead(
     seen: &mut Seen,
     items: impl Iterator<Item = (usize, u64)>,
-    touch: impl Fn(u32) -> u64,
+    touch: impl Fn(u32),
     mut body: impl FnMut(&mut Seen, usize, u64),
 ) {
     let mut items = items;
@@ -2360,22 +2367,26 @@ fn each_read_ahead(
     }
 }
 
-/// Read the table slots of `keys` (and, through `touch`, the records they point to) before a batch
-/// of lookups: these reads do not depend on each other, so the processor overlaps their cache
-/// misses, where the lookups themselves (each followed by work on its result) wait for them one by
-/// one. With tens of millions of records the tables and records are gigabytes: this is most of
-/// the time of de-duplication and linking.
-pub(crate) fn read_ahead(seen: &Seen, keys: &[u64], touch: impl Fn(u32) -> u64) {
-    read_ahead_with(|k| seen.peek(k), keys, touch)
+/// Request the table slots of `keys`, then (through `touch`, which requests memory with
+/// `pages::prefetch`) the records their first candidates point to, before a batch of lookups: a
+/// request does not wait for its memory, so the cache misses of the whole batch are in flight at
+/// once, where the lookups themselves (each followed by work on its result) would wait for them
+/// one by one. With tens of millions of records the tables and records are gigabytes: this is most
+/// of the time of de-duplication, linking and reviewer numbering.
+pub(crate) fn read_ahead(seen: &Seen, keys: &[u64], touch: impl Fn(u32)) {
+    read_ahead_in(|_| seen, keys, touch)
 }
 
-/// `read_ahead` where `first` finds a key's first candidate (`Seen::peek` of the key's table).
-fn read_ahead_with(first: impl Fn(u64) -> Option<u32>, keys: &[u64], touch: impl Fn(u32) -> u64) {
-    let acc = keys
-        .iter()
-        .filter_map(|&k| first(k))
-        .fold(0u64, |acc, j| acc ^ touch(j));
-    std::hint::black_box(acc);
+/// `read_ahead` where each key has its table (`OrderRuns`).
+fn read_ahead_in<'a>(table: impl Fn(u64) -> &'a Seen, keys: &[u64], touch: impl Fn(u32)) {
+    for &k in keys {
+        table(k).prefetch(k);
+    }
+    for &k in keys {
+        if let Some(j) = table(k).peek(k) {
+            touch(j);
+        }
+    }
 }
 
 /// Count a duplicate whose content differs (`what`: how) and list the first few with both places.
@@ -2631,7 +2642,7 @@ impl OrderRuns {
             each_read_ahead(
                 &mut runs,
                 starts,
-                |_| 0,
+                |_| (),
                 |runs, i, key| runs.insert(key, i as u32),
             );
             runs
@@ -2667,8 +2678,8 @@ pub fn link_reviews(ds: &mut Dataset) {
             for batch in ds.reviews[range].chunks(READ_AHEAD) {
                 keys.clear();
                 keys.extend(batch.iter().map(|r| r.order_key.map_or(0, |k| k.get())));
-                let first = |key| runs.of(key).peek(key);
-                read_ahead_with(first, &keys, |j| orders[j as usize].purchased_at as u64);
+                let touch = |j: u32| crate::pages::prefetch(&orders[j as usize]);
+                read_ahead_in(|key| runs.of(key), &keys, touch);
                 for (r, &key) in batch.iter().zip(&keys) {
                     let Some(want) = r.order_key else {
                         part.push(OptIdx::NONE);

@@ -194,6 +194,13 @@ impl Strings {
         self.get(r).unwrap_or("")
     }
 
+    /// Request the first bytes of a string (`pages::prefetch`), which will be read soon.
+    pub fn prefetch(&self, r: StrRef) {
+        if let Some(b) = self.0.as_bytes().get(r.start() as usize) {
+            crate::pages::prefetch(b);
+        }
+    }
+
     /// Append `other`'s strings; returns how far its references move (`StrRef::shifted`).
     pub fn append(&mut self, other: Strings) -> u64 {
         if self.0.is_empty() {
