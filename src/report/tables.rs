@@ -476,21 +476,23 @@ fn write_findings_json(dir: &Path, file: &FindingsFile) -> Result<()> {
 fn write_scores(dir: &Path, a: &Analysis, d: &AuditData) -> Result<()> {
     let scores = dir.join("scores");
     super::make_subdir(&scores)?;
-    // The reviewers' order (a sort of millions of keys) is made beside the reviews' table.
+    // The reviewers' table (its order a sort of millions of keys) is made beside the reviews':
+    // each file's writes (copies into the page cache) wait for one thread, so two files written at
+    // once keep both cores busy where one left a core idle.
     std::thread::scope(|s| {
-        let reviewer_order = s.spawn(|| {
-            order_by_score_then_id(
+        let reviewers_written = s.spawn(|| {
+            let order = order_by_score_then_id(
                 &a.reviewers,
                 |r| r.score,
                 |r| &d.reviewers[r.reviewer as usize],
-            )
+            );
+            write_reviewer_scores(&scores, a, d, order)
         });
         let reviews_written = write_review_scores(&scores, a, d);
-        let order = reviewer_order
+        let reviewers_written = reviewers_written
             .join()
             .unwrap_or_else(|e| std::panic::resume_unwind(e));
-        reviews_written?;
-        write_reviewer_scores(&scores, a, d, order)
+        reviews_written.and(reviewers_written)
     })?;
     write_product_scores(&scores, a)
 }
