@@ -270,6 +270,9 @@ pub fn each_read_ahead(
 
 /// `x` with six decimals, trailing zeros (and a trailing point) removed.
 fn num_cell(x: f64) -> Cell<'static> {
+    if let Some(s) = fixed6(x) {
+        return Cell::Short(s);
+    }
     let trim = |s: &str| s.trim_end_matches('0').trim_end_matches('.').len();
     let mut s = Short::default();
     if write!(s, "{x:.6}").is_ok() {
@@ -281,6 +284,58 @@ fn num_cell(x: f64) -> Cell<'static> {
         t.truncate(trim(&t));
         Cell::Owned(t)
     }
+}
+
+/// `num_cell` of a finite non-negative `x` below 2^40 (scores, ratings: tens of millions of cells)
+/// in integer arithmetic: what `{x:.6}` writes — the exact binary value rounded to six decimals,
+/// ties to even — without the general float formatting. `None` for anything else.
+fn fixed6(x: f64) -> Option<Short> {
+    if !(0.0..1_099_511_627_776.0).contains(&x) || x.is_sign_negative() {
+        return None;
+    }
+    let bits = x.to_bits();
+    let (exp, frac) = ((bits >> 52) as i32, bits & ((1 << 52) - 1));
+    // x = m × 2^e exactly.
+    let (m, e) = if exp == 0 {
+        (frac, -1074)
+    } else {
+        (frac | 1 << 52, exp - 1075)
+    };
+    let p = m as u128 * 1_000_000;
+    let n = if e >= 0 {
+        p << e
+    } else if -e >= 128 {
+        0
+    } else {
+        let shift = (-e) as u32;
+        let (q, r, half) = (p >> shift, p & ((1 << shift) - 1), 1u128 << (shift - 1));
+        q + (r > half || (r == half && q & 1 == 1)) as u128
+    };
+    let (whole, mut part) = ((n / 1_000_000) as u64, (n % 1_000_000) as u32);
+    // At most 13 digits, a point and 6 decimals: within the 32-byte buffer.
+    let mut s = Short::default();
+    let digits = whole.checked_ilog10().unwrap_or(0) as usize + 1;
+    let mut w = whole;
+    for d in s.buf[..digits].iter_mut().rev() {
+        *d = b'0' + (w % 10) as u8;
+        w /= 10;
+    }
+    let mut len = digits;
+    if part > 0 {
+        let mut places = 6;
+        while part % 10 == 0 {
+            part /= 10;
+            places -= 1;
+        }
+        s.buf[len] = b'.';
+        for d in s.buf[len + 1..len + 1 + places].iter_mut().rev() {
+            *d = b'0' + (part % 10) as u8;
+            part /= 10;
+        }
+        len += 1 + places;
+    }
+    s.len = len as u8;
+    Some(s)
 }
 
 /// A short cell (number, timestamp) formatted into an inline buffer: tables of tens of millions of
@@ -616,6 +671,41 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Numbers exactly halfway between two six-decimal values (k/128 and neighbours), whole
+    /// numbers, zeros and the edges of the integer path read as the plain formatting would.
+    #[test]
+    fn fixed_decimals_round_ties_to_even_like_the_plain_formatting() {
+        let plain = |x: f64| {
+            format!("{x:.6}")
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_string()
+        };
+        let mut xs: Vec<f64> = (0..=1 << 16).map(|k| k as f64 / 65_536.0).collect();
+        xs.extend((0..=4096).map(|k| k as f64 * 0.5e-6));
+        xs.extend([
+            0.0,
+            -0.0,
+            1.0,
+            2.5,
+            1e-300,
+            5e-324,
+            999_999.999_999_5,
+            1_099_511_627_775.5,
+        ]);
+        xs.extend([
+            1_099_511_627_776.0,
+            1e15,
+            -1e-9,
+            -2.5,
+            f64::NAN,
+            f64::INFINITY,
+        ]);
+        for x in xs {
+            assert_eq!(num_cell(x).as_ref(), plain(x), "{x:e}");
+        }
+    }
+
     proptest! {
         /// Cells formatted in place read exactly as the plain formatting would.
         #[test]
@@ -628,6 +718,10 @@ mod tests {
             let plain = |x: f64| format!("{x:.6}").trim_end_matches('0').trim_end_matches('.').to_string();
             prop_assert_eq!(num_cell(x).as_ref().to_string(), plain(x));
             prop_assert_eq!(num_cell(small).as_ref().to_string(), plain(small));
+            let big = small * 2e12;
+            prop_assert_eq!(num_cell(big).as_ref().to_string(), plain(big));
+            let sig = crate::analyze::round_sig(small);
+            prop_assert_eq!(num_cell(sig).as_ref().to_string(), plain(sig));
             let stamp = match chrono::TimeZone::timestamp_opt(&chrono::Utc, secs, 0).single() {
                 Some(dt) => dt.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
                 None => secs.to_string(),
