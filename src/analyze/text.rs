@@ -780,19 +780,21 @@ pub fn run_with<T: Send>(
             incentive_findings(d, cfg, incentive, &mut incentive_out);
             (phrase_out, incentive_out)
         });
-        let mut beside = Some(beside);
-        let mut started = None;
-        duplicates(d, cfg, &words, sigs, &mut out, || {
-            started = beside.take().map(|b| s.spawn(b));
+        // `beside` waits for the search to say it is done (or to drop its end of the channel).
+        let (done, searched) = std::sync::mpsc::channel::<()>();
+        let started = s.spawn(move || {
+            let _ = searched.recv();
+            beside()
+        });
+        duplicates(d, cfg, &words, sigs, &mut out, move || {
+            let _ = done.send(());
         });
         let mut word_out = FamilyOutput::default();
         word_counts(d, cfg, &words, &mut word_out);
         drop(words);
-        let beside_out = match (started, beside) {
-            (Some(h), _) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
-            (None, Some(b)) => b(),
-            (None, None) => unreachable!("`beside` is either started or still here"),
-        };
+        let beside_out = started
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
         let (phrase_out, incentive_out) = other
             .join()
             .unwrap_or_else(|e| std::panic::resume_unwind(e));

@@ -2631,10 +2631,10 @@ struct OrderRuns([Seen; 2]);
 impl OrderRuns {
     fn new(orders: &[OrderLine]) -> Self {
         let per_half = orders.len() / 2 + orders.len() / 64 + 16;
-        let halves = crate::analyze::in_pool(&[0, 1], 2, |&half| {
+        let build = |half: usize| {
             let mut runs = Seen::with_capacity(per_half);
-            // Inserted a batch at a time, the batch's home slots read first (`each_read_ahead`):
-            // each insert is otherwise a cache miss waited for alone.
+            // Inserted a batch at a time, the batch's home slots requested first
+            // (`each_read_ahead`): each insert is otherwise a cache miss waited for alone.
             let starts = (0..orders.len())
                 .filter(|&i| i == 0 || orders[i - 1].order_id != orders[i].order_id)
                 .map(|i| (i, order_key(&orders[i].order_id).get()))
@@ -2646,9 +2646,17 @@ impl OrderRuns {
                 |runs, i, key| runs.insert(key, i as u32),
             );
             runs
-        });
-        let [a, b]: [Seen; 2] = halves.try_into().unwrap_or_else(|_| unreachable!());
-        OrderRuns([a, b])
+        };
+        std::thread::scope(|s| {
+            let second = s.spawn(|| build(1));
+            let first = build(0);
+            OrderRuns([
+                first,
+                second
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            ])
+        })
     }
 
     /// Which table a key is in (bit 1: bit 0 of an order key is always set).
