@@ -329,32 +329,46 @@ const KEY_PARTS: usize = 2;
 /// falls in `part` of `KEY_PARTS` key ranges, sorted: buckets are runs of equal upper halves
 /// listing their members by position — time order, as the signatures are in review order. A bucket
 /// lies in one range.
-fn band_keys_sorted(sigs: &[Signature], at: &[u32], band: usize, part: usize) -> Vec<u64> {
-    let mut keyed: Vec<u64> = at
-        .iter()
-        .filter_map(|&k| {
-            // The band's four 8-bit values themselves are the key (no hash, no collisions).
-            let sig = &sigs[k as usize];
-            let mut h = 0u64;
-            for r in 0..ROWS {
-                h = (h << 8) | sig.0[band * ROWS + r] as u64;
-            }
-            ((h * KEY_PARTS as u64) >> 32 == part as u64).then_some((h << 32) | k as u64)
-        })
-        .collect();
+fn band_keys_sorted<'b>(
+    buf: &'b mut BandKeys,
+    sigs: &[Signature],
+    at: &[u32],
+    band: usize,
+    part: usize,
+) -> &'b [u64] {
+    let keyed = &mut buf.keyed;
+    keyed.clear();
+    keyed.extend(at.iter().filter_map(|&k| {
+        // The band's four 8-bit values themselves are the key (no hash, no collisions).
+        let sig = &sigs[k as usize];
+        let mut h = 0u64;
+        for r in 0..ROWS {
+            h = (h << 8) | sig.0[band * ROWS + r] as u64;
+        }
+        ((h * KEY_PARTS as u64) >> 32 == part as u64).then_some((h << 32) | k as u64)
+    }));
     // The positions are ascending already: sorted by key alone, stably.
-    sort_by_upper_half(&mut keyed);
+    sort_by_upper_half(keyed, &mut buf.spare);
     keyed
+}
+
+/// The buffers of `band_keys_sorted` (tens of megabytes each at scale), made once per thread of
+/// the band walk and reused for every band, not allocated (and faulted in) afresh each time.
+#[derive(Default)]
+struct BandKeys {
+    keyed: Vec<u64>,
+    spare: Vec<u64>,
 }
 
 /// Sort values by their upper 32 bits, keeping the order of values whose upper halves are equal
 /// (a least-significant-digit radix sort, three passes of 11 bits; a pass whose digit is the same
 /// for every value is skipped). Where the lower halves are ascending already, the result is that
 /// of sorting the whole values, in a fraction of a comparison sort's time at millions of values.
-fn sort_by_upper_half(v: &mut Vec<u64>) {
+fn sort_by_upper_half(v: &mut Vec<u64>, spare: &mut Vec<u64>) {
     const BITS: u32 = 11;
     const DIGITS: usize = 1 << BITS;
-    let mut spare = vec![0u64; v.len()];
+    spare.clear();
+    spare.resize(v.len(), 0);
     for pass in 0..3 {
         let shift = 32 + pass * BITS;
         let digit = |x: u64| ((x >> shift) as usize) & (DIGITS - 1);
@@ -374,7 +388,7 @@ fn sort_by_upper_half(v: &mut Vec<u64>) {
             spare[at[d]] = x;
             at[d] += 1;
         }
-        std::mem::swap(v, &mut spare);
+        std::mem::swap(v, spare);
     }
 }
 
@@ -387,7 +401,7 @@ fn identical_firsts(sigs: &[Signature]) -> Vec<u32> {
         .zip(0u32..)
         .map(|(s, k)| (crate::ingest::fast_hash(&s.0) >> 32) << 32 | k as u64)
         .collect();
-    sort_by_upper_half(&mut keyed);
+    sort_by_upper_half(&mut keyed, &mut Vec::new());
     let mut first: Vec<u32> = (0..sigs.len() as u32).collect();
     let mut heads: Vec<u32> = Vec::new();
     for run in keyed
@@ -649,10 +663,11 @@ fn near_duplicates(
             }
             batch.clear();
         };
+        let mut buf = BandKeys::default();
         for part in parts {
             for band in 0..BANDS {
                 // Buckets as runs of a sorted (band key, review) list: no per-bucket allocation.
-                let keyed = band_keys_sorted(sigs, &firsts, band, part);
+                let keyed = band_keys_sorted(&mut buf, sigs, &firsts, band, part);
                 // Each member is compared with at most COMPARE_BACK earlier members of the
                 // bucket: near-duplicates chain through union-find, so a cluster still joins up,
                 // and a bucket of thousands of copies costs linear work.
@@ -1542,11 +1557,10 @@ mod tests {
         let share = agree as f64 / ((sigs.len() - 1) * PERMS) as f64;
         assert!(share < 2.0 / 256.0, "chance agreement {share}");
         let all: Vec<u32> = (0..sigs.len() as u32).collect();
-        let mut keys: Vec<u64> = band_keys_sorted(&sigs, &all, 0, 0)
-            .into_iter()
-            .chain(band_keys_sorted(&sigs, &all, 0, 1))
-            .map(|k| k >> 32)
-            .collect();
+        let mut buf = BandKeys::default();
+        let mut keys: Vec<u64> = band_keys_sorted(&mut buf, &sigs, &all, 0, 0).to_vec();
+        keys.extend(band_keys_sorted(&mut buf, &sigs, &all, 0, 1));
+        let mut keys: Vec<u64> = keys.iter().map(|k| k >> 32).collect();
         keys.sort_unstable();
         let n = keys.len();
         keys.dedup();
@@ -1586,7 +1600,7 @@ mod tests {
             let mut v: Vec<u64> = uppers.iter().zip(0u64..).map(|(&u, k)| u << 32 | k).collect();
             let mut want = v.clone();
             want.sort_unstable();
-            sort_by_upper_half(&mut v);
+            sort_by_upper_half(&mut v, &mut vec![7; 5]);
             proptest::prop_assert_eq!(v, want);
         }
     }
