@@ -636,59 +636,61 @@ impl AuditData {
         // reviewer references, so it does not wait for the records it reads) and the reviews.
         let refs: Vec<crate::ingest::schema::StrRef> =
             src_reviews.iter().map(|r| r.reviewer_id).collect();
-        let ((mut orders, order_keys), (mut reviews, review_keys), (numbers, reviewers)) =
+        let (orders, orders_by_product, mut reviews, (numbers, reviewers)) =
             std::thread::scope(|s| {
                 let o = s.spawn(|| compact_orders(src, &product_of));
                 let n = s.spawn(|| intern_reviewers(&refs, &reviewer_ids));
-                let r = compact_reviews(src_reviews, &product_of, &offset_fn, (from_day, to_day));
-                (
-                    o.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
-                    r,
-                    n.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
-                )
+                let (mut reviews, review_keys) =
+                    compact_reviews(src_reviews, &product_of, &offset_fn, (from_day, to_day));
+                let (mut orders, order_keys) =
+                    o.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+                // While the reviewer numbering (the longest line) finishes: number the identity keys
+                // by first appearance front to back (orders, then reviews), as if they had been read
+                // in order by one interner.
+                let to_joint = order_keys.joint(&review_keys);
+                drop((order_keys, review_keys));
+                let mut renumber = KeyRenumber::default();
+                for o in orders.iter_mut() {
+                    renumber.apply(&mut o.postal);
+                    renumber.apply(&mut o.buyer);
+                    renumber.apply(&mut o.address);
+                }
+                for r in reviews.iter_mut() {
+                    for k in [&mut r.email, &mut r.ip] {
+                        *k = k.get().map(|v| to_joint[v as usize]).into();
+                        renumber.apply(k);
+                    }
+                }
+                drop((renumber, to_joint));
+                // Orders after the audited window are next month's (as reviews, below).
+                let orders_by_product = Lists::group(pids.len(), orders.len(), |i| {
+                    (orders[i].day() <= to_day).then_some(orders[i].product)
+                });
+                let numbered = n.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+                (orders, orders_by_product, reviews, numbered)
             });
         drop((refs, reviewer_ids));
         for (r, n) in reviews.iter_mut().zip(numbers) {
             r.reviewer = n;
-        }
-        // Number the identity keys by first appearance front to back (orders, then reviews), as if
-        // they had been read in order by one interner.
-        {
-            let to_joint = order_keys.joint(&review_keys);
-            drop((order_keys, review_keys));
-            let mut renumber = KeyRenumber::default();
-            for o in orders.iter_mut() {
-                renumber.apply(&mut o.postal);
-                renumber.apply(&mut o.buyer);
-                renumber.apply(&mut o.address);
-            }
-            for r in reviews.iter_mut() {
-                for k in [&mut r.email, &mut r.ip] {
-                    *k = k.get().map(|v| to_joint[v as usize]).into();
-                    renumber.apply(k);
-                }
-            }
         }
         // Only data up to the end of the audited window counts (later data is next month's).
         reviews.retain(|r| r.day() <= to_day);
         let has_links = reviews.iter().any(|r| r.order.get().is_some());
         let has_text = reviews.iter().any(|r| !texts.str(r.text).trim().is_empty());
         let has_verified = reviews.iter().any(|r| r.verified.is_some());
-        // The reviewer lists (millions of keys, the longest grouping) beside the product lists.
-        let (by_product, by_reviewer, orders_by_product) = std::thread::scope(|s| {
+        // The reviewer lists (millions of keys, the longest grouping) beside the product lists
+        // (the orders' were made while the reviewers were being numbered).
+        let (by_product, by_reviewer) = std::thread::scope(|s| {
             let by_reviewer = s.spawn(|| {
                 Lists::group(reviewers.names.len(), reviews.len(), |i| {
                     Some(reviews[i].reviewer)
                 })
             });
             let by_product = Lists::group(pids.len(), reviews.len(), |i| Some(reviews[i].product));
-            let orders_by_product = Lists::group(pids.len(), orders.len(), |i| {
-                (orders[i].day() <= to_day).then_some(orders[i].product)
-            });
             let by_reviewer = by_reviewer
                 .join()
                 .unwrap_or_else(|e| std::panic::resume_unwind(e));
-            (by_product, by_reviewer, orders_by_product)
+            (by_product, by_reviewer)
         });
         let mut rating_hist = [0u64; 6];
         for r in &reviews {
