@@ -623,6 +623,20 @@ pub fn in_pool<J: Sync, T: Send>(jobs: &[J], threads: usize, f: impl Fn(&J) -> T
     done.into_iter().map(|x| x.1).collect()
 }
 
+/// `f` over `0..n` cut into runs of `per_run` (the last shorter), the runs taken by the worker
+/// threads one at a time (`in_pool`: uneven work balances out); results in run order.
+pub fn in_runs<T: Send>(
+    n: usize,
+    per_run: usize,
+    f: impl Fn(std::ops::Range<usize>) -> T + Sync,
+) -> Vec<T> {
+    let runs: Vec<std::ops::Range<usize>> = (0..n)
+        .step_by(per_run.max(1))
+        .map(|k| k..(k + per_run.max(1)).min(n))
+        .collect();
+    in_pool(&runs, worker_threads(), |r| f(r.clone()))
+}
+
 /// `in_chunks` over `0..n` in rounds of `round` items: each round's chunk results go to `take` in
 /// order, and are freed, while the next round is computed (on other threads: `take`, often a copy
 /// into a large result, does not leave the cores idle) — at most two rounds' results stand at

@@ -224,12 +224,8 @@ fn concentration(
         cand.review_strength = 0.6;
         Some(cand)
     };
-    let jobs: Vec<std::ops::Range<usize>> = (0..d.products.len())
-        .step_by(PRODUCTS_PER_JOB)
-        .map(|p| p..(p + PRODUCTS_PER_JOB).min(d.products.len()))
-        .collect();
-    for part in super::in_pool(&jobs, super::worker_threads(), |range| {
-        range.clone().filter_map(product).collect::<Vec<_>>()
+    for part in super::in_runs(d.products.len(), PRODUCTS_PER_JOB, |range| {
+        range.filter_map(product).collect::<Vec<_>>()
     }) {
         out.candidates.extend(part);
     }

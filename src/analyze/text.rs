@@ -1123,16 +1123,12 @@ fn product_pass(d: &AuditData, cfg: &AuditConfig) -> ProductPass {
             INCENTIVE.iter().any(|k| l.contains(k))
         }
     };
-    let jobs: Vec<std::ops::Range<usize>> = (0..d.products.len())
-        .step_by(PRODUCTS_PER_JOB)
-        .map(|p| p..(p + PRODUCTS_PER_JOB).min(d.products.len()))
-        .collect();
     let mut pass = ProductPass {
         cands: Vec::new(),
         mixes: Vec::with_capacity(d.products.len()),
         incentive: Vec::with_capacity(d.products.len()),
     };
-    for (cands, mixes, incentive) in super::in_pool(&jobs, super::worker_threads(), |range| {
+    for (cands, mixes, incentive) in super::in_runs(d.products.len(), PRODUCTS_PER_JOB, |range| {
         let mut cands: Vec<PhraseCandidate> = Vec::new();
         let mut mixes: Vec<[u64; 6]> = vec![[0; 6]; range.len()];
         let per: Vec<(Vec<u32>, u64)> = range

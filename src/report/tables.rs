@@ -227,7 +227,7 @@ const READ_AHEAD: usize = 256;
 ///
 /// Rows in score order read records scattered over gigabytes, and formatting one row takes long
 /// enough that the processor never has the next row's reads in flight: `stages` run over
-/// `READ_AHEAD` rows first, each only requesting memory (`data::prefetch`, which does not wait
+/// `READ_AHEAD` rows first, each only requesting memory (`pages::prefetch`, which does not wait
 /// for it), so the requests of many rows are in flight at once, and the rows are then formatted
 /// from cache. Each stage follows pointers the stage before brought in.
 fn write_csv_blocks<R, C>(
