@@ -5,6 +5,7 @@
 //! replaced by keyed hashes here, before any other module sees a record.
 
 pub mod decode;
+pub mod delim;
 pub mod formats;
 pub mod mapping;
 pub mod schema;
@@ -400,7 +401,7 @@ trait Record {
 
 /// A row's cells: the CSV reader's record as it is (no vector per row), or collected values.
 enum Cells<'a> {
-    Csv(&'a csv::StringRecord),
+    Csv(&'a delim::Row<'a>),
     Values(Vec<&'a str>),
 }
 
@@ -1324,18 +1325,13 @@ fn load_opened(
         )));
     }
     let quoting = spec.quoting || delim != b'\t';
-    // The reader's buffer as large as the decoded stream's: its refills then bypass that stream's
-    // buffer instead of being copied through it.
-    let mut rdr = csv::ReaderBuilder::new()
-        .delimiter(delim)
-        .has_headers(false)
-        .flexible(true)
-        .quoting(quoting)
-        .buffer_capacity(decode::TEXT_BUFFER)
-        .from_reader(std::io::Cursor::new(first_line.clone().into_bytes()).chain(reader));
+    let mut rdr = delim::Rows::new(
+        std::io::Cursor::new(first_line.clone().into_bytes()).chain(reader),
+        delim,
+        quoting,
+    );
     let mut sink = Sink::new(spec.kind);
     let n_cols = header.len();
-    let mut record = csv::StringRecord::new();
     let mut first = true;
     let mut record_index: u64 = 0;
     let mut long_rows = 0;
@@ -1355,31 +1351,15 @@ fn load_opened(
         "promotion_ids",
         "ship_address",
     ];
-    loop {
-        match rdr.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                if let csv::ErrorKind::Io(io) = e.kind() {
-                    return Err(file_err(stream_error(io, gzip)));
-                }
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                sink.rows += 1;
-                sink.reject(RowError {
-                    line,
-                    column: "-".into(),
-                    value: String::new(),
-                    problem: format!("unreadable row: {e}"),
-                });
-                record_index += 1;
-                continue;
-            }
-        }
+    while let Some(record) = rdr
+        .next_row()
+        .map_err(|e| file_err(stream_error(&e, gzip)))?
+    {
         if first {
             first = false;
             continue;
         }
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let line = record.line;
         if record.len() == 1 && record.get(0).is_some_and(|s| s.trim().is_empty()) {
             continue; // blank line
         }
@@ -1403,9 +1383,7 @@ fn load_opened(
             continue;
         }
         let nul = record
-            .as_slice()
-            .as_bytes()
-            .contains(&0)
+            .has_nul()
             .then(|| record.iter().position(|c| c.contains('\0')))
             .flatten();
         if let Some(k) = nul {
@@ -1413,17 +1391,17 @@ fn load_opened(
             sink.reject(RowError {
                 line,
                 column: header.get(k).cloned().unwrap_or_else(|| "-".into()),
-                value: short_value(&record[k].replace('\0', "\\0")),
+                value: short_value(&record.get(k).unwrap_or("").replace('\0', "\\0")),
                 problem: "contains a NUL byte (damaged download?)".into(),
             });
             record_index += 1;
             continue;
         }
-        if record.as_slice().len() > LONG_ROW_BYTES && long_rows < 5 {
+        if record.field_bytes() > LONG_ROW_BYTES && long_rows < 5 {
             long_rows += 1;
             warnings.push(format!(
                 "line {line} is {:.1} MB long (kept; a review text this long is unusual)",
-                record.as_slice().len() as f64 / 1e6
+                record.field_bytes() as f64 / 1e6
             ));
         }
         let cells = Cells::Csv(&record);
@@ -3148,6 +3126,32 @@ mod tests {
         assert_eq!(file_stem(Path::new("/x/reviews.jsonl.gz")), "reviews");
         assert_eq!(file_stem(Path::new("orders.tsv")), "orders");
         assert_eq!(file_stem(Path::new("noext")), "noext");
+    }
+
+    /// A rejected row is named by the line it is on, in files saved with `\r\n` line ends (Excel)
+    /// and after blank lines (the `csv` crate named the line before it).
+    #[test]
+    fn rejected_rows_name_their_own_line() {
+        let opts = fuzz_options();
+        for (data, line) in [
+            (
+                "review_id,product_id,reviewer_id,rating,created_at,title,text\r\n\
+                 r1,B0000001,A1,5,2026-01-01T00:00:00Z,t,x\r\n\
+                 r2,B0000001,A2,9,2026-01-01T00:00:00Z,t,x\r\n",
+                3,
+            ),
+            (
+                "review_id,product_id,reviewer_id,rating,created_at,title,text\n\
+                 r1,B0000001,A1,5,2026-01-01T00:00:00Z,t,\"two\nlines\"\n\n\n\
+                 r2,B0000001,A2,9,2026-01-01T00:00:00Z,t,x\n",
+                6,
+            ),
+        ] {
+            let load = load_bytes("r.csv", data.as_bytes(), Some(Kind::Reviews), &opts).unwrap();
+            assert_eq!(load.report.accepted, 1);
+            let lines: Vec<u64> = load.report.rejected_rows.iter().map(|r| r.line).collect();
+            assert_eq!(lines, vec![line], "{:?}", load.report.rejected_rows);
+        }
     }
 
     #[test]
