@@ -394,32 +394,49 @@ fn sort_by_upper_half(v: &mut Vec<u64>, spare: &mut Vec<u64>) {
 
 /// For every signature, the first position holding the same 64 values (its own if none earlier
 /// does). Found through a sort by a 32-bit hash of the values (positions ascending within a hash),
-/// every match confirmed on the values.
+/// every match confirmed on the values. Equal values have equal hashes: the hashes are split by
+/// their value into one share per core, each sorted and searched on its own.
 fn identical_firsts(sigs: &[Signature]) -> Vec<u32> {
-    let mut keyed: Vec<u64> = sigs
-        .iter()
-        .zip(0u32..)
-        .map(|(s, k)| (crate::ingest::fast_hash(&s.0) >> 32) << 32 | k as u64)
-        .collect();
-    sort_by_upper_half(&mut keyed, &mut Vec::new());
-    let mut first: Vec<u32> = (0..sigs.len() as u32).collect();
-    let mut heads: Vec<u32> = Vec::new();
-    for run in keyed
-        .chunk_by(|x, y| x >> 32 == y >> 32)
-        .filter(|r| r.len() >= 2)
-    {
-        // Positions ascending: the first of each distinct value in the run is its head.
-        heads.clear();
-        for &x in run {
-            let k = x as u32;
-            match heads
+    let hash = |s: &Signature| crate::ingest::fast_hash(&s.0) >> 32;
+    let shares = super::worker_threads() as u64;
+    let later: Vec<Vec<(u32, u32)>> = super::in_pool(
+        &(0..shares).collect::<Vec<u64>>(),
+        shares as usize,
+        |&share| {
+            let mut keyed: Vec<u64> = sigs
                 .iter()
-                .find(|&&h| sigs[h as usize].0 == sigs[k as usize].0)
+                .zip(0u32..)
+                .map(|(s, k)| (hash(s), k))
+                .filter(|&(h, _)| h % shares == share)
+                .map(|(h, k)| h << 32 | k as u64)
+                .collect();
+            sort_by_upper_half(&mut keyed, &mut Vec::new());
+            // (position, its first) of every signature that has an earlier equal one.
+            let mut later = Vec::new();
+            let mut heads: Vec<u32> = Vec::new();
+            for run in keyed
+                .chunk_by(|x, y| x >> 32 == y >> 32)
+                .filter(|r| r.len() >= 2)
             {
-                Some(&h) => first[k as usize] = h,
-                None => heads.push(k),
+                // Positions ascending: the first of each distinct value in the run is its head.
+                heads.clear();
+                for &x in run {
+                    let k = x as u32;
+                    match heads
+                        .iter()
+                        .find(|&&h| sigs[h as usize].0 == sigs[k as usize].0)
+                    {
+                        Some(&h) => later.push((k, h)),
+                        None => heads.push(k),
+                    }
+                }
             }
-        }
+            later
+        },
+    );
+    let mut first: Vec<u32> = (0..sigs.len() as u32).collect();
+    for (k, h) in later.into_iter().flatten() {
+        first[k as usize] = h;
     }
     first
 }
