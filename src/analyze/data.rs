@@ -287,9 +287,10 @@ struct Interner {
 }
 
 impl Interner {
-    fn new() -> Self {
+    /// Room in the table for `n` names.
+    fn new(n: usize) -> Self {
         Interner {
-            seen: crate::ingest::Seen::with_capacity(0),
+            seen: crate::ingest::Seen::with_capacity(n),
             names: Names::default(),
         }
     }
@@ -461,9 +462,10 @@ fn intern_reviewers(
     refs: &[crate::ingest::schema::StrRef],
     reviewer_ids: &crate::ingest::schema::Strings,
 ) -> (Vec<u32>, Interner) {
-    // Grown as names come (not sized for every review up front: the table would stand beside
-    // the canonical records at the start of the view, the memory peak of a run at scale).
-    let mut reviewers = Interner::new();
+    // The table sized for every review up front (no growth, each a re-insertion of every name so
+    // far, on the view's longest line of work): at the start of the view the loading's tables
+    // are gone, and the process stands well below its loading peak (10M: 3.1 GB against 3.9).
+    let mut reviewers = Interner::new(refs.len());
     let mut numbers = Vec::with_capacity(refs.len());
     let mut names: Vec<u64> = Vec::with_capacity(crate::ingest::READ_AHEAD);
     // The ids lie in file order, read here in time order: a batch's bytes are requested while
