@@ -2552,7 +2552,9 @@ fn hash_of(parts: &[&str], n: i64) -> u64 {
 /// then falls into segments that each stay within themselves (a position k where the first k
 /// records are exactly the first k of the result). The two halves of the vector, cut at the
 /// segment boundary nearest the middle, are permuted on two cores; the cycles, all inside one
-/// segment, are walked within a few megabytes rather than over the whole vector.
+/// segment, are walked within a few megabytes rather than over the whole vector. Where no boundary
+/// lies near the middle (an export grouped by product), the records in the wrong half are first
+/// swapped pairwise into the right one (`balance_halves`), which makes the middle a boundary.
 fn permute_in_place<T: Send>(v: &mut [T], mut perm: Vec<u32>) {
     let n = v.len();
     let mut mid = 0usize;
@@ -2563,6 +2565,14 @@ fn permute_in_place<T: Send>(v: &mut [T], mut perm: Vec<u32>) {
         if reach == k && (k + 1).abs_diff(n / 2) < mid.abs_diff(n / 2) {
             mid = k + 1;
         }
+    }
+    if mid.abs_diff(n / 2) > n / 8 && n >= 1 << 16 {
+        // (Not a permutation, were it ever: one walk over the whole vector, as with no boundary.)
+        mid = if balance_halves(v, &mut perm, n / 2) {
+            n / 2
+        } else {
+            0
+        };
     }
     let (v_lo, v_hi) = v.split_at_mut(mid);
     let (p_lo, p_hi) = perm.split_at_mut(mid);
@@ -2575,6 +2585,35 @@ fn permute_in_place<T: Send>(v: &mut [T], mut perm: Vec<u32>) {
         s.spawn(|| permute_part(v_lo, p_lo, 0));
         permute_part(v_hi, p_hi, mid);
     });
+}
+
+/// Make `..mid` and `mid..` of the permutation hold their own records: each position before `mid`
+/// whose record lies after it is paired with the next position after `mid` whose record lies
+/// before it, and the two records are swapped (then each is in its destination's half). The
+/// swaps are independent of each other, so their scattered reads overlap. Every swap keeps
+/// `perm` describing the same result. False if `perm` turns out not to be a permutation.
+fn balance_halves<T>(v: &mut [T], perm: &mut [u32], mid: usize) -> bool {
+    let mut b = mid;
+    for a in 0..mid {
+        let from_a = perm[a] as usize;
+        if from_a < mid {
+            continue;
+        }
+        while perm.get(b).is_some_and(|&p| p as usize >= mid) {
+            b += 1;
+        }
+        let Some(&from_b) = perm.get(b) else {
+            return false;
+        };
+        if from_a >= v.len() {
+            return false;
+        }
+        v.swap(from_a, from_b as usize);
+        perm[a] = from_b;
+        perm[b] = from_a as u32;
+        b += 1;
+    }
+    true
 }
 
 /// `permute_in_place` of a part of the vector that starts at position `base` of it and holds
@@ -3091,8 +3130,9 @@ mod tests {
         }
     }
 
-    /// Permutations nearly in order (shuffled within blocks: split into two halves on two cores)
-    /// and shuffled whole give the reordering a plain gather gives.
+    /// Permutations nearly in order (shuffled within blocks: split into two halves on two cores
+    /// at a block boundary) and shuffled whole or in blocks far from the middle (halves balanced by
+    /// swaps first) give the reordering a plain gather gives.
     #[test]
     fn permutations_apply_whole_or_in_halves() {
         let mut next = stream(11);
