@@ -1970,9 +1970,9 @@ fn merge_orders(
     (orders, products, report)
 }
 
-/// Held by a merge of one kind of records while it de-duplicates: the de-duplication tables of
-/// orders and reviews never stand side by side beside every record and text loaded, the memory
-/// peak of a run at scale (10M: both at once took the process to 3.88 GB, 134 MB over one).
+/// Held by a merge of one kind of records while it de-duplicates, so that the de-duplication tables
+/// of orders and reviews never stand side by side: beside every record and text loaded, both at
+/// once were the memory peak of a run at scale (10M: 3.88 GB, 134 MB over one).
 static DEDUPLICATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// All reviews of the files, in file order, de-duplicated by review id (and, for reviews whose
