@@ -267,7 +267,7 @@ impl std::ops::Index<usize> for Names {
 /// How many items ahead of their use scattered records are requested (`prefetch`).
 pub const AHEAD: usize = 16;
 
-pub use crate::pages::prefetch;
+use crate::pages::prefetch;
 
 /// Day number of an instant.
 pub fn day_of(t: i64) -> i64 {

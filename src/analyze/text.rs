@@ -395,7 +395,8 @@ fn sort_by_upper_half(v: &mut Vec<u64>, spare: &mut Vec<u64>) {
 /// For every signature, the first position holding the same 64 values (its own if none earlier
 /// does). Found through a sort by a 32-bit hash of the values (positions ascending within a hash),
 /// every match confirmed on the values. Equal values have equal hashes: the hashes are split by
-/// their value into one share per core, each sorted and searched on its own.
+/// their value into one share per core, each sorted and searched on its own (each share hashes
+/// every signature and keeps its own: no table of all hashes stands beside the signatures).
 fn identical_firsts(sigs: &[Signature]) -> Vec<u32> {
     let hash = |s: &Signature| crate::ingest::fast_hash(&s.0) >> 32;
     let shares = super::worker_threads() as u64;

@@ -12,9 +12,10 @@ use statrs::distribution::{ContinuousCDF, Normal};
 use crate::config::AuditConfig;
 use crate::findings::{Effect, Subject, Verdict};
 
-use super::data::{day_str, prefetch, AuditData, AHEAD};
+use super::data::{day_str, AuditData, AHEAD};
 use super::stats::{benjamini_hochberg, poisson_upper, robust_z};
 use super::{not_run, rating_question, Candidate, FamilyOutput, ReviewSignal, SignalKind};
+use crate::pages::prefetch;
 
 const FAMILY: &str = "velocity";
 /// Longest order→review lag modelled (days).

@@ -1294,13 +1294,10 @@ fn load_opened(
     // Delimited.
     let header_line = first_line.trim_end_matches(['\n', '\r']);
     let delim = sniff_delimiter(header_line);
-    let mut header_reader = csv::ReaderBuilder::new()
-        .delimiter(delim)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(header_line.as_bytes());
-    let header: Vec<String> = match header_reader.records().next() {
-        Some(Ok(r)) => r.iter().map(|s| s.to_string()).collect(),
+    // The header is split by the same reader as the rows (quoting on, as in every export).
+    let header: Vec<String> = match delim::Rows::new(header_line.as_bytes(), delim, true).next_row()
+    {
+        Ok(Some(r)) => r.iter().map(str::to_string).collect(),
         _ => return Err(file_err("has no readable header line".into())),
     };
     let header_norm: Vec<String> = header.iter().map(|h| formats::norm_header(h)).collect();

@@ -10,11 +10,12 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::analyze::data::{prefetch, AuditData};
+use crate::analyze::data::AuditData;
 use crate::analyze::{Analysis, GroupInfo, ProductPair, TestTally};
 use crate::config::AuditConfig;
 use crate::findings::{Finding, NotRun, Verdict};
 use crate::ingest::LoadReport;
+use crate::pages::prefetch;
 
 /// Version of the findings.json layout.
 pub const SCHEMA_VERSION: u32 = 1;
