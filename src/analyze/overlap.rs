@@ -169,7 +169,10 @@ fn shared_sum(a: &[(u32, u32)], b: &[(u32, u32)], q: &[f64]) -> f64 {
             std::cmp::Ordering::Greater => j += 1,
             std::cmp::Ordering::Equal => {
                 let q = q[a[i].0 as usize];
-                s += 1.0 - (1.0 - q).powi((a[i].1 * b[j].1).min(1 << 20) as i32);
+                let n = (a[i].1 * b[j].1).min(1 << 20) as i32;
+                // Nearly always one review each: `powi(1)` is the value itself (an out-of-line
+                // call otherwise, for millions of pairs).
+                s += 1.0 - if n == 1 { 1.0 - q } else { (1.0 - q).powi(n) };
                 i += 1;
                 j += 1;
             }

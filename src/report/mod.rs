@@ -2,6 +2,7 @@
 //! next month's run compares against, the charts and the HTML page. Only this module knows output
 //! formats and pixels.
 
+mod bigfile;
 pub mod charts;
 pub mod compare;
 pub mod fonts;

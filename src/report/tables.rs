@@ -138,10 +138,8 @@ pub fn write_in_blocks(
     n: usize,
     block: impl Fn(std::ops::Range<usize>) -> Result<Vec<u8>> + Sync,
 ) -> Result<()> {
-    use std::io::Write as _;
-    let cannot = || format!("cannot write {}", path.display());
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).with_context(cannot)?);
-    f.write_all(head).with_context(cannot)?;
+    let mut f = super::bigfile::BigFile::create(path)?;
+    f.write_all(head)?;
     let threads = crate::analyze::worker_threads();
     // Batches of `threads` blocks; the next batch is made while the current one is written.
     let mut batches = (0..n).step_by(threads * BLOCK_ROWS).map(|start| {
@@ -164,13 +162,12 @@ pub fn write_in_blocks(
             pending = batches.next().map(spawn);
             for h in handles {
                 let b = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))?;
-                f.write_all(&b).with_context(cannot)?;
+                f.write_all(&b)?;
             }
         }
         Ok(())
     })?;
-    f.flush().with_context(cannot)?;
-    Ok(())
+    f.finish()
 }
 
 /// A cell written as it is (for `put_row`).
