@@ -909,6 +909,8 @@ struct Sink {
     postal_keys: rustc_hash::FxHashMap<String, Option<schema::Key>>,
     /// Product names of this file, first seen per product. Bounded.
     product_names: HashMap<Id, String>,
+    /// By product number: has its name (checked per row, where a lookup by id hashed the id).
+    named: Vec<bool>,
 }
 
 impl Sink {
@@ -959,21 +961,29 @@ impl Sink {
             mangled_count: 0,
             postal_keys: Default::default(),
             product_names: HashMap::new(),
+            named: Vec::new(),
         }
     }
 
     /// Note the row's product name, if it has one and the product has none yet.
     fn note_product_name(&mut self, rec: &dyn Record, product: u32) {
-        if let Some(name) = rec.get(field!("product_name")).map(str::trim) {
-            let product = self.products.id(product);
-            if !name.is_empty()
-                && self.product_names.len() < MAX_PRODUCT_NAMES
-                && !self.product_names.contains_key(product)
-            {
-                self.product_names
-                    .insert(Id::from(product), name.chars().take(300).collect());
-            }
+        let k = product as usize;
+        if self.named.get(k).copied().unwrap_or(false) {
+            return;
         }
+        let Some(name) = rec.get(field!("product_name")).map(str::trim) else {
+            return;
+        };
+        if name.is_empty() || self.product_names.len() >= MAX_PRODUCT_NAMES {
+            return;
+        }
+        self.product_names
+            .entry(Id::from(self.products.id(product)))
+            .or_insert_with(|| name.chars().take(300).collect());
+        if self.named.len() <= k {
+            self.named.resize(k + 1, false);
+        }
+        self.named[k] = true;
     }
 
     fn reject(&mut self, e: RowError) {

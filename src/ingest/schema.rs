@@ -218,7 +218,9 @@ impl Strings {
 #[derive(Debug, Default, Clone)]
 pub struct Products {
     ids: Vec<Id>,
-    index: std::collections::HashMap<Id, u32>,
+    /// Seeded per process (`foldhash`): looked up for every row, where the standard hasher cost a
+    /// noticeable share of loading.
+    index: std::collections::HashMap<Id, u32, foldhash::fast::RandomState>,
 }
 
 impl Products {
@@ -294,27 +296,24 @@ impl ReviewStrings {
 /// Hash of an order line's identity within its order: the order item id where there is one, else
 /// product + SKU.
 pub fn item_key(order_item_id: Option<&str>, product_id: &str, sku: Option<&str>) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
     match order_item_id {
-        Some(id) => (0u8, id).hash(&mut h),
-        None => (1u8, product_id, sku.unwrap_or("")).hash(&mut h),
+        Some(id) => super::hash_of(&[id], 0),
+        None => super::hash_of(&[product_id, sku.unwrap_or("")], 1),
     }
-    h.finish()
 }
 
-/// Cancelled or not-yet-paid lines do not count as shipped orders.
+/// Cancelled or not-yet-paid lines do not count as shipped orders (status compared ignoring ASCII
+/// case, without a lower-cased copy per row).
 pub fn is_shipped_status(status: Option<&str>) -> bool {
-    match status {
-        None => true,
-        Some(s) => {
-            let s = s.to_ascii_lowercase();
-            !(s.contains("cancel")
-                || s.contains("pending")
-                || s.contains("refunded")
-                || s == "voided")
-        }
-    }
+    let Some(s) = status else {
+        return true;
+    };
+    let has = |word: &str| {
+        s.as_bytes()
+            .windows(word.len())
+            .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+    };
+    !(has("cancel") || has("pending") || has("refunded") || s.eq_ignore_ascii_case("voided"))
 }
 
 /// Zero price or fully discounted (an unpriced line is not free; a zero-priced cancelled one
@@ -407,6 +406,58 @@ mod tests {
         let l2 = c.push_parts(&["xyz", &long]);
         assert_eq!(l2.len(), MAX_STR_LEN);
         assert!(c.str(l2).starts_with("xyzab") && c.str(l2).ends_with('é'));
+    }
+
+    /// Statuses are matched ignoring ASCII case, anywhere in the text ("voided" only whole).
+    #[test]
+    fn shipped_statuses() {
+        for s in [
+            "Shipped",
+            "Unshipped",
+            "Shipped - Delivered to Buyer",
+            "Expédié",
+            "void",
+            "",
+        ] {
+            assert!(is_shipped_status(Some(s)), "{s}");
+        }
+        let not = [
+            "Cancelled",
+            "CANCELED",
+            "Pending - Waiting for Pick Up",
+            "Refunded",
+            "VOIDED",
+        ];
+        for s in not {
+            assert!(!is_shipped_status(Some(s)), "{s}");
+        }
+        assert!(is_shipped_status(Some("voided by seller")) && is_shipped_status(None));
+    }
+
+    /// An order item id and a product + SKU never give the same key, nor do parts that only join
+    /// to the same text.
+    #[test]
+    fn item_keys_keep_their_parts_apart() {
+        let keys = [
+            item_key(Some("B01"), "", None),
+            item_key(None, "B01", None),
+            item_key(None, "B0", Some("1")),
+            item_key(None, "B01", Some("")),
+            item_key(None, "B01", Some("X")),
+        ];
+        assert_eq!(keys[1], keys[3], "no SKU is an empty SKU");
+        for (i, a) in keys.iter().enumerate() {
+            for (j, b) in keys.iter().enumerate() {
+                assert!(
+                    i == j || a != b || (i, j) == (1, 3) || (i, j) == (3, 1),
+                    "{i} {j}"
+                );
+            }
+        }
+        assert_eq!(
+            item_key(Some("X1"), "P", None),
+            item_key(Some("X1"), "Q", Some("S"))
+        );
     }
 
     /// Every byte of a record is ten megabytes at ten million rows: adding a field should be a
