@@ -90,6 +90,9 @@ impl Hasher {
     /// reviewer id, an IP as the author): the kind to hash it as, or `None` for an ordinary id.
     pub fn personal_kind(value: &str) -> Option<&'static str> {
         let v = value.trim();
+        // Ordinary ids (ASINs, order and review ids, account ids) have none of these: one
+        // vectorised search settles them.
+        memchr::memchr3(b'@', b'.', b':', v.as_bytes())?;
         if let Some((local, domain)) = v.split_once('@') {
             let dot = domain.rfind('.');
             if !local.is_empty()
