@@ -1920,7 +1920,7 @@ fn merge_orders(
             .enumerate()
             .map(|(i, o)| (i, key(o)))
             .filter(|&(_, k)| halves.contains(&((k & 1) as usize)));
-        let touch = |j: u32| crate::pages::prefetch(&orders[j as usize]);
+        let touch = |j: u32| crate::pages::prefetch_all(&orders[j as usize]);
         each_read_ahead(&mut seen, in_halves, touch, |seen, i, k| {
             let o = &orders[i];
             let same = seen.find(k, |j| {
@@ -2016,7 +2016,7 @@ fn merge_reviews(
         append(&mut reviews, part);
         dup.resize(reviews.len(), false);
         let key = |r: &Review| hash_of(&[&r.review_id], 0);
-        let touch = |j: u32| crate::pages::prefetch(&reviews[j as usize]);
+        let touch = |j: u32| crate::pages::prefetch_all(&reviews[j as usize]);
         each_read_ahead(
             &mut seen_ids,
             (base..reviews.len()).map(|i| (i, key(&reviews[i]))),
@@ -2746,7 +2746,7 @@ pub fn link_reviews(ds: &mut Dataset) {
             for batch in ds.reviews[range].chunks(READ_AHEAD) {
                 keys.clear();
                 keys.extend(batch.iter().map(|r| r.order_key.map_or(0, |k| k.get())));
-                let touch = |j: u32| crate::pages::prefetch(&orders[j as usize]);
+                let touch = |j: u32| crate::pages::prefetch_all(&orders[j as usize]);
                 read_ahead_in(|key| runs.of(key), &keys, touch);
                 for (r, &key) in batch.iter().zip(&keys) {
                     let Some(want) = r.order_key else {
