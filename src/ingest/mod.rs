@@ -2103,6 +2103,7 @@ fn sort_records<T: Send>(
     let mut perm = sorted_indices(
         || v.iter().map(&time).zip(0u32..),
         |a, b| tie(&v[a as usize], &v[b as usize]),
+        |i| crate::pages::prefetch_all(&v[i as usize]),
     );
     permute_in_place(v, perm.as_mut_slice());
 }
@@ -2136,35 +2137,65 @@ impl Perm {
 }
 
 /// The indices of `items()` — (key, index) pairs — in key order, indices of equal keys ordered by
-/// `tie`. Sorted as one u64 each, `(key − least) << 32 | index`, when the keys span less than 2^32
-/// (half the memory of pairs: tens of millions of them at the loading peak), as pairs otherwise.
-/// `items` is called up to three times.
+/// `tie` (`order_ties`, `touch` requesting an index's record). Sorted as one u64 each,
+/// `(key − least) << 32 | index`, when the keys span less than 2^32 (half the memory of pairs:
+/// tens of millions of them at the loading peak), as pairs otherwise. `items` is called up to
+/// twice.
 fn sorted_indices<I: Iterator<Item = (i64, u32)>>(
     items: impl Fn() -> I,
     tie: impl Fn(u32, u32) -> std::cmp::Ordering,
+    touch: impl Fn(u32),
 ) -> Perm {
-    let lo = items().map(|x| x.0).min().unwrap_or(0);
-    let span = items().map(|x| x.0).max().unwrap_or(0).abs_diff(lo);
-    if span < 1 << 32 {
+    let (lo, hi) = items().fold((i64::MAX, i64::MIN), |(lo, hi), (k, _)| {
+        (lo.min(k), hi.max(k))
+    });
+    let (lo, hi) = if lo > hi { (0, 0) } else { (lo, hi) };
+    if hi.abs_diff(lo) < 1 << 32 {
         let mut keys: Vec<u64> = items()
             .map(|(k, i)| (k.abs_diff(lo)) << 32 | i as u64)
             .collect();
         keys.sort_unstable();
-        for run in keys.chunk_by_mut(|a, b| a >> 32 == b >> 32) {
-            if run.len() > 1 {
-                run.sort_unstable_by(|&a, &b| tie(a as u32, b as u32));
-            }
-        }
+        order_ties(&mut keys, |x| x >> 32, |x| x as u32, tie, touch);
         Perm::from_keys(keys)
     } else {
         let mut keys: Vec<(i64, u32)> = items().collect();
         keys.sort_unstable();
-        for run in keys.chunk_by_mut(|a, b| a.0 == b.0) {
-            if run.len() > 1 {
-                run.sort_unstable_by(|a, b| tie(a.1, b.1));
-            }
-        }
+        order_ties(&mut keys, |x| x.0 as u64, |x| x.1, tie, touch);
         Perm::from_keys(keys.iter().map(|k| k.1 as u64).collect())
+    }
+}
+
+/// Order each run of equal `key`s of `sorted` by `tie` of their `index`es. Exports put many
+/// records in the same second (the lines of one order always), and `tie` reads the records, which
+/// lie scattered over gigabytes: the records of the run members `TIES_AHEAD` places on are
+/// requested first (`touch`), so that the comparisons do not wait for each record in turn.
+fn order_ties<T: Copy>(
+    sorted: &mut [T],
+    key: impl Fn(T) -> u64,
+    index: impl Fn(T) -> u32,
+    tie: impl Fn(u32, u32) -> std::cmp::Ordering,
+    touch: impl Fn(u32),
+) {
+    const TIES_AHEAD: usize = 32;
+    let n = sorted.len();
+    let (mut start, mut ahead) = (0, 0);
+    while start < n {
+        let mut end = start + 1;
+        while end < n && key(sorted[end]) == key(sorted[start]) {
+            end += 1;
+        }
+        while ahead < (end + TIES_AHEAD).min(n) {
+            let k = key(sorted[ahead]);
+            let before = ahead > 0 && key(sorted[ahead - 1]) == k;
+            if before || sorted.get(ahead + 1).is_some_and(|&x| key(x) == k) {
+                touch(index(sorted[ahead]));
+            }
+            ahead += 1;
+        }
+        if end - start > 1 {
+            sorted[start..end].sort_unstable_by(|&a, &b| tie(index(a), index(b)));
+        }
+        start = end;
     }
 }
 
@@ -2844,6 +2875,25 @@ mod tests {
             cell in "[ \t\u{3000}\u{a0}]{0,2}\\PC{0,8}[ \t\u{3000}\u{85}]{0,2}",
         ) {
             proptest::prop_assert_eq!(super::trim_cell(&cell), cell.trim());
+        }
+    }
+
+    /// Equal keys are ordered by the tie rule, in both key forms (narrow span and wide), and only
+    /// members of a run of equal keys have their records requested.
+    #[test]
+    fn ties_are_ordered_by_the_tie_rule() {
+        let names = ["d", "b", "a", "c", "e"];
+        for times in [[5i64, 5, 1, 5, 2], [5 << 40, 5 << 40, -1, 5 << 40, 0]] {
+            let touched = std::cell::RefCell::new(Vec::new());
+            let mut perm = super::sorted_indices(
+                || times.iter().copied().zip(0u32..),
+                |a, b| names[a as usize].cmp(names[b as usize]),
+                |i| touched.borrow_mut().push(i),
+            );
+            assert_eq!(perm.as_mut_slice(), [2, 4, 1, 3, 0], "{times:?}");
+            let mut touched = touched.into_inner();
+            touched.sort_unstable();
+            assert_eq!(touched, [0, 1, 3], "{times:?}");
         }
     }
 
