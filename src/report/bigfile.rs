@@ -8,7 +8,8 @@
 //! waits for them anyway.
 //!
 //! Where direct writes are refused (tmpfs, some network or FUSE file systems, other platforms than
-//! Linux) the file is written through the cache as usual; the bytes are the same either way.
+//! Linux) the file is written through the cache as usual; the bytes are the same either way. On a
+//! slow disk the run waits for the disk (cached writes would have left that to the kernel).
 //!
 //! Owns: the buffer, the direct / cached choice and the file's exact length. Must not: know what
 //! the bytes are.
