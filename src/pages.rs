@@ -95,36 +95,30 @@ impl<T: bytemuck::Pod> PageVec<T> {
 /// no effect on any result.
 #[inline(always)]
 pub fn prefetch<T>(x: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch instruction never faults and changes no memory; `x` is a valid reference.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            (x as *const T).cast(),
-        )
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
+    prefetch_line((x as *const T).cast());
 }
 
 /// `prefetch` of every cache line `x` lies on: a record of 96 bytes spans two or three, and the
 /// field read first is often not on the line where the record starts.
 #[inline(always)]
 pub fn prefetch_all<T>(x: &T) {
+    let at = (x as *const T).cast::<i8>();
+    let skew = at as usize % 64;
+    for line in (0..skew + std::mem::size_of::<T>().max(1)).step_by(64) {
+        prefetch_line(at.wrapping_sub(skew).wrapping_add(line));
+    }
+}
+
+/// The prefetch instruction for the cache line of `at` (any address: it is never dereferenced).
+#[inline(always)]
+fn prefetch_line(at: *const i8) {
     #[cfg(target_arch = "x86_64")]
-    {
-        let at = (x as *const T).cast::<i8>();
-        let skew = at as usize % 64;
-        for line in (0..skew + std::mem::size_of::<T>().max(1)).step_by(64) {
-            // SAFETY: a prefetch instruction never faults and changes no memory.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    at.wrapping_sub(skew).wrapping_add(line),
-                )
-            }
-        }
+    // SAFETY: a prefetch instruction never faults and changes no memory.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at)
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
+    let _ = at;
 }
 
 /// The `GLIBC_TUNABLES` value that asks glibc's allocator for 2 MB pages, given the current one:
