@@ -322,41 +322,55 @@ fn estimate_reaches(a: &Signature, b: &Signature, threshold: f64) -> bool {
 const PAIR_BATCH: usize = 256;
 
 /// Key ranges each band's buckets are split into (see `near_duplicates`): a thread walks one range
-/// of a band at a time, so only that range's keys are held.
+/// of a group of bands at a time, so only that range's keys are held.
 const KEY_PARTS: usize = 2;
 
-/// `band values << 32 | position` for the signatures at positions `at` (ascending) whose band key
-/// falls in `part` of `KEY_PARTS` key ranges, sorted: buckets are runs of equal upper halves
-/// listing their members by position — time order, as the signatures are in review order. A bucket
-/// lies in one range.
+/// Bands whose keys one scan of the signatures gathers (`band_keys_sorted`): each scan reads every
+/// signature's cache line for four bytes of it, so a scan per band read the signatures sixteen
+/// times; a group of bands shares one read, at the cost of a key vector per band of the group.
+const BANDS_PER_SCAN: usize = 4;
+const _: () = assert!(BANDS.is_multiple_of(BANDS_PER_SCAN));
+
+/// For each band of `bands` (`BANDS_PER_SCAN` of them), `band values << 32 | position` for the
+/// signatures at positions `at` (ascending) whose band key falls in `part` of `KEY_PARTS` key
+/// ranges, sorted: buckets are runs of equal upper halves listing their members by position —
+/// time order, as the signatures are in review order. A bucket lies in one range.
 fn band_keys_sorted<'b>(
     buf: &'b mut BandKeys,
     sigs: &[Signature],
     at: &[u32],
-    band: usize,
+    bands: std::ops::Range<usize>,
     part: usize,
-) -> &'b [u64] {
-    let keyed = &mut buf.keyed;
-    keyed.clear();
-    keyed.extend(at.iter().filter_map(|&k| {
-        // The band's four 8-bit values themselves are the key (no hash, no collisions).
+) -> &'b [Vec<u64>; BANDS_PER_SCAN] {
+    for keyed in buf.keyed.iter_mut() {
+        keyed.clear();
+    }
+    for &k in at {
         let sig = &sigs[k as usize];
-        let mut h = 0u64;
-        for r in 0..ROWS {
-            h = (h << 8) | sig.0[band * ROWS + r] as u64;
+        for (g, band) in bands.clone().enumerate() {
+            // The band's four 8-bit values themselves are the key (no hash, no collisions).
+            let mut h = 0u64;
+            for r in 0..ROWS {
+                h = (h << 8) | sig.0[band * ROWS + r] as u64;
+            }
+            if (h * KEY_PARTS as u64) >> 32 == part as u64 {
+                buf.keyed[g].push((h << 32) | k as u64);
+            }
         }
-        ((h * KEY_PARTS as u64) >> 32 == part as u64).then_some((h << 32) | k as u64)
-    }));
+    }
     // The positions are ascending already: sorted by key alone, stably.
-    sort_by_upper_half(keyed, &mut buf.spare);
-    keyed
+    for keyed in buf.keyed.iter_mut() {
+        sort_by_upper_half(keyed, &mut buf.spare);
+    }
+    &buf.keyed
 }
 
 /// The buffers of `band_keys_sorted` (tens of megabytes each at scale), made once per thread of
-/// the band walk and reused for every band, not allocated (and faulted in) afresh each time.
+/// the band walk and reused for every group of bands, not allocated (and faulted in) afresh each
+/// time.
 #[derive(Default)]
 struct BandKeys {
-    keyed: Vec<u64>,
+    keyed: [Vec<u64>; BANDS_PER_SCAN],
     spare: Vec<u64>,
 }
 
@@ -683,27 +697,30 @@ fn near_duplicates(
         };
         let mut buf = BandKeys::default();
         for part in parts {
-            for band in 0..BANDS {
+            for bands in (0..BANDS).step_by(BANDS_PER_SCAN) {
                 // Buckets as runs of a sorted (band key, review) list: no per-bucket allocation.
-                let keyed = band_keys_sorted(&mut buf, sigs, &firsts, band, part);
-                // Each member is compared with at most COMPARE_BACK earlier members of the
-                // bucket: near-duplicates chain through union-find, so a cluster still joins up,
-                // and a bucket of thousands of copies costs linear work.
-                for bucket in keyed
-                    .chunk_by(|x, y| x >> 32 == y >> 32)
-                    .filter(|b| b.len() >= 2)
-                {
-                    for x in 1..bucket.len() {
-                        let i = bucket[x] as u32;
-                        for &j in &bucket[x.saturating_sub(COMPARE_BACK)..x] {
-                            batch.push((i, j as u32));
-                        }
-                        if batch.len() >= PAIR_BATCH {
-                            compare(&mut batch);
+                let keyed_bands =
+                    band_keys_sorted(&mut buf, sigs, &firsts, bands..bands + BANDS_PER_SCAN, part);
+                for keyed in keyed_bands {
+                    // Each member is compared with at most COMPARE_BACK earlier members of
+                    // the bucket: near-duplicates chain through union-find, so a cluster still
+                    // joins up, and a bucket of thousands of copies costs linear work.
+                    for bucket in keyed
+                        .chunk_by(|x, y| x >> 32 == y >> 32)
+                        .filter(|b| b.len() >= 2)
+                    {
+                        for x in 1..bucket.len() {
+                            let i = bucket[x] as u32;
+                            for &j in &bucket[x.saturating_sub(COMPARE_BACK)..x] {
+                                batch.push((i, j as u32));
+                            }
+                            if batch.len() >= PAIR_BATCH {
+                                compare(&mut batch);
+                            }
                         }
                     }
+                    compare(&mut batch);
                 }
-                compare(&mut batch);
             }
         }
     });
@@ -1572,13 +1589,62 @@ mod tests {
         assert!(share < 2.0 / 256.0, "chance agreement {share}");
         let all: Vec<u32> = (0..sigs.len() as u32).collect();
         let mut buf = BandKeys::default();
-        let mut keys: Vec<u64> = band_keys_sorted(&mut buf, &sigs, &all, 0, 0).to_vec();
-        keys.extend(band_keys_sorted(&mut buf, &sigs, &all, 0, 1));
+        let mut keys: Vec<u64> =
+            band_keys_sorted(&mut buf, &sigs, &all, 0..BANDS_PER_SCAN, 0)[0].to_vec();
+        keys.extend(&band_keys_sorted(&mut buf, &sigs, &all, 0..BANDS_PER_SCAN, 1)[0]);
         let mut keys: Vec<u64> = keys.iter().map(|k| k >> 32).collect();
         keys.sort_unstable();
         let n = keys.len();
         keys.dedup();
         assert_eq!(keys.len(), n, "band keys of unrelated texts met");
+    }
+
+    /// One scan gathers a group of bands' keys: each band's, over its key ranges, are exactly its
+    /// four signature values and position for every signature asked for, sorted by key, then
+    /// position (signatures drawn from few values, so buckets hold many members).
+    #[test]
+    fn grouped_band_keys_are_each_bands_own() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let sigs: Vec<Signature> = (0..3000)
+            .map(|_| {
+                let mut s = Signature([0; PERMS]);
+                for v in s.0.iter_mut() {
+                    *v = rng.random_range(0..3) * 100;
+                }
+                s
+            })
+            .collect();
+        let at: Vec<u32> = (0..sigs.len() as u32).filter(|k| k % 3 != 1).collect();
+        let mut buf = BandKeys::default();
+        for first in (0..BANDS).step_by(BANDS_PER_SCAN) {
+            let mut got = vec![Vec::<u64>::new(); BANDS_PER_SCAN];
+            for part in 0..KEY_PARTS {
+                let keyed =
+                    band_keys_sorted(&mut buf, &sigs, &at, first..first + BANDS_PER_SCAN, part);
+                for (g, keys) in keyed.iter().enumerate() {
+                    assert!(
+                        keys.windows(2).all(|w| w[0] <= w[1]),
+                        "band {} part {part}",
+                        first + g
+                    );
+                    got[g].extend(keys);
+                }
+            }
+            for (g, got) in got.iter_mut().enumerate() {
+                let band = first + g;
+                let mut want: Vec<u64> = at
+                    .iter()
+                    .map(|&k| {
+                        let v = &sigs[k as usize].0[band * ROWS..(band + 1) * ROWS];
+                        (u32::from_be_bytes([v[0], v[1], v[2], v[3]]) as u64) << 32 | k as u64
+                    })
+                    .collect();
+                want.sort_unstable();
+                got.sort_unstable();
+                assert_eq!(*got, want, "band {band}");
+            }
+        }
     }
 
     /// The 8-bit signatures estimate Jaccard without bias around the threshold: 400 random pairs
