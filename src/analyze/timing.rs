@@ -139,8 +139,12 @@ fn lag(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             .copied()
             .filter(|&i| lag_secs(d, i).is_some_and(|l| l < 0) || is_fast(d, cfg, i) == Some(true))
             .collect();
-        let fast_set: std::collections::HashSet<u32> = fast.iter().copied().collect();
-        let rest: Vec<u32> = d.audited_of(p).filter(|i| !fast_set.contains(i)).collect();
+        // `fast` is a subsequence of the product's audited reviews, in their order.
+        let mut fast_left = fast.iter().peekable();
+        let rest: Vec<u32> = d
+            .audited_of(p)
+            .filter(|i| fast_left.next_if_eq(&i).is_none())
+            .collect();
         let k = fast.len() as u64;
         let n = linked.len() as u64;
         // Organic reviews almost never beat delivery: without enough other linked reviews to
