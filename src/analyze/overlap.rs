@@ -140,11 +140,17 @@ pub fn lockstep_pairs(d: &AuditData, cfg: &AuditConfig) -> Vec<(u32, u32)> {
         let (s, e) = prod_range.get(&u).copied().unwrap_or((0, 0));
         &prod_flat[s as usize..e as usize]
     };
+    let sets = ProductSets::new(
+        d.by_product.len(),
+        prod_range
+            .iter()
+            .map(|(&u, &(s, e))| (u, &prod_flat[s as usize..e as usize])),
+    );
     let keep: Vec<Vec<bool>> = super::in_chunks(counted.len(), 4096, |range| {
         counted[range]
             .iter()
             .map(|&((a, b), k)| {
-                let lambda = shared_sum(products_of(a), products_of(b), &q);
+                let lambda = sets.shared_sum((a, b), &products_of, &q);
                 let tries = partners[a as usize].max(partners[b as usize]).max(1) as f64;
                 poisson_upper(k as u64, lambda) <= cfg.lockstep_pair_alpha / tries
             })
@@ -158,6 +164,86 @@ pub fn lockstep_pairs(d: &AuditData, cfg: &AuditConfig) -> Vec<(u32, u32)> {
         .collect()
 }
 
+/// The eligible accounts' product sets as bitsets (one bit per product), with each account's
+/// reviews per product, where they fit `PRODUCT_SETS_BYTES`: a pair's shared products are then
+/// found a word of 64 products at a time, where walking the two sorted lists took a step per
+/// product of either (busy accounts review hundreds of products, and at scale hundreds of
+/// thousands of their pairs are screened). Each pair is summed by whichever way takes fewer steps;
+/// both add the same terms in the same (product) order, so λ is the same to the bit.
+struct ProductSets {
+    products: usize,
+    words: usize,
+    /// Account → its row in `bits` and `reviews`.
+    row: rustc_hash::FxHashMap<u32, u32>,
+    bits: Vec<u64>,
+    reviews: Vec<u32>,
+}
+
+/// Memory the sets of `ProductSets` may take; beyond it (catalogs of very many products with
+/// very many busy accounts) pairs are summed from the sorted lists only.
+const PRODUCT_SETS_BYTES: usize = 64 << 20;
+
+impl ProductSets {
+    /// The sets of `accounts` (account, its sorted (product, reviews) list) in a catalog of
+    /// `products`; none when they would not fit `PRODUCT_SETS_BYTES`.
+    fn new<'a>(
+        products: usize,
+        accounts: impl ExactSizeIterator<Item = (u32, &'a [(u32, u32)])>,
+    ) -> Self {
+        let words = products.div_ceil(64);
+        let mut sets = ProductSets {
+            products,
+            words,
+            row: Default::default(),
+            bits: Vec::new(),
+            reviews: Vec::new(),
+        };
+        let per_account = words * 8 + products * 4;
+        if accounts.len().saturating_mul(per_account) > PRODUCT_SETS_BYTES {
+            return sets;
+        }
+        sets.bits = vec![0; accounts.len() * words];
+        sets.reviews = vec![0; accounts.len() * products];
+        for (k, (u, list)) in accounts.enumerate() {
+            sets.row.insert(u, k as u32);
+            for &(p, n) in list {
+                sets.bits[k * words + p as usize / 64] |= 1 << (p % 64);
+                sets.reviews[k * products + p as usize] = n;
+            }
+        }
+        sets
+    }
+
+    /// `shared_sum` of accounts `a` and `b`, whose lists `products_of` gives.
+    fn shared_sum<'a>(
+        &self,
+        (a, b): (u32, u32),
+        products_of: &impl Fn(u32) -> &'a [(u32, u32)],
+        q: &[f64],
+    ) -> f64 {
+        let (la, lb) = (products_of(a), products_of(b));
+        let rows = self.row.get(&a).zip(self.row.get(&b));
+        let Some((&ra, &rb)) = rows.filter(|_| self.words < la.len() + lb.len()) else {
+            return shared_sum(la, lb, q);
+        };
+        let (ra, rb) = (ra as usize, rb as usize);
+        let (words, products) = (self.words, self.products);
+        let bits = |r: usize| &self.bits[r * words..(r + 1) * words];
+        let reviews = |r: usize| &self.reviews[r * products..(r + 1) * products];
+        let (ba, bb, na, nb) = (bits(ra), bits(rb), reviews(ra), reviews(rb));
+        let mut s = 0.0;
+        for (w, (x, y)) in ba.iter().zip(bb).enumerate() {
+            let mut shared = x & y;
+            while shared != 0 {
+                let p = w * 64 + shared.trailing_zeros() as usize;
+                shared &= shared - 1;
+                s += shared_term(q[p], na[p].saturating_mul(nb[p]));
+            }
+        }
+        s
+    }
+}
+
 /// λ of a pair: over the products two accounts share (sorted (product, reviews) lists), the chance
 /// that some review of one falls within Δt of some review of the other, `1 − (1 − q)^(a·b)` for
 /// `a` and `b` reviews of a product whose two-review chance is `q`.
@@ -168,17 +254,21 @@ fn shared_sum(a: &[(u32, u32)], b: &[(u32, u32)], q: &[f64]) -> f64 {
             std::cmp::Ordering::Less => i += 1,
             std::cmp::Ordering::Greater => j += 1,
             std::cmp::Ordering::Equal => {
-                let q = q[a[i].0 as usize];
-                let n = (a[i].1 * b[j].1).min(1 << 20) as i32;
-                // Nearly always one review each: `powi(1)` is the value itself (an out-of-line
-                // call otherwise, for millions of pairs).
-                s += 1.0 - if n == 1 { 1.0 - q } else { (1.0 - q).powi(n) };
+                s += shared_term(q[a[i].0 as usize], a[i].1.saturating_mul(b[j].1));
                 i += 1;
                 j += 1;
             }
         }
     }
     s
+}
+
+/// One shared product's part of λ: `1 − (1 − q)^n` for `n` pairs of reviews.
+fn shared_term(q: f64, n: u32) -> f64 {
+    let n = n.min(1 << 20) as i32;
+    // Nearly always one review each: `powi(1)` is the value itself (an out-of-line call
+    // otherwise, for millions of pairs).
+    1.0 - if n == 1 { 1.0 - q } else { (1.0 - q).powi(n) }
 }
 
 /// A node of the reviewer×product graph: (0, reviewer) or (1, product).
@@ -876,4 +966,64 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         ));
     }
     let _ = cfg;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// The bitset sum of a pair is the sorted lists' sum to the bit, accounts with one review of
+    /// each product or several, lists dense or sparse (both ways of summing), and pairs of an
+    /// account outside the sets fall back to the lists.
+    #[test]
+    fn product_sets_sum_as_the_sorted_lists() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let products = 300;
+        let q: Vec<f64> = (0..products).map(|_| rng.random_range(0.0..0.5)).collect();
+        let mut lists: Vec<Vec<(u32, u32)>> = Vec::new();
+        for k in 0..40 {
+            let share = [0.02, 0.3, 0.9][k % 3];
+            let mut list = Vec::new();
+            for p in 0..products as u32 {
+                if rng.random_bool(share) {
+                    let n = if rng.random_bool(0.3) {
+                        rng.random_range(2..5)
+                    } else {
+                        1
+                    };
+                    list.push((p, n));
+                }
+            }
+            lists.push(list);
+        }
+        let products_of = |u: u32| lists[u as usize].as_slice();
+        let sets = ProductSets::new(
+            products,
+            (0..35u32).map(|u| (u, lists[u as usize].as_slice())),
+        );
+        assert_eq!(sets.row.len(), 35);
+        let mut by_bits = 0;
+        for a in 0..40u32 {
+            for b in a + 1..40 {
+                let want = shared_sum(products_of(a), products_of(b), &q);
+                let got = sets.shared_sum((a, b), &products_of, &q);
+                assert_eq!(got.to_bits(), want.to_bits(), "pair {a} {b}");
+                by_bits +=
+                    usize::from(b < 35 && sets.words < products_of(a).len() + products_of(b).len());
+            }
+        }
+        assert!(by_bits > 100, "{by_bits} pairs summed by the sets");
+        // Too many accounts for the budget: no sets, every pair from the lists.
+        let none = ProductSets::new(
+            1 << 20,
+            (0..40u32).map(|u| (u, lists[u as usize].as_slice())),
+        );
+        assert!(none.row.is_empty() && none.bits.is_empty());
+        let got = none.shared_sum((0, 1), &products_of, &q);
+        assert_eq!(
+            got.to_bits(),
+            shared_sum(products_of(0), products_of(1), &q).to_bits()
+        );
+    }
 }
