@@ -559,18 +559,21 @@ mod tests {
         assert!(p < 1e-4 && p > 1e-7, "{p}");
     }
 
-    /// The pool ranks by binary search (callers rank the whole pool with one sort).
-    fn ks_against_pool(pool: &[f64], sub: &[f64]) -> Option<(f64, f64)> {
-        let ranks: Vec<(u32, u32)> = sub
-            .iter()
+    /// Each of `sub`'s pool ranks (values ≤, values <) by binary search in the sorted `pool`.
+    fn pool_ranks(pool: &[f64], sub: &[f64]) -> Vec<(u32, u32)> {
+        sub.iter()
             .map(|&x| {
                 (
                     pool.partition_point(|y| *y <= x) as u32,
                     pool.partition_point(|y| *y < x) as u32,
                 )
             })
-            .collect();
-        ks_against_pool_ranked(pool.len(), sub, &ranks)
+            .collect()
+    }
+
+    /// The pool ranks by binary search (callers rank the whole pool with one sort).
+    fn ks_against_pool(pool: &[f64], sub: &[f64]) -> Option<(f64, f64)> {
+        ks_against_pool_ranked(pool.len(), sub, &pool_ranks(pool, sub))
     }
 
     /// The walk over runs of equal values gives what a binary search per value gave, bit for bit
@@ -591,15 +594,7 @@ mod tests {
                 .filter(|_| rng.random_bool(0.3))
                 .collect();
             sub.truncate(pool.len() - 5);
-            let ranks: Vec<(u32, u32)> = sub
-                .iter()
-                .map(|&x| {
-                    (
-                        pool.partition_point(|y| *y <= x) as u32,
-                        pool.partition_point(|y| *y < x) as u32,
-                    )
-                })
-                .collect();
+            let ranks = pool_ranks(&pool, &sub);
             // The former computation: the subset's own counts by binary search at every value.
             let want = (sub.len() >= 5).then(|| {
                 let (n, m) = (sub.len() as f64, (pool.len() - sub.len()) as f64);
