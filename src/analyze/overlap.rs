@@ -786,6 +786,10 @@ fn product_overlap(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     }
 }
 
+/// An identity key behind several accounts: its chance p-value, the (review, product, reviewer)
+/// of its reviews, and its number of accounts.
+type Hit = (f64, Vec<(u32, u32, u32)>, usize);
+
 fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
     let linked = d
         .reviews
@@ -817,9 +821,24 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
                 }
             }
         };
+        // A kind no record carries (exports without buyer or address columns, reviews without
+        // IPs) has no rows: settled by a sequential look at the records, not by reading the
+        // linked order of every review.
+        let carried = match kind {
+            "ip" => d.reviews.iter().any(|r| r.ip.get().is_some()),
+            "email" => d.reviews.iter().any(|r| r.email.get().is_some()),
+            "address" => d.orders.iter().any(|o| o.address.get().is_some()),
+            "buyer" => d.orders.iter().any(|o| o.buyer.get().is_some()),
+            _ => d.orders.iter().any(|o| o.postal.get().is_some()),
+        };
+        if !carried {
+            continue;
+        }
         // In blocks whose linked orders (scattered over the order table) are read first:
         // independent reads the processor overlaps, where each key would wait for its own.
-        let mut rows: Vec<(u32, u32, u32)> = Vec::new();
+        // (key, reviewer, review, product): the product is at hand here, where reading it back
+        // per review later meant a scattered read of millions of reviews.
+        let mut rows: Vec<(u32, u32, u32, u32)> = Vec::new();
         for (b, block) in d.reviews.chunks(crate::ingest::READ_AHEAD).enumerate() {
             if !matches!(kind, "ip" | "email") {
                 let touched = block
@@ -834,7 +853,7 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
                     .iter()
                     .zip(first as u32..)
                     .filter(|(r, _)| r.audited)
-                    .filter_map(|(r, i)| key_of(r).map(|k| (k, r.reviewer, i))),
+                    .filter_map(|(r, i)| key_of(r).map(|k| (k, r.reviewer, i, r.product))),
             );
         }
         if rows.is_empty() {
@@ -850,7 +869,7 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             _ => "shared_postal",
         };
         // Keys behind several accounts, with their chance p-value.
-        let mut hits: Vec<(f64, Vec<u32>, usize)> = Vec::new(); // p, reviews, accounts
+        let mut hits: Vec<Hit> = Vec::new();
         let mut n_distinct_keys = 0usize;
         for run in rows.chunk_by(|a, b| a.0 == b.0) {
             n_distinct_keys += 1;
@@ -867,7 +886,7 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
             if accounts < min_accounts {
                 continue;
             }
-            hits.push((pv, run.iter().map(|x| x.2).collect(), accounts));
+            hits.push((pv, run.iter().map(|x| (x.2, x.3, x.1)).collect(), accounts));
         }
         drop(rows);
         if hits.is_empty() {
@@ -880,7 +899,7 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         } else {
             0.0
         };
-        let all: Vec<u32> = hits.iter().flat_map(|h| h.1.iter().copied()).collect();
+        let all: Vec<u32> = hits.iter().flat_map(|h| h.1.iter().map(|x| x.0)).collect();
         let accounts: usize = hits.iter().map(|h| h.2).sum();
         let mut c = Candidate::new(
             FAMILY,
@@ -903,10 +922,11 @@ fn identity(d: &AuditData, cfg: &AuditConfig, out: &mut FamilyOutput) {
         let mut who: Vec<u32> = Vec::new();
         for (pv, revs, _) in &hits {
             by_p.clear();
-            by_p.extend(revs.iter().enumerate().map(|(k, &i)| {
-                let r = &d.reviews[i as usize];
-                (r.product, k as u32, i, r.reviewer)
-            }));
+            by_p.extend(
+                revs.iter()
+                    .enumerate()
+                    .map(|(k, &(i, product, reviewer))| (product, k as u32, i, reviewer)),
+            );
             by_p.sort_unstable();
             for run in by_p.chunk_by(|a, b| a.0 == b.0) {
                 who.clear();

@@ -630,3 +630,37 @@ fn incentive_disclaimers_are_found_whatever_the_case_and_script() {
         .iter()
         .all(|t| !t.starts_with("Great") && !t.starts_with("ΚΑΛΌ")));
 }
+
+/// Accounts behind one IP that reviewed the same product are reported for that product (and only
+/// it), and kinds no record carries (emails, linked orders' buyers) report nothing.
+#[test]
+fn accounts_sharing_an_ip_are_reported_per_product() {
+    let mut b = B::new();
+    background(&mut b, 6, 60);
+    let ip = crate::ingest::schema::Key::new(42).unwrap();
+    for (k, who) in ["ring1", "ring2", "ring3"].iter().enumerate() {
+        for (p, day) in [("P2", 10), ("P4", 20 + k as i64 * 9)] {
+            b.review(
+                p,
+                who,
+                5,
+                T0 + day * DAY + k as i64 * 3600,
+                None,
+                None,
+                None,
+            );
+            if p == "P2" {
+                b.ds.reviews.last_mut().unwrap().ip_key = Some(ip);
+            }
+        }
+    }
+    let (a, _) = b.run(&AuditConfig::default());
+    assert!(has_finding(&a, "shared_ip", "P2"), "{:?}", a.findings);
+    for p in ["P0", "P1", "P3", "P4", "P5"] {
+        assert!(!has_finding(&a, "shared_ip", p), "{p}");
+    }
+    assert!(!a
+        .findings
+        .iter()
+        .any(|f| f.test == "shared_email" || f.test == "shared_buyer"));
+}
