@@ -1875,7 +1875,9 @@ pub fn load_dataset(
             .conflicts
             .extend(part.conflicts.into_iter().take(room));
     }
+    tt("link");
     link_reviews(&mut ds);
+    tt("linked");
     ds.report.order_lines = ds.orders.len() as u64;
     ds.report.reviews = ds.reviews.len() as u64;
     let any_day = ds
@@ -1893,6 +1895,12 @@ pub fn load_dataset(
 /// All order lines of the files, in file order, de-duplicated by (order id, item) — the first copy
 /// is kept, differing copies are noted — and sorted by time. Records are moved, never copied: the
 /// first file's vector becomes the result. Duplicates are marked, then removed at once.
+pub fn tt(what: &str) {
+    static T0: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let t0 = T0.get_or_init(std::time::Instant::now);
+    eprintln!("TT {what} {:.2}", t0.elapsed().as_secs_f64());
+}
+
 fn merge_orders(
     parts: Vec<OrderPart>,
     path_of: &(dyn Fn(u32) -> String + Sync),
@@ -1906,37 +1914,20 @@ fn merge_orders(
         append(&mut orders, part);
     }
     // De-duplication keys are 64-bit hashes of the identifying fields (no string copies per row);
-    // a hash match is confirmed against the stored record before anything is dropped. The keys
-    // are split in two halves by their lowest bit, each half de-duplicated on its own core: all
-    // copies of a line fall in one half and are met there in file order, so every later copy is
-    // paired with the first, as in one pass.
-    let key = |o: &OrderLine| hash_of(&[&o.order_id], o.item as i64);
+    // a hash match is confirmed against the stored record before anything is dropped.
+    tt("o-merge");
+    let key = |i: usize| hash_of(&[&orders[i].order_id], orders[i].item as i64);
     let one_at_a_time = DEDUPLICATING.lock().unwrap_or_else(|e| e.into_inner());
-    let halves = crate::analyze::in_chunks(2, 1, |halves| {
-        let mut seen = Seen::with_capacity(orders.len() * halves.len() / 2 + 1);
-        let mut copies: Vec<(u32, u32)> = Vec::new();
-        let in_halves = orders
-            .iter()
-            .enumerate()
-            .map(|(i, o)| (i, key(o)))
-            .filter(|&(_, k)| halves.contains(&((k & 1) as usize)));
-        let touch = |j: u32| crate::pages::prefetch_all(&orders[j as usize]);
-        each_read_ahead(&mut seen, in_halves, touch, |seen, i, k| {
-            let o = &orders[i];
-            let same = seen.find(k, |j| {
-                let p = &orders[j as usize];
-                p.order_id == o.order_id && p.item == o.item
-            });
-            match same {
-                Some(j) => copies.push((i as u32, j)),
-                None => seen.insert(k, i as u32),
-            }
-        });
-        copies
-    });
+    let copies = copies_in_halves(
+        orders.len(),
+        key,
+        |i, j| {
+            let (o, p) = (&orders[i], &orders[j as usize]);
+            p.order_id == o.order_id && p.item == o.item
+        },
+        |j| crate::pages::prefetch_all(&orders[j as usize]),
+    );
     drop(one_at_a_time);
-    let mut copies = crate::analyze::concat(halves);
-    copies.sort_unstable();
     let mut dup = vec![false; if copies.is_empty() { 0 } else { orders.len() }];
     for (i, j) in copies {
         dup[i as usize] = true;
@@ -1959,6 +1950,7 @@ fn merge_orders(
             (prev.line.into(), path_of(prev.source)),
         );
     }
+    tt("o-dedup");
     remove_marked(&mut orders, &dup);
     drop(dup);
     // Deterministic order regardless of file order quirks: by time, then id.
@@ -1974,7 +1966,38 @@ fn merge_orders(
             ))
         },
     );
+    tt("o-sorted");
     (orders, products, report)
+}
+
+/// Pairs (later copy, first copy) among items `0..n`, ascending: items with equal `key(i)` (a
+/// 64-bit hash of the identifying fields) confirmed equal by `same(i, earlier)`, each later copy
+/// paired with the first. The keys are split in two halves by their lowest bit, each half
+/// de-duplicated on its own core: all copies of an item fall in one half and are met there in
+/// order, so the pairs are those of one pass. `touch` requests an item's memory (read ahead).
+fn copies_in_halves(
+    n: usize,
+    key: impl Fn(usize) -> u64 + Sync,
+    same: impl Fn(usize, u32) -> bool + Sync,
+    touch: impl Fn(u32) + Sync,
+) -> Vec<(u32, u32)> {
+    let halves = crate::analyze::in_chunks(2, 1, |halves| {
+        let mut seen = Seen::with_capacity(n * halves.len() / 2 + 1);
+        let mut copies: Vec<(u32, u32)> = Vec::new();
+        let in_halves = (0..n)
+            .map(|i| (i, key(i)))
+            .filter(|&(_, k)| halves.contains(&((k & 1) as usize)));
+        each_read_ahead(&mut seen, in_halves, &touch, |seen, i, k| {
+            match seen.find(k, |j| same(i, j)) {
+                Some(j) => copies.push((i as u32, j)),
+                None => seen.insert(k, i as u32),
+            }
+        });
+        copies
+    });
+    let mut copies = crate::analyze::concat(halves);
+    copies.sort_unstable();
+    copies
 }
 
 /// Held by a merge of one kind of records while it de-duplicates, so that the de-duplication tables
@@ -2000,11 +2023,6 @@ fn merge_reviews(
     let mut reviews: Vec<Review> = Vec::new();
     let mut strings = schema::ReviewStrings::default();
     let mut products = schema::Products::default();
-    let mut dup: Vec<bool> = Vec::new();
-    let n: usize = parts.iter().map(|p| p.0.len()).sum();
-    let one_at_a_time = DEDUPLICATING.lock().unwrap_or_else(|e| e.into_inner());
-    let mut seen_ids = Seen::with_capacity(n);
-    let mut seen_content = Seen::with_capacity(if any_assigned { n } else { 0 });
     for (mut part, part_strings, part_products) in parts {
         let by = strings.append(part_strings);
         if by != (0, 0) {
@@ -2012,66 +2030,79 @@ fn merge_reviews(
         }
         let map = products.absorb(&part_products);
         schema::renumber_products(&mut part, &map, |r| &mut r.product);
-        let base = reviews.len();
         append(&mut reviews, part);
-        dup.resize(reviews.len(), false);
-        let key = |r: &Review| hash_of(&[&r.review_id], 0);
-        let touch = |j: u32| crate::pages::prefetch_all(&reviews[j as usize]);
+    }
+    tt("r-merge");
+    let n = reviews.len();
+    let mut dup = vec![false; n];
+    // A later copy of review `j` under the same id, dropped and noted (with what differs).
+    let note_copy = |report: &mut LoadReport, dup: &mut [bool], i: usize, j: u32| {
+        dup[i] = true;
+        report.duplicate_reviews += 1;
+        let (r, prev) = (&reviews[i], &reviews[j as usize]);
+        let what = if prev.rating != r.rating {
+            Some(format!("rating {} vs {}", r.rating, prev.rating))
+        } else if prev.created_at != r.created_at {
+            Some("date".to_string())
+        } else if prev.product != r.product {
+            Some("product".to_string())
+        } else if strings.texts.get(prev.text) != strings.texts.get(r.text) {
+            Some("text".to_string())
+        } else {
+            None
+        };
+        note_conflict(
+            report,
+            what,
+            format!("review '{}'", short_value(&r.review_id)),
+            (r.line.into(), path_of(r.source)),
+            (prev.line.into(), path_of(prev.source)),
+        );
+    };
+    let key = |i: usize| hash_of(&[&reviews[i].review_id], 0);
+    let same_id = |i: usize, j: u32| reviews[j as usize].review_id == reviews[i].review_id;
+    let touch = |j: u32| crate::pages::prefetch_all(&reviews[j as usize]);
+    let one_at_a_time = DEDUPLICATING.lock().unwrap_or_else(|e| e.into_inner());
+    if any_assigned {
+        // One pass in file order: whether a review with an assigned id is a copy by content
+        // depends on the reviews kept before it, whatever their ids.
+        let mut seen_ids = Seen::with_capacity(n);
+        let mut seen_content = Seen::with_capacity(n);
+        let ids = &strings.reviewer_ids;
         each_read_ahead(
             &mut seen_ids,
-            (base..reviews.len()).map(|i| (i, key(&reviews[i]))),
+            (0..n).map(|i| (i, key(i))),
             touch,
             |seen_ids, i, id_key| {
-                let dup = &mut dup[i];
-                let r = &reviews[i];
-                let same_id =
-                    seen_ids.find(id_key, |j| reviews[j as usize].review_id == r.review_id);
-                if let Some(j) = same_id {
-                    *dup = true;
-                    report.duplicate_reviews += 1;
-                    let prev = &reviews[j as usize];
-                    let what = if prev.rating != r.rating {
-                        Some(format!("rating {} vs {}", r.rating, prev.rating))
-                    } else if prev.created_at != r.created_at {
-                        Some("date".to_string())
-                    } else if prev.product != r.product {
-                        Some("product".to_string())
-                    } else if strings.texts.get(prev.text) != strings.texts.get(r.text) {
-                        Some("text".to_string())
-                    } else {
-                        None
-                    };
-                    note_conflict(
-                        &mut report,
-                        what,
-                        format!("review '{}'", short_value(&r.review_id)),
-                        (r.line.into(), path_of(r.source)),
-                        (prev.line.into(), path_of(prev.source)),
-                    );
+                if let Some(j) = seen_ids.find(id_key, |j| same_id(i, j)) {
+                    note_copy(&mut report, &mut dup, i, j);
                     return;
                 }
-                if any_assigned {
-                    let ids = &strings.reviewer_ids;
-                    let reviewer = ids.str(r.reviewer_id);
-                    let content_key = hash_of(&[products.id(r.product), reviewer], r.created_at);
-                    let same_content = |j: u32| {
-                        let q = &reviews[j as usize];
-                        q.product == r.product
-                            && ids.str(q.reviewer_id) == reviewer
-                            && q.created_at == r.created_at
-                    };
-                    if r.assigned_id && seen_content.find(content_key, same_content).is_some() {
-                        *dup = true;
-                        report.duplicate_reviews += 1;
-                        return;
-                    }
-                    seen_content.insert(content_key, i as u32);
+                let r = &reviews[i];
+                let reviewer = ids.str(r.reviewer_id);
+                let content_key = hash_of(&[products.id(r.product), reviewer], r.created_at);
+                let same_content = |j: u32| {
+                    let q = &reviews[j as usize];
+                    q.product == r.product
+                        && ids.str(q.reviewer_id) == reviewer
+                        && q.created_at == r.created_at
+                };
+                if r.assigned_id && seen_content.find(content_key, same_content).is_some() {
+                    dup[i] = true;
+                    report.duplicate_reviews += 1;
+                    return;
                 }
+                seen_content.insert(content_key, i as u32);
                 seen_ids.insert(id_key, i as u32);
             },
         );
+    } else {
+        for (i, j) in copies_in_halves(n, key, same_id, touch) {
+            note_copy(&mut report, &mut dup, i as usize, j);
+        }
     }
-    drop((seen_ids, seen_content, one_at_a_time));
+    drop(one_at_a_time);
+    tt("r-dedup");
     remove_marked(&mut reviews, &dup);
     drop(dup);
     sort_records(
@@ -2079,6 +2110,7 @@ fn merge_reviews(
         |r| r.created_at,
         |x, y| (&x.review_id, x.source, x.line).cmp(&(&y.review_id, y.source, y.line)),
     );
+    tt("r-sorted");
     (reviews, strings, products, report)
 }
 
@@ -2509,6 +2541,7 @@ fn load_parallel(
 ) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
+    tt("start");
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<(usize, Result<FileLoad, IngestError>)>> = Mutex::new(Vec::new());
     let left = |kind: Kind| jobs.iter().filter(|j| j.1 == kind).count();
