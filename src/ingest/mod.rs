@@ -1875,9 +1875,7 @@ pub fn load_dataset(
             .conflicts
             .extend(part.conflicts.into_iter().take(room));
     }
-    tt("link");
     link_reviews(&mut ds);
-    tt("linked");
     ds.report.order_lines = ds.orders.len() as u64;
     ds.report.reviews = ds.reviews.len() as u64;
     let any_day = ds
@@ -1895,12 +1893,6 @@ pub fn load_dataset(
 /// All order lines of the files, in file order, de-duplicated by (order id, item) — the first copy
 /// is kept, differing copies are noted — and sorted by time. Records are moved, never copied: the
 /// first file's vector becomes the result. Duplicates are marked, then removed at once.
-pub fn tt(what: &str) {
-    static T0: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    let t0 = T0.get_or_init(std::time::Instant::now);
-    eprintln!("TT {what} {:.2}", t0.elapsed().as_secs_f64());
-}
-
 fn merge_orders(
     parts: Vec<OrderPart>,
     path_of: &(dyn Fn(u32) -> String + Sync),
@@ -1915,7 +1907,6 @@ fn merge_orders(
     }
     // De-duplication keys are 64-bit hashes of the identifying fields (no string copies per row);
     // a hash match is confirmed against the stored record before anything is dropped.
-    tt("o-merge");
     let key = |i: usize| hash_of(&[&orders[i].order_id], orders[i].item as i64);
     let one_at_a_time = DEDUPLICATING.lock().unwrap_or_else(|e| e.into_inner());
     let copies = copies_in_halves(
@@ -1950,7 +1941,6 @@ fn merge_orders(
             (prev.line.into(), path_of(prev.source)),
         );
     }
-    tt("o-dedup");
     remove_marked(&mut orders, &dup);
     drop(dup);
     // Deterministic order regardless of file order quirks: by time, then id.
@@ -1966,7 +1956,6 @@ fn merge_orders(
             ))
         },
     );
-    tt("o-sorted");
     (orders, products, report)
 }
 
@@ -2032,7 +2021,6 @@ fn merge_reviews(
         schema::renumber_products(&mut part, &map, |r| &mut r.product);
         append(&mut reviews, part);
     }
-    tt("r-merge");
     let n = reviews.len();
     let mut dup = vec![false; n];
     // A later copy of review `j` under the same id, dropped and noted (with what differs).
@@ -2102,7 +2090,6 @@ fn merge_reviews(
         }
     }
     drop(one_at_a_time);
-    tt("r-dedup");
     remove_marked(&mut reviews, &dup);
     drop(dup);
     sort_records(
@@ -2110,7 +2097,6 @@ fn merge_reviews(
         |r| r.created_at,
         |x, y| (&x.review_id, x.source, x.line).cmp(&(&y.review_id, y.source, y.line)),
     );
-    tt("r-sorted");
     (reviews, strings, products, report)
 }
 
@@ -2541,7 +2527,6 @@ fn load_parallel(
 ) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
-    tt("start");
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<(usize, Result<FileLoad, IngestError>)>> = Mutex::new(Vec::new());
     let left = |kind: Kind| jobs.iter().filter(|j| j.1 == kind).count();
