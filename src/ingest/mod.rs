@@ -2896,6 +2896,30 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// De-duplication in halves pairs every later copy with the first, as one pass in order
+        /// would; keys shared by different values (hash collisions) are told apart by `same`.
+        #[test]
+        fn copies_in_halves_pair_later_copies_with_the_first(
+            values in proptest::collection::vec(0u32..40, 0..400),
+        ) {
+            let key = |i: usize| super::avalanche((values[i] % 7) as u64);
+            let got = super::copies_in_halves(
+                values.len(),
+                key,
+                |i, j| values[i] == values[j as usize],
+                |_| {},
+            );
+            let want: Vec<(u32, u32)> = (0..values.len())
+                .filter_map(|i| {
+                    let first = values.iter().position(|&v| v == values[i])?;
+                    (first < i).then_some((i as u32, first as u32))
+                })
+                .collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     /// Equal keys are ordered by the tie rule, in both key forms (narrow span and wide), and only
     /// members of a run of equal keys have their records requested.
     #[test]
