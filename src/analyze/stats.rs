@@ -128,8 +128,8 @@ pub fn kolmogorov_sf(lambda: f64) -> f64 {
 }
 
 /// Two-sample KS of a subset against the rest of a pool it belongs to: the subset's values `sub`
-/// (sorted, not NaN), their pool ranks (`ranks[k]` = (pool values ≤ sub[k], pool values < sub[k])) and the
-/// pool's size `n_all`; the rest is the pool minus `sub`. Callers rank the whole pool with one
+/// (sorted, not NaN), their pool ranks (`ranks[k]` = (pool values ≤ sub[k], pool values <
+/// sub[k])) and the pool's size `n_all`; the rest is the pool minus `sub`. Callers rank the whole pool with one
 /// sort. Returns (D, asymptotic p) with the usual effective size n·m/(n+m).
 pub fn ks_against_pool_ranked(
     n_all: usize,
